@@ -1,0 +1,3 @@
+from opencomfy.cli import main
+
+raise SystemExit(main())

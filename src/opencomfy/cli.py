@@ -1,0 +1,139 @@
+"""Command line: `opencomfy serve` takes ComfyUI's own launch flags plus ours."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from opencomfy.config import Config, ConfigError
+
+log = logging.getLogger("opencomfy")
+
+# ComfyUI flags we accept so existing launch scripts keep working, but that change nothing here.
+# Name -> how many values it takes ("?" optional, 0 none, 1 one, "*" several).
+_IGNORED_FLAGS: dict[str, object] = {
+    "--tls-keyfile": 1, "--tls-certfile": 1, "--auto-launch": 0,
+    "--front-end-version": 1, "--enable-compress-response-body": 0, "--gpu-only": 0,
+    "--highvram": 0, "--normalvram": 0, "--lowvram": 0, "--novram": 0, "--reserve-vram": 1,
+    "--disable-smart-memory": 0, "--cuda-device": 1, "--default-device": 1, "--directml": "?",
+    "--force-fp16": 0, "--force-fp32": 0, "--fp32-unet": 0, "--fp64-unet": 0, "--bf16-unet": 0,
+    "--fp16-unet": 0, "--fp8_e4m3fn-unet": 0, "--fp8_e5m2-unet": 0, "--fp8_e8m0fnu-unet": 0,
+    "--fp16-vae": 0, "--fp32-vae": 0, "--bf16-vae": 0, "--cpu-vae": 0, "--fp8_e4m3fn-text-enc": 0,
+    "--fp8_e5m2-text-enc": 0, "--fp16-text-enc": 0, "--fp32-text-enc": 0, "--bf16-text-enc": 0,
+    "--use-pytorch-cross-attention": 0, "--use-sage-attention": 0, "--use-flash-attention": 0,
+    "--use-split-cross-attention": 0, "--use-quad-cross-attention": 0, "--disable-xformers": 0,
+    "--force-upcast-attention": 0, "--dont-upcast-attention": 0, "--fast": "*",
+    "--deterministic": 0, "--async-offload": "?", "--disable-mmap": 0, "--mmap-torch-files": 0,
+    "--windows-standalone-build": 0, "--preview-method": 1, "--default-hashing-function": 1,
+    "--whitelist-custom-nodes": "*", "--disable-api-nodes": 0, "--log-stdout": 0,
+    "--dont-print-server": 0, "--quick-test-for-ci": 0, "--cache-ram": "*", "--high-ram": 0,
+    "--oneapi-device-selector": 1, "--disable-ipex-optimize": 0, "--supports-fp8-compute": 0,
+    "--dont-upcast-attention-vae": 0, "--comfy-api-base": 1, "--database-echo": 0,
+    "--enable-manager": 0, "--disable-assets": 0, "--enable-asset-hashing": 0, "--offline": 0,
+    "--feature-flag": 1,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="opencomfy", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the server (ComfyUI's launch flags are accepted)")
+    add_serve_arguments(serve)
+    return parser
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--listen", nargs="?", const="0.0.0.0", default="127.0.0.1",
+                   help="address(es) to listen on, comma separated; bare --listen means 0.0.0.0")
+    p.add_argument("--port", type=int, default=8188)
+    p.add_argument("--base-directory", type=Path, default=None)
+    p.add_argument("--output-directory", type=Path)
+    p.add_argument("--input-directory", type=Path)
+    p.add_argument("--temp-directory", type=Path)
+    p.add_argument("--user-directory", type=Path)
+    p.add_argument("--extra-model-paths-config", type=Path, action="append", nargs="+", default=[])
+    p.add_argument("--cpu", action="store_true")
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument("--cache-classic", action="store_true")
+    cache.add_argument("--cache-lru", type=int, default=0, metavar="N")
+    cache.add_argument("--cache-none", action="store_true")
+    p.add_argument("--multi-user", action="store_true")
+    p.add_argument("--enable-cors-header", nargs="?", const="*", default=None)
+    p.add_argument("--max-upload-size", type=float, default=100.0, help="MB")
+    p.add_argument("--disable-auto-launch", action="store_true")
+    p.add_argument("--front-end-root", type=Path)
+    p.add_argument("--verbose", nargs="?", const="DEBUG", default="INFO")
+    p.add_argument("--disable-all-custom-nodes", action="store_true")
+    p.add_argument("--disable-metadata", action="store_true")
+    p.add_argument("--preview-size", type=int, default=512)
+    # Ours.
+    p.add_argument("--data-dir", type=Path, help="where opencomfy keeps its database and keys")
+    p.add_argument("--database-url", help="SQLAlchemy URL; default a SQLite file in --data-dir")
+    p.add_argument("--auth", choices=["none", "required"], default="none")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="allow --auth none on a non-loopback address")
+    for flag, nargs in _IGNORED_FLAGS.items():
+        if nargs == 0:
+            p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+        else:
+            p.add_argument(flag, nargs=nargs, help=argparse.SUPPRESS)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    for flag in _IGNORED_FLAGS:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value not in (None, False):
+            log.warning("%s is a ComfyUI flag that opencomfy accepts but ignores", flag)
+    base = args.base_directory or Path(os.environ.get("OPENCOMFY_HOME", Path.cwd()))
+    cache_mode = "none" if args.cache_none else "lru" if args.cache_lru > 0 else "classic"
+    listen = tuple(h.strip() for h in args.listen.split(",") if h.strip())
+    return Config(
+        base_directory=base.resolve(),
+        listen=listen,
+        port=args.port,
+        output_directory=args.output_directory,
+        input_directory=args.input_directory,
+        temp_directory=args.temp_directory,
+        user_directory=args.user_directory,
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        auth=args.auth,
+        insecure_no_auth=args.insecure_no_auth,
+        extra_model_paths_config=tuple(p for group in args.extra_model_paths_config for p in group),
+        cpu=args.cpu,
+        cache_mode=cache_mode,
+        cache_lru_size=args.cache_lru,
+        multi_user=args.multi_user,
+        enable_cors_header=args.enable_cors_header,
+        max_upload_size_mb=args.max_upload_size,
+        front_end_root=args.front_end_root,
+        verbose=args.verbose.upper(),
+        disable_all_custom_nodes=args.disable_all_custom_nodes,
+        disable_metadata=args.disable_metadata,
+        preview_size=args.preview_size,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, args.verbose.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = config_from_args(args)
+        config.check()
+    except ConfigError as exc:
+        print(f"opencomfy: {exc}", file=sys.stderr)
+        return 2
+    from opencomfy.server import serve
+
+    return serve(config)

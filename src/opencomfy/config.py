@@ -1,0 +1,106 @@
+"""Server configuration: one immutable object built from the command line (or by tests)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+CacheMode = Literal["classic", "lru", "none"]
+AuthMode = Literal["none", "required"]
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used (reported to the user, never a traceback)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    base_directory: Path
+    listen: tuple[str, ...] = ("127.0.0.1",)
+    port: int = 8188
+    output_directory: Path | None = None
+    input_directory: Path | None = None
+    temp_directory: Path | None = None
+    user_directory: Path | None = None
+    data_dir: Path | None = None
+    database_url: str | None = None
+    auth: AuthMode = "none"
+    insecure_no_auth: bool = False
+    extra_model_paths_config: tuple[Path, ...] = ()
+    cpu: bool = False
+    cache_mode: CacheMode = "classic"
+    cache_lru_size: int = 0
+    multi_user: bool = False
+    enable_cors_header: str | None = None
+    max_upload_size_mb: float = 100.0
+    front_end_root: Path | None = None
+    verbose: str = "INFO"
+    disable_all_custom_nodes: bool = False
+    disable_metadata: bool = False
+    preview_size: int = 512
+    # Run the in-process worker (embedded mode). Scale-out API replicas turn it off.
+    embedded_worker: bool = True
+    extra: dict = field(default_factory=dict)
+
+    # ComfyUI's folder layout under the base directory, each overridable by its own flag.
+    @property
+    def output_dir(self) -> Path:
+        return (self.output_directory or self.base_directory / "output").resolve()
+
+    @property
+    def input_dir(self) -> Path:
+        return (self.input_directory or self.base_directory / "input").resolve()
+
+    @property
+    def temp_dir(self) -> Path:
+        # ComfyUI appends "temp" to --temp-directory.
+        root = self.temp_directory if self.temp_directory else self.base_directory
+        return (root / "temp").resolve()
+
+    @property
+    def user_dir(self) -> Path:
+        return (self.user_directory or self.base_directory / "user").resolve()
+
+    @property
+    def models_dir(self) -> Path:
+        return (self.base_directory / "models").resolve()
+
+    @property
+    def custom_nodes_dir(self) -> Path:
+        return (self.base_directory / "custom_nodes").resolve()
+
+    @property
+    def state_dir(self) -> Path:
+        """Where opencomfy keeps its own state (the SQLite database, keys)."""
+        return (self.data_dir or self.base_directory).resolve()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.state_dir / 'opencomfy.db'}"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_size_mb * 1024 * 1024)
+
+    def check(self) -> None:
+        """Refuse combinations that would be unsafe or cannot work."""
+        if self.auth == "none" and not self.insecure_no_auth:
+            for host in self.listen:
+                if not _is_loopback(host):
+                    raise ConfigError(
+                        f"refusing to listen on {host} without authentication: "
+                        "use --auth required, or --insecure-no-auth if you really mean it"
+                    )
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"invalid port {self.port}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,73 @@
+"""The composition root: every service is built once here and kept on the aiohttp app.
+
+Handlers reach services through `request.app[SERVICES]`; nothing else is global, except
+the ComfyUI compatibility modules (`folder_paths`, `server.PromptServer.instance`), whose
+module-level state custom nodes depend on and which are configured from here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, AsyncIterator
+
+from opencomfy.config import Config
+
+if TYPE_CHECKING:  # imported lazily below so that start-up order stays explicit
+    from opencomfy.catalogue import Catalogue
+    from opencomfy.db.database import Database
+    from opencomfy.engine import NodeRegistry
+    from opencomfy.events.base import EventBus
+    from opencomfy.jobs.service import JobService
+    from opencomfy.jobs.worker import EmbeddedWorker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    config: Config
+    db: "Database"
+    bus: "EventBus"
+    registry: "NodeRegistry"
+    catalogue: "Catalogue"
+    jobs: "JobService"
+    worker: "EmbeddedWorker | None"
+
+
+@contextlib.asynccontextmanager
+async def build_services(config: Config, registry: "NodeRegistry") -> AsyncIterator[Services]:
+    """Build, start and finally stop every service, in dependency order.
+
+    The node registry is built before the app starts (custom nodes add HTTP routes at import
+    time, and aiohttp's router is frozen once the app runs), so it is passed in.
+    """
+    from opencomfy.catalogue import Catalogue
+    from opencomfy.db.database import Database
+    from opencomfy.events.memory import MemoryEventBus
+    from opencomfy.jobs.service import JobService
+
+    for folder in (config.state_dir, config.output_dir, config.input_dir, config.temp_dir,
+                   config.user_dir, config.models_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+
+    db = await Database.open(config.db_url)
+    bus = MemoryEventBus()
+    catalogue = Catalogue(registry, config)
+    jobs = JobService(db=db, bus=bus)
+    await jobs.recover_after_restart()
+    worker = None
+    if config.embedded_worker:
+        from opencomfy.jobs.worker import EmbeddedWorker
+
+        worker = EmbeddedWorker(config=config, jobs=jobs, registry=registry)
+        await worker.start()
+    services = Services(config=config, db=db, bus=bus, registry=registry,
+                        catalogue=catalogue, jobs=jobs, worker=worker)
+    try:
+        yield services
+    finally:
+        if worker is not None:
+            await worker.stop()
+        await db.close()
