@@ -153,3 +153,18 @@ class Server:
                 return r.json()[prompt_id]
             time.sleep(0.05)
         raise TimeoutError(f"job {prompt_id} did not finish:\n{self.log()}")
+
+
+def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    """Encode a multipart/form-data body; returns (body, content type)."""
+    boundary = "----opencomfy" + uuid.uuid4().hex
+    out = bytearray()
+    for name, value in fields.items():
+        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+                f"{value}\r\n").encode()
+    for name, (filename, content) in files.items():
+        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; "
+                f"filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+        out += content + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
