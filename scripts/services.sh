@@ -8,11 +8,22 @@ _pg_bin() {
   for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && { echo "$d"; return; }; done
 }
 
-start_services() {
-  if [ -z "$(_pg_bin)" ] && [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
-      || echo "warning: could not install postgresql; PostgreSQL tests will be skipped"
+_apt_install() {
+  # Debian packages the tests need; installed once, skipped when present.
+  local missing=()
+  [ -n "$(_pg_bin)" ] || missing+=(postgresql)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  ((${#missing[@]})) || return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "warning: not root, cannot install ${missing[*]}; their tests will be skipped"
+    return 0
   fi
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null) || echo "warning: could not install ${missing[*]}; their tests will be skipped"
+}
+
+start_services() {
+  _apt_install
   local bin; bin=$(_pg_bin)
   if [ -z "$bin" ]; then
     echo "warning: no PostgreSQL found; PostgreSQL tests will be skipped"
