@@ -1,0 +1,572 @@
+"""ComfyUI's ``folder_paths`` module: where models, inputs, outputs and temp files live.
+
+Custom nodes import this module as ``folder_paths`` and read its globals directly
+(``folder_names_and_paths``, ``models_dir``, ``output_directory`` ...), so the state is
+module-level exactly as in ComfyUI. The server calls :func:`configure` once at start.
+
+Differences from ComfyUI, all on the safe side:
+- paths escaping their base folder (``../``) are refused by the annotated-path helpers;
+- :func:`get_save_image_path` keeps the file counter in memory per folder and prefix, and
+  lists the folder again only when something other than our own save nodes changed it.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+import threading
+import time
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+supported_pt_extensions: set[str] = {
+    ".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft",
+}
+
+# name -> (folders, extensions); an empty extension set means "every file".
+folder_names_and_paths: dict[str, tuple[list[str], set[str] | list[str]]] = {}
+
+base_path: str = os.getcwd()
+models_dir: str = os.path.join(base_path, "models")
+output_directory: str = os.path.join(base_path, "output")
+temp_directory: str = os.path.join(base_path, "temp")
+input_directory: str = os.path.join(base_path, "input")
+user_directory: str = os.path.join(base_path, "user")
+
+# folder name -> (sorted relative file names, {directory: mtime}, time of the listing)
+filename_list_cache: dict[str, tuple[list[str], dict[str, float], float]] = {}
+
+extension_mimetypes_cache: dict[str, str] = {"webp": "image"}
+
+_LEGACY_NAMES = {"unet": "diffusion_models", "clip": "text_encoders"}
+
+# (folder name, sub-folders of models_dir) in ComfyUI's order; the first is the default.
+_MODEL_FOLDERS: tuple[tuple[str, tuple[str, ...], object], ...] = (
+    ("checkpoints", ("checkpoints",), "pt"),
+    ("configs", ("configs",), [".yaml"]),
+    ("loras", ("loras",), "pt"),
+    ("vae", ("vae",), "pt"),
+    ("text_encoders", ("text_encoders", "clip"), "pt"),
+    ("diffusion_models", ("unet", "diffusion_models"), "pt"),
+    ("clip_vision", ("clip_vision",), "pt"),
+    ("style_models", ("style_models",), "pt"),
+    ("embeddings", ("embeddings",), "pt"),
+    ("diffusers", ("diffusers",), ["folder"]),
+    ("vae_approx", ("vae_approx",), "pt"),
+    ("controlnet", ("controlnet", "t2i_adapter"), "pt"),
+    ("gligen", ("gligen",), "pt"),
+    ("upscale_models", ("upscale_models",), "pt"),
+    ("latent_upscale_models", ("latent_upscale_models",), "pt"),
+    ("hypernetworks", ("hypernetworks",), "pt"),
+    ("photomaker", ("photomaker",), "pt"),
+    ("classifiers", ("classifiers",), {""}),
+    ("model_patches", ("model_patches",), "pt"),
+    ("audio_encoders", ("audio_encoders",), "pt"),
+)
+
+_lock = threading.RLock()
+
+
+def _default_folders() -> dict[str, tuple[list[str], set[str] | list[str]]]:
+    folders: dict[str, tuple[list[str], set[str] | list[str]]] = {}
+    for name, subdirs, extensions in _MODEL_FOLDERS:
+        exts = supported_pt_extensions if extensions == "pt" else extensions
+        folders[name] = ([os.path.join(models_dir, d) for d in subdirs], exts)
+    folders["custom_nodes"] = ([os.path.join(base_path, "custom_nodes")], set())
+    return folders
+
+
+def configure(*, base_directory, output_directory=None, input_directory=None,
+              temp_directory=None, user_directory=None, models_directory=None) -> None:
+    """Point every folder at the server's layout (called once by the server at start).
+
+    Rebuilds ``folder_names_and_paths`` in place (custom nodes may hold a reference to it)
+    and forgets every cached listing and save counter.
+    """
+    global base_path, models_dir
+    base = os.path.abspath(os.fspath(base_directory))
+    with _lock:
+        base_path = base
+        models_dir = os.path.abspath(os.fspath(models_directory)) if models_directory \
+            else os.path.join(base, "models")
+        set_output_directory(output_directory or os.path.join(base, "output"))
+        set_input_directory(input_directory or os.path.join(base, "input"))
+        set_temp_directory(temp_directory or os.path.join(base, "temp"))
+        set_user_directory(user_directory or os.path.join(base, "user"))
+        folder_names_and_paths.clear()
+        folder_names_and_paths.update(_default_folders())
+        filename_list_cache.clear()
+        cache_helper.clear()
+        _save_counters.clear()
+
+
+def map_legacy(folder_name: str) -> str:
+    """Old folder names still used by custom nodes ("unet", "clip") -> the current ones."""
+    return _LEGACY_NAMES.get(folder_name, folder_name)
+
+
+# --- the four data directories -----------------------------------------------------------
+
+def set_output_directory(output_dir: str) -> None:
+    global output_directory
+    output_directory = os.path.abspath(os.fspath(output_dir))
+
+
+def set_temp_directory(temp_dir: str) -> None:
+    global temp_directory
+    temp_directory = os.path.abspath(os.fspath(temp_dir))
+
+
+def set_input_directory(input_dir: str) -> None:
+    global input_directory
+    input_directory = os.path.abspath(os.fspath(input_dir))
+
+
+def set_user_directory(user_dir: str) -> None:
+    global user_directory
+    user_directory = os.path.abspath(os.fspath(user_dir))
+
+
+def get_output_directory() -> str:
+    return output_directory
+
+
+def get_temp_directory() -> str:
+    return temp_directory
+
+
+def get_input_directory() -> str:
+    return input_directory
+
+
+def get_user_directory() -> str:
+    return user_directory
+
+
+def get_directory_by_type(type_name: str) -> str | None:
+    """The folder for a file ``type`` ("output", "temp", "input"); None for anything else.
+
+    Used by the HTTP server to serve files, so it must never name another folder.
+    """
+    if type_name == "output":
+        return get_output_directory()
+    if type_name == "temp":
+        return get_temp_directory()
+    if type_name == "input":
+        return get_input_directory()
+    return None
+
+
+def get_input_subfolders() -> list[str]:
+    """Every sub-folder of the input directory, relative and with "/" separators."""
+    root = get_input_directory()
+    found: list[str] = []
+    if not os.path.isdir(root):
+        return found
+    for current, dirs, _files in os.walk(root):
+        dirs.sort()
+        for d in dirs:
+            found.append(os.path.relpath(os.path.join(current, d), root).replace(os.sep, "/"))
+    return found
+
+
+def get_system_user_directory(name: str = "default") -> str:
+    """A directory for server-side data that users cannot reach (ComfyUI's ``__name``)."""
+    if not name or not isinstance(name, str):
+        raise ValueError("System User name cannot be empty")
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"Invalid system user name: '{name}'")
+    return os.path.join(get_user_directory(), f"__{name}")
+
+
+# --- annotated file names: "name.png [output]" --------------------------------------------
+
+_ANNOTATIONS = (("[output]", get_output_directory), ("[input]", get_input_directory),
+                ("[temp]", get_temp_directory))
+
+
+def annotated_filepath(name: str) -> tuple[str, str | None]:
+    """Split ``"file.png [output]"`` into the name and the folder its annotation names."""
+    for tag, directory in _ANNOTATIONS:
+        if name.endswith(tag):
+            stripped = name[: -len(tag)]
+            # ComfyUI writes "name [tag]"; drop the one separating space.
+            if stripped.endswith(" "):
+                stripped = stripped[:-1]
+            return stripped, directory()
+    return name, None
+
+
+def _inside(base_dir: str, path: str) -> bool:
+    base = os.path.abspath(base_dir)
+    try:
+        return os.path.commonpath((base, os.path.abspath(path))) == base
+    except ValueError:  # different drives on Windows
+        return False
+
+
+def get_annotated_filepath(name: str, default_dir: str | None = None) -> str:
+    """The full path of an annotated name; the input folder when it has no annotation.
+
+    Raises ``ValueError`` for a name that would leave its folder (``../secret``).
+    """
+    name, base_dir = annotated_filepath(name)
+    if base_dir is None:
+        base_dir = default_dir if default_dir is not None else get_input_directory()
+    path = os.path.join(base_dir, name)
+    if not _inside(base_dir, path):
+        raise ValueError(f"Invalid file path: {name}")
+    return path
+
+
+def exists_annotated_filepath(name) -> bool:
+    """Whether the file an annotated name points at exists (False when it leaves its folder)."""
+    name, base_dir = annotated_filepath(name)
+    if base_dir is None:
+        base_dir = get_input_directory()
+    path = os.path.join(base_dir, name)
+    return _inside(base_dir, path) and os.path.exists(path)
+
+
+# --- model folders ------------------------------------------------------------------------
+
+def add_model_folder_path(folder_name: str, full_folder_path: str, is_default: bool = False) -> None:
+    """Add a folder to a model kind (first place when ``is_default``); a new kind if unknown."""
+    folder_name = map_legacy(folder_name)
+    full_folder_path = os.fspath(full_folder_path)
+    with _lock:
+        if folder_name in folder_names_and_paths:
+            paths = folder_names_and_paths[folder_name][0]
+            if full_folder_path in paths:
+                if is_default:  # move it to the front rather than listing it twice
+                    paths.remove(full_folder_path)
+                    paths.insert(0, full_folder_path)
+            elif is_default:
+                paths.insert(0, full_folder_path)
+            else:
+                paths.append(full_folder_path)
+        else:
+            folder_names_and_paths[folder_name] = ([full_folder_path], set())
+        filename_list_cache.pop(folder_name, None)
+
+
+def get_folder_paths(folder_name: str) -> list[str]:
+    """A copy of the folders of a model kind (KeyError for an unknown kind, as ComfyUI)."""
+    folder_name = map_legacy(folder_name)
+    return folder_names_and_paths[folder_name][0][:]
+
+
+def recursive_search(directory: str, excluded_dir_names: list[str] | None = None
+                     ) -> tuple[list[str], dict[str, float]]:
+    """Every file under ``directory`` (relative paths) and the mtime of every folder seen."""
+    if not os.path.isdir(directory):
+        return [], {}
+    excluded = set(excluded_dir_names or ())
+    files: list[str] = []
+    dirs: dict[str, float] = {}
+    try:
+        dirs[directory] = os.path.getmtime(directory)
+    except FileNotFoundError:
+        log.warning("Unable to access %s; skipping this path.", directory)
+        return [], {}
+    # followlinks: model folders are often symlinks to a shared disk.
+    for current, subdirs, names in os.walk(directory, followlinks=True):
+        subdirs[:] = [d for d in subdirs if d not in excluded]
+        for d in subdirs:
+            path = os.path.join(current, d)
+            try:
+                dirs[path] = os.path.getmtime(path)
+            except OSError:
+                continue
+        for n in names:
+            files.append(os.path.relpath(os.path.join(current, n), directory))
+    return files, dirs
+
+
+def filter_files_extensions(files: Collection[str], extensions: Collection[str]) -> list[str]:
+    """The files whose extension is listed (all when ``extensions`` is empty), sorted."""
+    return sorted(f for f in files
+                  if len(extensions) == 0 or os.path.splitext(f)[-1].lower() in extensions)
+
+
+def filter_files_content_types(files: Iterable[str], content_types) -> list[str]:
+    """The files whose MIME type family ("image", "video", "audio", "model") is listed."""
+    result = []
+    for file in files:
+        extension = file.split(".")[-1]
+        content_type = extension_mimetypes_cache.get(extension)
+        if content_type is None:
+            mime_type, _ = mimetypes.guess_type(file, strict=False)
+            if not mime_type:
+                continue
+            content_type = mime_type.split("/")[0]
+            extension_mimetypes_cache[extension] = content_type
+        if content_type in content_types:
+            result.append(file)
+    return result
+
+
+def get_full_path(folder_name: str, filename: str) -> str | None:
+    """The full path of a model file, searching the kind's folders in order; None if absent."""
+    folder_name = map_legacy(folder_name)
+    if folder_name not in folder_names_and_paths:
+        return None
+    # Anchor at "/" first so that "../x" cannot leave the model folder.
+    filename = os.path.relpath(os.path.join("/", filename), "/")
+    for folder in folder_names_and_paths[folder_name][0]:
+        full_path = os.path.join(folder, filename)
+        if os.path.isfile(full_path):
+            return full_path
+        if os.path.islink(full_path):
+            log.warning("path %s exists but doesn't link anywhere, skipping.", full_path)
+    return None
+
+
+def get_full_path_or_raise(folder_name: str, filename: str) -> str:
+    full_path = get_full_path(folder_name, filename)
+    if full_path is None:
+        raise FileNotFoundError(
+            f"Model in folder '{folder_name}' with filename '{filename}' not found.")
+    return full_path
+
+
+class CacheHelper:
+    """Within a ``with cache_helper:`` block, listings are reused without checking mtimes."""
+
+    def __init__(self):
+        self.cache: dict[str, tuple[list[str], dict[str, float], float]] = {}
+        self.active = False
+
+    def get(self, key: str, default=None):
+        if not self.active:
+            return default
+        return self.cache.get(key, default)
+
+    def set(self, key: str, value) -> None:
+        if self.active:
+            self.cache[key] = value
+
+    def clear(self) -> None:
+        self.cache.clear()
+
+    def __enter__(self):
+        self.active = True
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self.active = False
+        self.clear()
+
+
+cache_helper = CacheHelper()
+
+
+def get_filename_list_(folder_name: str) -> tuple[list[str], dict[str, float], float]:
+    """List a model kind afresh: (sorted files, {folder: mtime}, time of the listing)."""
+    folder_name = map_legacy(folder_name)
+    folders, extensions = folder_names_and_paths[folder_name]
+    names: set[str] = set()
+    mtimes: dict[str, float] = {}
+    for folder in folders:
+        files, dirs = recursive_search(folder, excluded_dir_names=[".git"])
+        names.update(filter_files_extensions(files, extensions))
+        mtimes.update(dirs)
+    return sorted(names), mtimes, time.perf_counter()
+
+
+def cached_filename_list_(folder_name: str):
+    """The cached listing if no folder under the kind changed since; else None."""
+    strong = cache_helper.get(folder_name)
+    if strong is not None:
+        return strong
+    folder_name = map_legacy(folder_name)
+    cached = filename_list_cache.get(folder_name)
+    if cached is None:
+        return None
+    for directory, mtime in cached[1].items():
+        try:
+            if os.path.getmtime(directory) != mtime:
+                return None
+        except OSError:
+            return None
+    # A configured folder that did not exist at listing time may exist now.
+    for folder in folder_names_and_paths[folder_name][0]:
+        if folder not in cached[1] and os.path.isdir(folder):
+            return None
+    return cached
+
+
+def get_filename_list(folder_name: str) -> list[str]:
+    """The model files of a kind (relative paths, sorted); a file added later appears."""
+    folder_name = map_legacy(folder_name)
+    out = cached_filename_list_(folder_name)
+    if out is None:
+        out = get_filename_list_(folder_name)
+        filename_list_cache[folder_name] = out
+    cache_helper.set(folder_name, out)
+    return list(out[0])
+
+
+# --- saving -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SaveTarget:
+    """Where a save node writes: the folder, the file stem and the sub-folder it reports."""
+    full_output_folder: str
+    filename: str
+    subfolder: str
+    filename_prefix: str
+
+
+def _expand_save_variables(prefix: str, image_width: int, image_height: int) -> str:
+    now = time.localtime()
+    values = {
+        "%width%": str(image_width), "%height%": str(image_height),
+        "%year%": str(now.tm_year), "%month%": str(now.tm_mon).zfill(2),
+        "%day%": str(now.tm_mday).zfill(2), "%hour%": str(now.tm_hour).zfill(2),
+        "%minute%": str(now.tm_min).zfill(2), "%second%": str(now.tm_sec).zfill(2),
+    }
+    for token, value in values.items():
+        prefix = prefix.replace(token, value)
+    return prefix
+
+
+def resolve_save_target(filename_prefix: str, output_dir: str, image_width=0, image_height=0
+                        ) -> SaveTarget:
+    """Split a prefix like ``"sub/ComfyUI_%width%"`` into folder and stem, refusing escapes."""
+    if "%" in filename_prefix:
+        filename_prefix = _expand_save_variables(filename_prefix, image_width, image_height)
+    normalized = os.path.normpath(filename_prefix)
+    subfolder = os.path.dirname(normalized)
+    filename = os.path.basename(normalized)
+    output_dir = os.path.abspath(output_dir)
+    full_output_folder = os.path.join(output_dir, subfolder)
+    if not _inside(output_dir, full_output_folder) or os.path.isabs(subfolder):
+        message = ("Saving image outside the output folder is not allowed."
+                   f"\n full_output_folder: {os.path.abspath(full_output_folder)}"
+                   f"\n         output_dir: {output_dir}")
+        log.error(message)
+        raise ValueError(message)
+    return SaveTarget(full_output_folder, filename, subfolder, filename_prefix)
+
+
+class _SaveCounters:
+    """The next free file counter per (folder, file stem), kept in memory.
+
+    ComfyUI lists the output folder on every save to find the highest counter, which gets
+    slow with many outputs. Here a folder is listed once; our own save nodes then claim
+    counters and confirm their writes, so the folder's mtime stays "known". A folder whose
+    mtime changed for another reason (a custom node saved, a user copied files) is listed
+    again, which keeps ComfyUI's results for nodes that count on their own.
+    """
+
+    @dataclass
+    class _Entry:
+        next_counter: int
+        folder_mtime_ns: int | None
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], _SaveCounters._Entry] = {}
+
+    @staticmethod
+    def _key(folder: str, filename: str) -> tuple[str, str]:
+        return os.path.normcase(os.path.abspath(folder)), os.path.normcase(filename)
+
+    @staticmethod
+    def _folder_mtime(folder: str) -> int | None:
+        try:
+            return os.stat(folder).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    @staticmethod
+    def _scan(folder: str, filename: str) -> int:
+        """1 + the highest counter of ``<filename>_<digits>_...`` files (ComfyUI's rule)."""
+        stem_len = len(filename)
+        stem = os.path.normcase(filename)
+        highest = 0
+        for name in os.listdir(folder):
+            head = name[:stem_len + 1]
+            if len(head) != stem_len + 1 or head[-1] != "_" or os.path.normcase(head[:-1]) != stem:
+                continue
+            try:
+                digits = int(name[stem_len + 1:].split("_")[0])
+            except ValueError:
+                digits = 0
+            highest = max(highest, digits)
+        return highest + 1
+
+    def _current(self, folder: str, filename: str) -> _SaveCounters._Entry:
+        key = self._key(folder, filename)
+        mtime = self._folder_mtime(folder)
+        if mtime is None:
+            os.makedirs(folder, exist_ok=True)
+            mtime = self._folder_mtime(folder)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = self._Entry(self._scan(folder, filename), mtime)
+        elif entry.folder_mtime_ns != mtime:
+            # Never go below a counter already handed out: its file may still be in flight.
+            entry.next_counter = max(entry.next_counter, self._scan(folder, filename))
+            entry.folder_mtime_ns = mtime
+        return entry
+
+    def peek(self, folder: str, filename: str) -> int:
+        with self._lock:
+            return self._current(folder, filename).next_counter
+
+    def claim(self, folder: str, filename: str) -> int:
+        with self._lock:
+            entry = self._current(folder, filename)
+            counter = entry.next_counter
+            entry.next_counter += 1
+            return counter
+
+    def confirm(self, folder: str, filename: str) -> None:
+        with self._lock:
+            entry = self._entries.get(self._key(folder, filename))
+            if entry is not None:
+                entry.folder_mtime_ns = self._folder_mtime(folder)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_save_counters = _SaveCounters()
+
+
+def get_save_image_path(filename_prefix: str, output_dir: str, image_width=0, image_height=0
+                        ) -> tuple[str, str, int, str, str]:
+    """ComfyUI's save helper: (folder, file stem, next counter, sub-folder, expanded prefix).
+
+    The caller writes ``f"{stem}_{counter:05}_.ext"`` and counts up per batch item. The next
+    free counter is kept in memory; the folder is listed again only if it changed since.
+    """
+    target = resolve_save_target(filename_prefix, output_dir, image_width, image_height)
+    counter = _save_counters.peek(target.full_output_folder, target.filename)
+    return (target.full_output_folder, target.filename, counter, target.subfolder,
+            target.filename_prefix)
+
+
+def claim_save_counter(full_output_folder: str, filename: str) -> int:
+    """Reserve the next counter for one file our own save node is about to write."""
+    return _save_counters.claim(full_output_folder, filename)
+
+
+def note_saved(full_output_folder: str, filename: str) -> None:
+    """Tell the counter cache that the folder changed only by our own, counted, write."""
+    _save_counters.confirm(full_output_folder, filename)
+
+
+def forget_save_counters() -> None:
+    """Drop every in-memory counter (the next save lists its folder again, as after a restart)."""
+    _save_counters.clear()
+
+
+# The folders are valid (relative to the working directory) even before configure() runs.
+folder_names_and_paths.update(_default_folders())
