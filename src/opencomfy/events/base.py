@@ -14,8 +14,9 @@ Message kinds:
   {"queue_remaining": N} for `workspace_id` (the websocket then needs no query);
 - "interrupt": `data` {"prompt_id": id or None}; "free": `data` {"unload_models",
   "free_memory"}; both are control messages the worker listens for;
-- "raw": `data` {"event": name, "data": ...}: any other JSON message (custom nodes'
-  `PromptServer.send_sync`), delivered as-is.
+- "raw": `data` {"event": name, "data": ...}: a JSON message under any name (custom nodes'
+  `PromptServer.send_sync`), delivered as-is;
+- "binary": `data` {"event_type": int, "payload": bytes}: a binary frame, delivered as-is.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ DROPPABLE_KINDS = frozenset({"progress", "progress_state", "preview", "progress_
 
 #: Control kinds the worker acts on.
 CONTROL_KINDS = frozenset({"interrupt", "free"})
+
+#: Kinds with a meaning on the bus; an engine or custom-node event of the same name travels
+#: wrapped as "raw" instead.
+RESERVED_KINDS = CONTROL_KINDS | {"queue_changed", "preview", "progress_text", "raw", "binary"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,315 @@
+"""Fan-out of bus messages to websocket clients, in ComfyUI's wire format.
+
+One consumer task reads the bus in order and routes each message; every client has a bounded
+queue of frames and its own sender task, so a slow or dead socket only ever delays itself.
+When a client's queue is full, its oldest progress and preview frames are dropped first; a
+client that is behind even on the messages that matter is disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any, Awaitable, Callable, Protocol
+
+from opencomfy.events import frames
+from opencomfy.events.base import CONTROL_KINDS, DROPPABLE_KINDS, BusMessage, EventBus
+
+log = logging.getLogger(__name__)
+
+#: Events that only the prompt's own client receives (nobody, when the prompt has none).
+#: Every other prompt event is broadcast when the prompt has no client (ComfyUI's routing).
+CLIENT_ONLY_KINDS = frozenset({"execution_start", "execution_cached", "executing", "executed",
+                               "execution_error", "execution_success"})
+#: Events after which a client no longer owns a running prompt.
+_END_KINDS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
+
+MAX_QUEUED_FRAMES = 2000
+MAX_QUEUED_BYTES = 8 * 1024 * 1024
+
+
+class FrameTransport(Protocol):
+    """The socket under a client: aiohttp's WebSocketResponse, adapted."""
+
+    async def send_str(self, data: str) -> None: ...
+
+    async def send_bytes(self, data: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class ClientConnection:
+    """One websocket client: its negotiated features, a bounded frame queue, one sender."""
+
+    def __init__(self, *, sid: str, workspace_id: str, transport: FrameTransport,
+                 max_frames: int = MAX_QUEUED_FRAMES, max_bytes: int = MAX_QUEUED_BYTES) -> None:
+        self.sid = sid
+        self.workspace_id = workspace_id
+        self.transport = transport
+        self.feature_flags: dict = {}
+        self.max_frames = max_frames
+        self.max_bytes = max_bytes
+        self.dropped = 0
+        self.closed = False
+        self._frames: collections.deque[tuple[str | bytes, bool]] = collections.deque()
+        self._bytes = 0
+        self._droppable = 0
+        self._ready = asyncio.Event()
+        self._sender = asyncio.ensure_future(self._send_forever())
+
+    def supports(self, flag: str) -> bool:
+        return bool(self.feature_flags.get(flag))
+
+    def enqueue(self, frame: str | bytes, *, droppable: bool = False) -> None:
+        """Queue a frame without waiting; drop or disconnect when the client is too far behind."""
+        if self.closed:
+            return
+        size = len(frame)
+        while self._frames and (len(self._frames) >= self.max_frames
+                                or self._bytes + size > self.max_bytes):
+            if self._droppable:
+                self._drop_oldest_droppable()
+            elif droppable:
+                self.dropped += 1
+                return
+            else:
+                log.warning("websocket client %s is too far behind; disconnecting", self.sid)
+                self.abort()
+                return
+        self._frames.append((frame, droppable))
+        self._bytes += size
+        self._droppable += droppable
+        self._ready.set()
+
+    def _drop_oldest_droppable(self) -> None:
+        for i, (frame, droppable) in enumerate(self._frames):
+            if droppable:
+                del self._frames[i]
+                self._bytes -= len(frame)
+                self._droppable -= 1
+                self.dropped += 1
+                return
+
+    @property
+    def queued(self) -> int:
+        return len(self._frames)
+
+    async def _send_forever(self) -> None:
+        try:
+            while True:
+                while not self._frames:
+                    self._ready.clear()
+                    await self._ready.wait()
+                frame, droppable = self._frames.popleft()
+                self._bytes -= len(frame)
+                self._droppable -= droppable
+                if isinstance(frame, str):
+                    await self.transport.send_str(frame)
+                else:
+                    await self.transport.send_bytes(frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the peer went away: stop sending, the reader cleans up
+            log.debug("websocket %s send failed: %s", self.sid, exc)
+            self.closed = True
+
+    def abort(self) -> None:
+        """Drop the connection now, without a closing handshake (the peer is not reading)."""
+        self.closed = True
+        self._frames.clear()
+        self._sender.cancel()
+        try:
+            self.transport.abort()
+        except Exception:
+            pass
+
+    async def close(self) -> None:
+        """Stop sending and close the socket politely (aborting if that stalls)."""
+        self.closed = True
+        self._sender.cancel()
+        try:
+            await asyncio.wait_for(self.transport.close(), 2.0)
+        except Exception:
+            self.abort()
+
+
+class WebSocketHub:
+    """Every connected client, and the task that routes bus messages to them."""
+
+    def __init__(self, *, bus: EventBus, queue_remaining: Callable[[str], Awaitable[int]],
+                 server_flags: dict) -> None:
+        self.bus = bus
+        self.queue_remaining = queue_remaining
+        self.server_flags = dict(server_flags)
+        self.clients: dict[str, ClientConnection] = {}
+        # (workspace, client id) -> the `executing` data of its running prompt.
+        self._running: dict[tuple[str, str], dict] = {}
+        self._consumer: asyncio.Task | None = None
+        self._subscription = None
+
+    async def start(self) -> None:
+        self._subscription = self.bus.subscribe(maxsize=100_000)
+        self._consumer = asyncio.ensure_future(self._consume())
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            self._consumer.cancel()
+            try:
+                await self._consumer
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._subscription is not None:
+            self._subscription.close()
+        await asyncio.gather(*(c.close() for c in list(self.clients.values())),
+                             return_exceptions=True)
+        self.clients.clear()
+
+    # -- clients ----------------------------------------------------------------------------
+
+    async def connect(self, *, sid: str, workspace_id: str,
+                      transport: FrameTransport) -> ClientConnection:
+        """Register a client (replacing an older socket with the same id) and greet it with
+        `status` and, if it owns the running prompt, the node that runs now."""
+        remaining = await self._queue_remaining(workspace_id)
+        old = self.clients.get(sid)
+        if old is not None:
+            asyncio.ensure_future(old.close())
+        conn = ClientConnection(sid=sid, workspace_id=workspace_id, transport=transport)
+        self.clients[sid] = conn
+        conn.enqueue(frames.json_frame("status", frames.status_data(remaining, sid)))
+        running = self._running.get((workspace_id, sid))
+        if running is not None:
+            conn.enqueue(frames.json_frame("executing", running))
+        return conn
+
+    def disconnect(self, conn: ClientConnection) -> None:
+        if self.clients.get(conn.sid) is conn:
+            del self.clients[conn.sid]
+        if not conn.closed:
+            conn.abort()
+
+    def negotiate(self, conn: ClientConnection, client_flags: Any) -> None:
+        """The client's `feature_flags` message: remember its flags, answer with ours."""
+        conn.feature_flags = dict(client_flags) if isinstance(client_flags, dict) else {}
+        conn.enqueue(frames.json_frame("feature_flags", self.server_flags))
+
+    async def _queue_remaining(self, workspace_id: str) -> int:
+        try:
+            return int(await self.queue_remaining(workspace_id))
+        except Exception:
+            log.exception("queue_remaining failed")
+            return 0
+
+    # -- routing ----------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        assert self._subscription is not None
+        sub = self._subscription
+        held: BusMessage | None = None
+        while True:
+            msg = held if held is not None else await sub.get()
+            held = None
+            if msg.kind == "queue_changed":
+                # A burst of queue changes becomes one `status` (the latest count wins).
+                while (nxt := sub.get_nowait()) is not None:
+                    if nxt.kind == "queue_changed" and nxt.workspace_id == msg.workspace_id:
+                        msg = nxt
+                    else:
+                        held = nxt
+                        break
+            try:
+                await self.route(msg)
+            except Exception:
+                log.exception("could not deliver a %s event", msg.kind)
+
+    def _targets(self, msg: BusMessage) -> list[ClientConnection]:
+        if msg.client_id is not None:
+            conn = self.clients.get(msg.client_id)
+            return [conn] if conn is not None and conn.workspace_id == msg.workspace_id else []
+        if msg.kind in CLIENT_ONLY_KINDS:
+            return []
+        return [c for c in self.clients.values() if c.workspace_id == msg.workspace_id]
+
+    async def route(self, msg: BusMessage) -> None:
+        kind = msg.kind
+        if kind in CONTROL_KINDS:
+            return
+        if kind == "queue_changed":
+            data = msg.data if isinstance(msg.data, dict) else {}
+            remaining = data.get("queue_remaining")
+            if remaining is None:
+                remaining = await self._queue_remaining(msg.workspace_id)
+            frame = frames.json_frame("status", frames.status_data(remaining))
+            for conn in list(self.clients.values()):
+                if conn.workspace_id == msg.workspace_id:
+                    conn.enqueue(frame)
+            return
+        self._track_running(msg)
+        targets = self._targets(msg)
+        if not targets:
+            return
+        droppable = kind in DROPPABLE_KINDS
+        if kind == "preview":
+            self._send_preview(msg, targets)
+        elif kind == "progress_text":
+            self._send_progress_text(msg, targets)
+        elif kind == "binary":
+            data = msg.data if isinstance(msg.data, dict) else {}
+            frame = frames.binary_frame(data.get("event_type", 0), data.get("payload", b""))
+            for conn in targets:
+                conn.enqueue(frame, droppable=True)
+        else:
+            if kind == "raw" and isinstance(msg.data, dict):
+                frame = frames.json_frame(str(msg.data.get("event")), msg.data.get("data"))
+            else:
+                frame = frames.json_frame(kind, msg.data)
+            for conn in targets:
+                conn.enqueue(frame, droppable=droppable)
+
+    def _track_running(self, msg: BusMessage) -> None:
+        if msg.client_id is None or not isinstance(msg.data, dict):
+            return
+        key = (msg.workspace_id, msg.client_id)
+        if msg.kind == "executing":
+            node = msg.data.get("node")
+            if node is None:
+                self._running.pop(key, None)
+            else:
+                self._running[key] = {"node": node,
+                                      "display_node": msg.data.get("display_node", node),
+                                      "prompt_id": msg.data.get("prompt_id", msg.prompt_id)}
+        elif msg.kind in _END_KINDS:
+            self._running.pop(key, None)
+
+    def _send_preview(self, msg: BusMessage, targets: list[ClientConnection]) -> None:
+        if isinstance(msg.data, (bytes, bytearray)):
+            for conn in targets:
+                conn.enqueue(bytes(msg.data), droppable=True)
+            return
+        data = msg.data
+        image_format = str(data.get("image_format", "JPEG"))
+        image = data.get("image", b"")
+        legacy: bytes | None = None
+        with_meta: bytes | None = None
+        for conn in targets:
+            if conn.supports("supports_preview_metadata"):
+                if with_meta is None:
+                    with_meta = frames.preview_with_metadata_frame(
+                        image_format, image, data.get("metadata") or {}, msg.prompt_id)
+                conn.enqueue(with_meta, droppable=True)
+            else:
+                if legacy is None:
+                    legacy = frames.preview_frame(image_format, image)
+                conn.enqueue(legacy, droppable=True)
+
+    def _send_progress_text(self, msg: BusMessage, targets: list[ClientConnection]) -> None:
+        data = msg.data if isinstance(msg.data, dict) else {}
+        node_id, text = data.get("node_id", ""), data.get("text", "")
+        for conn in targets:
+            frame = frames.progress_text_frame(
+                node_id, text, msg.prompt_id,
+                with_prompt_id=conn.supports("supports_progress_text_metadata"))
+            conn.enqueue(frame, droppable=True)

@@ -1,0 +1,139 @@
+"""`/ws` (and `/api/ws`): ComfyUI's websocket, fed by the event bus through `WebSocketHub`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from opencomfy.config import Config
+from opencomfy.events.base import BusMessage, EventBus
+from opencomfy.events.fanout import WebSocketHub
+from opencomfy.http.routing import SERVICES
+
+log = logging.getLogger(__name__)
+
+WS_HUB = web.AppKey("ws_hub", WebSocketHub)
+
+#: Longest client id we accept (ComfyUI accepts any; a bound keeps a hostile one small).
+MAX_CLIENT_ID = 256
+
+
+def server_feature_flags(config: Config) -> dict[str, Any]:
+    """The flags this server announces (`feature_flags` reply and `GET /api/features`)."""
+    return {
+        "supports_preview_metadata": True,
+        "supports_progress_text_metadata": True,
+        "max_upload_size": config.max_upload_bytes,
+    }
+
+
+class _AiohttpTransport:
+    """Adapts aiohttp's WebSocketResponse to the hub's FrameTransport."""
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+        self._ws = ws
+        self._transport = request.transport
+
+    async def send_str(self, data: str) -> None:
+        await self._ws.send_str(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._ws.send_bytes(data)
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+def _workspace_of(request: web.Request) -> str:
+    # The auth layer, when on, resolves the caller's workspace before this handler runs.
+    return request.get("workspace_id") or "local"
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    """One client: greet it, read its feature flags, keep it registered until it leaves."""
+    hub = request.app[WS_HUB]
+    sid = request.query.get("clientId") or uuid.uuid4().hex
+    if len(sid) > MAX_CLIENT_ID:
+        raise web.HTTPBadRequest(text="clientId too long")
+    ws = web.WebSocketResponse(max_msg_size=1024 * 1024)
+    await ws.prepare(request)
+    conn = await hub.connect(sid=sid, workspace_id=_workspace_of(request),
+                             transport=_AiohttpTransport(ws, request))
+    first_message = True
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                # Only the client's first message means anything: its feature flags.
+                if first_message:
+                    _read_feature_flags(hub, conn, msg.data)
+                first_message = False
+            elif msg.type == WSMsgType.ERROR:
+                log.debug("websocket %s error: %s", sid, ws.exception())
+    finally:
+        hub.disconnect(conn)
+    return ws
+
+
+def _read_feature_flags(hub: WebSocketHub, conn, raw: str) -> None:
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return
+    if isinstance(message, dict) and message.get("type") == "feature_flags":
+        hub.negotiate(conn, message.get("data"))
+
+
+def _attach_prompt_server(bus: EventBus, clients: dict) -> None:
+    """Let custom nodes' `PromptServer.instance.send_sync` outside a run reach the sockets
+    (inside a run it goes to the run's sink), and show them who is connected."""
+    try:
+        from opencomfy.compat.server import PromptServer
+    except ImportError:
+        return
+    instance = PromptServer.instance
+    if instance is None or not hasattr(instance, "attach"):
+        return
+
+    def send(event: str, data: Any, sid: str | None = None) -> None:
+        bus.publish(BusMessage(kind="raw", data={"event": event, "data": data}, client_id=sid))
+
+    def send_binary(event: int, data: Any, sid: str | None = None) -> None:
+        if event == 3 and isinstance(data, (tuple, list)) and len(data) == 2:
+            bus.publish(BusMessage(kind="progress_text", client_id=sid,
+                                   data={"node_id": str(data[0]), "text": str(data[1])}))
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            bus.publish(BusMessage(kind="binary", client_id=sid,
+                                   data={"event_type": int(event), "payload": bytes(data)}))
+
+    instance.attach(send=send, send_binary=send_binary, sockets=clients)
+
+
+async def _hub_ctx(app: web.Application):
+    services = app[SERVICES]
+    jobs = services.jobs
+
+    async def queue_remaining(workspace_id: str) -> int:
+        return await jobs.queue_remaining(workspace_id=workspace_id)
+
+    hub = WebSocketHub(bus=services.bus, queue_remaining=queue_remaining,
+                       server_flags=server_feature_flags(services.config))
+    await hub.start()
+    app[WS_HUB] = hub
+    _attach_prompt_server(services.bus, hub.clients)
+    yield
+    await hub.stop()
+
+
+def setup(app: web.Application) -> None:
+    # Runs after the services' context (appended earlier in create_app), stops before it.
+    app.cleanup_ctx.append(_hub_ctx)
+    for path in ("/ws", "/api/ws"):
+        app.router.add_get(path, websocket_handler)

@@ -1,0 +1,308 @@
+"""The embedded worker: one thread with its own event loop that runs jobs through the engine.
+
+The worker reaches the server only through `WorkerAPI` (worker_api.py). The engine, and with
+it torch, is imported on the worker's thread, never on the API side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+import traceback
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from opencomfy.events.base import BusMessage
+from opencomfy.jobs.sink import BusEventSink
+from opencomfy.jobs.worker_api import EmbeddedWorkerAPI, JobOutcome, WorkerAPI, WorkerJob
+
+if TYPE_CHECKING:
+    from opencomfy.config import Config
+    from opencomfy.engine import NodeRegistry
+    from opencomfy.events.base import EventBus
+    from opencomfy.jobs.service import JobService
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 60.0
+RENEW_EVERY_SECONDS = 15.0
+#: How long an idle worker sleeps before looking at the queue anyway (a missed wake-up).
+IDLE_POLL_SECONDS = 2.0
+#: How often the server fails jobs whose worker stopped renewing its lease.
+STALL_CHECK_SECONDS = 10.0
+
+_RESULT_TO_STATUS = {"success": "completed", "error": "failed", "interrupted": "cancelled"}
+
+
+class WorkerRunner:
+    """The job loop of one worker, independent of how it reaches the server.
+
+    Runs on the loop it is started on; `request_stop()` and control messages may come from
+    any thread.
+    """
+
+    def __init__(self, *, api: WorkerAPI, engine: Any, worker_id: str) -> None:
+        self.api = api
+        self.engine = engine
+        self.worker_id = worker_id
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._current: tuple[str, Any] | None = None       # (prompt_id, InterruptFlag)
+        # Interrupts aimed at a prompt that was not running yet (it may be claimed next).
+        self._early_interrupts: collections.deque[str] = collections.deque(maxlen=64)
+        self._pending_free: dict[str, bool] | None = None
+        self.jobs_run = 0
+
+    # -- control (any thread) -------------------------------------------------------------
+
+    def on_control(self, msg: BusMessage) -> None:
+        data = msg.data if isinstance(msg.data, dict) else {}
+        if msg.kind == "interrupt":
+            self.interrupt(data.get("prompt_id"))
+        elif msg.kind == "free":
+            with self._lock:
+                pending = self._pending_free or {"unload_models": False, "free_memory": False}
+                for key in pending:
+                    pending[key] = pending[key] or bool(data.get(key))
+                self._pending_free = pending
+            self._poke()
+
+    def interrupt(self, prompt_id: str | None = None) -> bool:
+        """Stop the running job (only if it is `prompt_id`, when given). True if one was hit."""
+        with self._lock:
+            current = self._current
+            if current is not None and (prompt_id is None or prompt_id == current[0]):
+                current[1].set()
+                return True
+            if prompt_id is not None:
+                self._early_interrupts.append(prompt_id)
+            return False
+
+    def request_stop(self) -> None:
+        self._stopping = True
+        self.interrupt()
+        self._poke()
+
+    def _poke(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:
+                pass
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        while not self._stopping:
+            try:
+                job = await self.api.claim(worker_id=self.worker_id, lease_seconds=LEASE_SECONDS)
+            except Exception:
+                log.exception("worker %s could not claim a job", self.worker_id)
+                await self._idle(1.0)
+                continue
+            if job is None:
+                self._apply_free()
+                await self._idle(IDLE_POLL_SECONDS)
+                continue
+            await self.run_job(job)
+            self._apply_free()
+
+    async def _idle(self, timeout: float) -> None:
+        """Wait for new work, a control message, or the timeout."""
+        assert self._wake is not None
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(self.api.wait_for_work(timeout=timeout)),
+                   asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    def _apply_free(self) -> None:
+        with self._lock:
+            pending, self._pending_free = self._pending_free, None
+        if pending:
+            try:
+                self.engine.free(**pending)
+            except Exception:
+                log.exception("engine.free failed")
+
+    async def run_job(self, job: WorkerJob) -> None:
+        """Run one claimed job to its end. Never raises: every failure ends the job visibly."""
+        from opencomfy.engine import InterruptFlag
+
+        interrupt = InterruptFlag()
+        with self._lock:
+            self._current = (job.prompt_id, interrupt)
+            if job.prompt_id in self._early_interrupts or self._stopping:
+                interrupt.set()
+        sink = BusEventSink(self.api.publish, prompt_id=job.prompt_id,
+                            client_id=job.client_id, workspace_id=job.workspace_id)
+        renewer = asyncio.ensure_future(self._keep_lease(job, interrupt))
+        try:
+            outcome = await self._execute(job, sink, interrupt)
+        finally:
+            renewer.cancel()
+            with self._lock:
+                self._current = None
+        await self._finish(job, outcome)
+        self.jobs_run += 1
+        # History is stored; only now may clients learn that the prompt is done.
+        sink.send("executing", {"node": None, "prompt_id": job.prompt_id})
+
+    async def _execute(self, job: WorkerJob, sink: BusEventSink, interrupt: Any) -> JobOutcome:
+        try:
+            result = await self.engine.run(
+                job.prompt, prompt_id=job.prompt_id, extra_data=job.extra_data,
+                execute_outputs=job.outputs_to_execute, sink=sink, interrupt=interrupt)
+        except Exception as exc:  # the engine itself failed: fail the job, keep the worker
+            log.exception("engine failed on prompt %s", job.prompt_id)
+            error = _worker_error(job.prompt_id, exc)
+            sink.send("execution_error", error)
+            return JobOutcome(status="failed", messages=[("execution_error", error)], error=error)
+        status = _RESULT_TO_STATUS.get(result.status, "failed")
+        error = result.error
+        if status == "cancelled" and self._stopping:
+            status = "failed"
+            error = {**(error or {}), "prompt_id": job.prompt_id,
+                     "exception_type": "ServerShutdown",
+                     "exception_message": "the server shut down while this job was running"}
+        return JobOutcome(status=status, outputs=result.outputs or {}, meta=result.meta or {},
+                          messages=list(result.messages or []), error=error)
+
+    async def _finish(self, job: WorkerJob, outcome: JobOutcome) -> None:
+        delay = 0.2
+        for attempt in range(5):
+            try:
+                await self.api.finish(prompt_id=job.prompt_id, worker_id=self.worker_id,
+                                      outcome=outcome)
+                return
+            except Exception:
+                log.exception("could not store the end of prompt %s (attempt %d)",
+                              job.prompt_id, attempt + 1)
+                await asyncio.sleep(delay)
+                delay *= 2
+        # The lease runs out and the server fails the job as stalled: never lost, never stuck.
+
+    async def _keep_lease(self, job: WorkerJob, interrupt: Any) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY_SECONDS)
+            try:
+                still_ours = await self.api.renew_lease(
+                    prompt_id=job.prompt_id, worker_id=self.worker_id, lease_seconds=LEASE_SECONDS)
+            except Exception:
+                log.exception("lease renewal failed for prompt %s", job.prompt_id)
+                continue
+            if not still_ours:
+                log.warning("lost the lease on prompt %s; stopping it", job.prompt_id)
+                interrupt.set()
+                return
+
+
+def _worker_error(prompt_id: str, exc: BaseException) -> dict:
+    return {
+        "prompt_id": prompt_id,
+        "node_id": None,
+        "node_type": None,
+        "executed": [],
+        "exception_message": f"{type(exc).__name__}: {exc}",
+        "exception_type": type(exc).__name__,
+        "traceback": traceback.format_exception(exc),
+        "current_inputs": {},
+        "current_outputs": {},
+        "timestamp": int(time.time() * 1000),
+    }
+
+
+class EmbeddedWorker:
+    """Runs a `WorkerRunner` on its own thread and event loop inside the server process."""
+
+    def __init__(self, *, config: "Config", jobs: "JobService", registry: "NodeRegistry",
+                 bus: "EventBus | None" = None) -> None:
+        self.config = config
+        self.jobs = jobs
+        self.registry = registry
+        self.bus = bus if bus is not None else _bus_of(jobs)
+        self.worker_id = f"embedded-{uuid.uuid4().hex[:8]}"
+        self.runner: WorkerRunner | None = None
+        self._api: EmbeddedWorkerAPI | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._stall_task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        """Start the thread; returns once the engine is built and the worker listens."""
+        self._api = EmbeddedWorkerAPI(jobs=self.jobs, bus=self.bus)
+        self._thread = threading.Thread(target=self._thread_main, name="opencomfy-worker",
+                                        daemon=True)
+        self._thread.start()
+        await asyncio.to_thread(self._ready.wait, 120)
+        if self._start_error is not None:
+            raise RuntimeError("the worker could not start") from self._start_error
+        self._stall_task = asyncio.ensure_future(self._fail_stalled_jobs_forever())
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._thread_async())
+        except BaseException as exc:  # reported by start(), or logged if it dies later
+            if not self._ready.is_set():
+                self._start_error = exc
+                self._ready.set()
+            else:
+                log.exception("the worker thread died")
+
+    async def _thread_async(self) -> None:
+        from opencomfy.engine import Engine
+
+        engine = Engine(self.registry, cache_mode=self.config.cache_mode,
+                        lru_size=self.config.cache_lru_size)
+        assert self._api is not None
+        self.runner = WorkerRunner(api=self._api, engine=engine, worker_id=self.worker_id)
+        remove = self._api.on_control(self.runner.on_control)
+        self._ready.set()
+        try:
+            await self.runner.run_forever()
+        finally:
+            remove()
+
+    async def _fail_stalled_jobs_forever(self) -> None:
+        fail_stalled = getattr(self.jobs, "fail_stalled_jobs", None)
+        if fail_stalled is None:
+            return
+        while True:
+            await asyncio.sleep(STALL_CHECK_SECONDS)
+            try:
+                await fail_stalled()
+            except Exception:
+                log.exception("failing stalled jobs")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Interrupt the running job, end the loop, and wait for the thread."""
+        if self._stall_task is not None:
+            self._stall_task.cancel()
+        if self.runner is not None:
+            self.runner.request_stop()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, timeout)
+            if self._thread.is_alive():
+                log.warning("the worker thread did not stop within %.0f s", timeout)
+        if self._api is not None:
+            self._api.close()
+
+
+def _bus_of(jobs: Any) -> "EventBus":
+    for name in ("bus", "_bus"):
+        bus = getattr(jobs, name, None)
+        if bus is not None:
+            return bus
+    raise ValueError("EmbeddedWorker needs an event bus (bus=, or JobService.bus)")

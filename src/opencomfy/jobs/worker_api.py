@@ -1,0 +1,172 @@
+"""The narrow interface between a worker and the rest of the server.
+
+A worker claims a job, keeps its lease alive, publishes events, and finishes the job with
+its outputs; it learns of interrupts and /api/free through control messages. Nothing else
+crosses this line, so the same worker loop can later run in another process (on a GPU
+machine) over an HTTP implementation of `WorkerAPI`.
+
+`EmbeddedWorkerAPI` is the in-process implementation: the worker runs on its own thread and
+event loop, and each call hops onto the server's loop (where JobService and the database
+live) with `asyncio.run_coroutine_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
+
+from opencomfy.events.base import CONTROL_KINDS, BusMessage, EventBus
+
+if TYPE_CHECKING:
+    from opencomfy.jobs.service import JobService
+
+FinishStatus = Literal["completed", "failed", "cancelled"]
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """What a worker needs to run one job."""
+
+    prompt_id: str
+    number: float
+    prompt: dict
+    extra_data: dict = field(default_factory=dict)
+    outputs_to_execute: list[str] = field(default_factory=list)
+    client_id: str | None = None
+    workspace_id: str = "local"
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a job ended, as stored with it."""
+
+    status: FinishStatus
+    outputs: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    messages: list = field(default_factory=list)
+    error: dict | None = None
+
+
+class WorkerAPI(abc.ABC):
+    """Everything a worker may ask of the server. Coroutines run on the worker's own loop."""
+
+    @abc.abstractmethod
+    async def claim(self, *, worker_id: str, lease_seconds: float) -> WorkerJob | None:
+        """Take the next pending job in queue order (None when the queue is empty)."""
+
+    @abc.abstractmethod
+    async def wait_for_work(self, *, timeout: float) -> None:
+        """Return when new work may be waiting, or after `timeout` seconds."""
+
+    @abc.abstractmethod
+    async def renew_lease(self, *, prompt_id: str, worker_id: str, lease_seconds: float) -> bool:
+        """Extend the lease; False means the job is no longer ours (stop running it)."""
+
+    @abc.abstractmethod
+    def publish(self, msg: BusMessage) -> None:
+        """Send an event towards the job's websocket clients. Never blocks."""
+
+    @abc.abstractmethod
+    async def finish(self, *, prompt_id: str, worker_id: str, outcome: JobOutcome) -> None:
+        """Store the outcome (outputs, status messages, timings) and end the job."""
+
+    @abc.abstractmethod
+    def on_control(self, callback: Callable[[BusMessage], None]) -> Callable[[], None]:
+        """Call `callback` (from any thread) for each control message: "interrupt"
+        {"prompt_id"} and "free" {"unload_models", "free_memory"}. Returns an unsubscribe."""
+
+
+class EmbeddedWorkerAPI(WorkerAPI):
+    """`WorkerAPI` over an in-process JobService and event bus.
+
+    Build it on the server's event loop; call its coroutines from the worker's loop.
+    """
+
+    def __init__(self, *, jobs: "JobService", bus: EventBus) -> None:
+        self._jobs = jobs
+        self._bus = bus
+        self._server_loop = asyncio.get_running_loop()
+        # Waiters live on the worker's loop; the bus listener pokes them from the server loop.
+        self._work_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._remove_queue_listener = bus.add_listener(self._on_queue_changed,
+                                                       kinds=("queue_changed",))
+
+    def close(self) -> None:
+        self._remove_queue_listener()
+
+    async def _on_server(self, coro: Awaitable[Any]) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coro, self._server_loop)
+        return await asyncio.wrap_future(future)
+
+    async def claim(self, *, worker_id: str, lease_seconds: float) -> WorkerJob | None:
+        claimed = await self._on_server(
+            self._jobs.claim_next_job(worker_id=worker_id, lease_seconds=lease_seconds))
+        if claimed is None:
+            return None
+        return WorkerJob(
+            prompt_id=claimed.prompt_id,
+            number=claimed.number,
+            prompt=claimed.prompt,
+            extra_data=dict(claimed.extra_data or {}),
+            outputs_to_execute=list(claimed.outputs_to_execute or []),
+            client_id=claimed.client_id,
+            workspace_id=getattr(claimed, "workspace_id", None) or "local",
+        )
+
+    def _on_queue_changed(self, msg: BusMessage) -> None:
+        for loop, event in list(self._work_waiters):
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that worker's loop is gone
+                self._work_waiters.discard((loop, event))
+
+    async def wait_for_work(self, *, timeout: float) -> None:
+        entry = (asyncio.get_running_loop(), asyncio.Event())
+        self._work_waiters.add(entry)
+        try:
+            await asyncio.wait_for(entry[1].wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._work_waiters.discard(entry)
+
+    async def renew_lease(self, *, prompt_id: str, worker_id: str, lease_seconds: float) -> bool:
+        return bool(await self._on_server(self._jobs.renew_lease(
+            prompt_id=prompt_id, worker_id=worker_id, lease_seconds=lease_seconds)))
+
+    def publish(self, msg: BusMessage) -> None:
+        self._bus.publish(msg)
+
+    async def finish(self, *, prompt_id: str, worker_id: str, outcome: JobOutcome) -> None:
+        await self._on_server(self._jobs.finish_job(
+            prompt_id=prompt_id, worker_id=worker_id, status=outcome.status,
+            outputs=outcome.outputs, meta=outcome.meta, messages=outcome.messages,
+            error=outcome.error))
+
+    def on_control(self, callback: Callable[[BusMessage], None]) -> Callable[[], None]:
+        # add_listener must run on the server loop; the callback then runs there too.
+        if _in_loop(self._server_loop):
+            remove = self._bus.add_listener(callback, kinds=CONTROL_KINDS)
+        else:
+            remove = asyncio.run_coroutine_threadsafe(
+                self._add_listener(callback), self._server_loop).result(timeout=10)
+
+        def unsubscribe() -> None:
+            try:
+                self._server_loop.call_soon_threadsafe(remove)
+            except RuntimeError:
+                pass
+
+        return unsubscribe
+
+    async def _add_listener(self, callback: Callable[[BusMessage], None]) -> Callable[[], None]:
+        return self._bus.add_listener(callback, kinds=CONTROL_KINDS)
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -1,0 +1,190 @@
+"""WebSocketHub routing, framing and per-client back-pressure, with in-memory transports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+
+from opencomfy.events.base import BusMessage
+from opencomfy.events.fanout import WebSocketHub
+from opencomfy.events.memory import MemoryEventBus
+
+FLAGS = {"supports_preview_metadata": True, "max_upload_size": 1024}
+
+
+class RecordingTransport:
+    """Records frames; `stalled` makes every send hang like a peer that never reads."""
+
+    def __init__(self, stalled: bool = False) -> None:
+        self.frames: list = []
+        self.stalled = stalled
+        self.aborted = False
+        self.closed = False
+
+    async def send_str(self, data: str) -> None:
+        await self._send(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._send(data)
+
+    async def _send(self, data) -> None:
+        if self.stalled:
+            await asyncio.Event().wait()
+        self.frames.append(data)
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def json(self) -> list[dict]:
+        return [json.loads(f) for f in self.frames if isinstance(f, str)]
+
+    def types(self) -> list[str]:
+        return [m["type"] for m in self.json()]
+
+
+async def make_hub(remaining: int = 0):
+    bus = MemoryEventBus()
+    counts = {"calls": 0}
+
+    async def queue_remaining(workspace_id: str) -> int:
+        counts["calls"] += 1
+        return remaining
+
+    hub = WebSocketHub(bus=bus, queue_remaining=queue_remaining, server_flags=FLAGS)
+    await hub.start()
+    return bus, hub, counts
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_connect_greets_with_status_and_negotiates_flags():
+    bus, hub, _ = await make_hub(remaining=3)
+    t = RecordingTransport()
+    conn = await hub.connect(sid="abc", workspace_id="local", transport=t)
+    hub.negotiate(conn, {"supports_preview_metadata": True})
+    await settle()
+    assert t.json() == [
+        {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 3}}, "sid": "abc"}},
+        {"type": "feature_flags", "data": FLAGS},
+    ]
+    assert conn.supports("supports_preview_metadata")
+    await hub.stop()
+
+
+async def test_events_go_to_the_prompts_client_only():
+    bus, hub, _ = await make_hub()
+    a, b = RecordingTransport(), RecordingTransport()
+    await hub.connect(sid="a", workspace_id="local", transport=a)
+    await hub.connect(sid="b", workspace_id="local", transport=b)
+    bus.publish(BusMessage("executing", {"node": "1", "prompt_id": "p"}, client_id="a"))
+    bus.publish(BusMessage("progress", {"value": 1, "max": 2}, client_id="a"))
+    await settle()
+    assert a.types() == ["status", "executing", "progress"]
+    assert b.types() == ["status"]
+    await hub.stop()
+
+
+async def test_prompt_without_client_broadcasts_only_comfyuis_broadcast_events():
+    bus, hub, _ = await make_hub()
+    a, b = RecordingTransport(), RecordingTransport()
+    await hub.connect(sid="a", workspace_id="local", transport=a)
+    await hub.connect(sid="b", workspace_id="local", transport=b)
+    other = RecordingTransport()
+    await hub.connect(sid="c", workspace_id="team-2", transport=other)
+    for kind in ("execution_start", "executing", "progress", "progress_state", "executed",
+                 "execution_interrupted", "execution_success"):
+        bus.publish(BusMessage(kind, {"prompt_id": "p"}, client_id=None, prompt_id="p"))
+    await settle()
+    for t in (a, b):
+        assert t.types() == ["status", "progress", "progress_state", "execution_interrupted"]
+    assert other.types() == ["status"]  # another workspace never sees them
+    await hub.stop()
+
+
+async def test_queue_changed_bursts_coalesce_and_keep_their_place():
+    bus, hub, counts = await make_hub(remaining=0)
+    a = RecordingTransport()
+    await hub.connect(sid="a", workspace_id="local", transport=a)
+    for n in range(50):
+        bus.publish(BusMessage("queue_changed", {"queue_remaining": n}))
+    bus.publish(BusMessage("executing", {"node": None, "prompt_id": "p"}, client_id="a"))
+    bus.publish(BusMessage("queue_changed", {}))
+    await settle()
+    msgs = a.json()
+    assert [m["type"] for m in msgs] == ["status", "status", "executing", "status"]
+    assert msgs[1]["data"] == {"status": {"exec_info": {"queue_remaining": 49}}}
+    assert counts["calls"] == 2  # on connect, and for the message without a count
+    await hub.stop()
+
+
+async def test_previews_use_the_negotiated_frame_type():
+    bus, hub, _ = await make_hub()
+    new, old = RecordingTransport(), RecordingTransport()
+    c_new = await hub.connect(sid="new", workspace_id="local", transport=new)
+    hub.negotiate(c_new, {"supports_preview_metadata": True,
+                          "supports_progress_text_metadata": True})
+    await hub.connect(sid="old", workspace_id="local", transport=old)
+    image = b"\x89PNG fake"
+    bus.publish(BusMessage("preview", {"image_format": "PNG", "image": image,
+                                       "metadata": {"node_id": "5"}}, prompt_id="p"))
+    bus.publish(BusMessage("progress_text", {"node_id": "5", "text": "half"}, prompt_id="p"))
+    await settle()
+    new_bin = [f for f in new.frames if isinstance(f, bytes)]
+    old_bin = [f for f in old.frames if isinstance(f, bytes)]
+    kind, meta_len = struct.unpack(">II", new_bin[0][:8])
+    meta = json.loads(new_bin[0][8:8 + meta_len])
+    assert kind == 4 and new_bin[0][8 + meta_len:] == image
+    assert meta == {"node_id": "5", "display_node_id": "5", "parent_node_id": None,
+                    "real_node_id": "5", "prompt_id": "p", "image_type": "image/png"}
+    assert old_bin[0] == struct.pack(">II", 1, 2) + image
+    assert new_bin[1] == struct.pack(">II", 3, 1) + b"p" + struct.pack(">I", 1) + b"5half"
+    assert old_bin[1] == struct.pack(">II", 3, 1) + b"5half"
+    await hub.stop()
+
+
+async def test_a_stalled_client_drops_progress_then_is_cut_off_without_delaying_others():
+    bus, hub, _ = await make_hub()
+    stalled, fine = RecordingTransport(stalled=True), RecordingTransport()
+    slow = await hub.connect(sid="slow", workspace_id="local", transport=stalled)
+    slow.max_frames = 10
+    await hub.connect(sid="fine", workspace_id="local", transport=fine)
+    for i in range(100):
+        bus.publish(BusMessage("progress", {"value": i, "max": 100}))
+    await settle()
+    assert slow.queued <= 10 and slow.dropped >= 89 and not stalled.aborted
+    assert len(fine.json()) == 101  # status + every progress, despite the stalled peer
+    for i in range(20):
+        bus.publish(BusMessage("queue_changed", {"queue_remaining": i}))
+        await settle()
+    assert stalled.aborted and slow.closed
+    assert len(fine.json()) == 121
+    await hub.stop()
+
+
+async def test_reconnect_replaces_the_old_socket_and_reports_the_running_node():
+    bus, hub, _ = await make_hub()
+    first = RecordingTransport()
+    await hub.connect(sid="me", workspace_id="local", transport=first)
+    bus.publish(BusMessage("executing", {"node": "7", "display_node": "7", "prompt_id": "p"},
+                           client_id="me"))
+    await settle()
+    second = RecordingTransport()
+    await hub.connect(sid="me", workspace_id="local", transport=second)
+    await settle()
+    assert first.closed
+    assert second.json()[1] == {"type": "executing",
+                                "data": {"node": "7", "display_node": "7", "prompt_id": "p"}}
+    bus.publish(BusMessage("execution_success", {"prompt_id": "p"}, client_id="me"))
+    await settle()
+    third = RecordingTransport()
+    await hub.connect(sid="me", workspace_id="local", transport=third)
+    await settle()
+    assert third.types() == ["status"]
+    await hub.stop()
