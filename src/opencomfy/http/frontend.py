@@ -1,0 +1,120 @@
+"""The web frontend and the static trees around it.
+
+- `/` and everything under it: the pinned `comfyui-frontend-package` (or --front-end-root);
+- `/extensions/<pack>/...`: each custom node pack's WEB_DIRECTORY;
+- `/user.css`: the user's stylesheet (empty when they have none);
+- `/templates/...`: workflow templates (`comfyui-workflow-templates-core` and `-json`);
+- `/docs/...`: node documentation (`comfyui-embedded-docs`).
+
+These routes are registered last: the frontend's static route at `/` matches everything.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from opencomfy.http.packs import confined_file, frontend_root
+from opencomfy.http.routing import services_of
+
+log = logging.getLogger(__name__)
+
+_NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+def _package_dir(package: str, *parts: str) -> Path | None:
+    try:
+        path = Path(str(importlib.resources.files(package).joinpath(*parts)))
+    except (ModuleNotFoundError, TypeError):
+        return None
+    return path if path.is_dir() else None
+
+
+def templates_dir() -> Path | None:
+    """The folder of template JSON files and their index (`comfyui-workflow-templates-json`)."""
+    return _package_dir("comfyui_workflow_templates_json", "templates")
+
+
+def docs_dir() -> Path | None:
+    """`<NodeClass>/<lang>.md` node documentation (`comfyui-embedded-docs`)."""
+    return _package_dir("comfyui_embedded_docs", "docs")
+
+
+def _template_media(relative: str) -> Path | None:
+    """A template's thumbnail or media file, from whichever media package holds it (those
+    packages are optional: without them thumbnails are simply not found)."""
+    try:
+        from comfyui_workflow_templates_core import get_asset_path, iter_templates
+    except ImportError:
+        return None
+    name = relative.rsplit("/", 1)[-1]
+    for entry in iter_templates():
+        if any(asset.filename == name for asset in entry.assets):
+            try:
+                path = Path(get_asset_path(entry.template_id, name))
+            except (KeyError, FileNotFoundError, ModuleNotFoundError, ValueError):
+                return None
+            return path if path.is_file() else None
+    return None
+
+
+async def get_template_file(request: web.Request) -> web.StreamResponse:
+    """A file of the workflow templates (index.json, a template, or its media)."""
+    relative = request.match_info["path"]
+    root = templates_dir()
+    path = confined_file(root, relative) if root else None
+    if path is None and "/" not in relative and ".." not in relative:
+        path = _template_media(relative)
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path)
+
+
+async def get_doc_file(request: web.Request) -> web.StreamResponse:
+    """A node's documentation page or one of its images."""
+    root = docs_dir()
+    path = confined_file(root, request.match_info["path"]) if root else None
+    if path is None:
+        raise web.HTTPNotFound()
+    if path.suffix == ".md":
+        return web.FileResponse(path, headers={"Content-Type": "text/markdown; charset=utf-8"})
+    return web.FileResponse(path)
+
+
+async def get_user_css(request: web.Request) -> web.StreamResponse:
+    """The user's own stylesheet (`<user dir>/default/user.css`), or an empty one."""
+    user_dir = services_of(request).config.user_dir
+    for candidate in (user_dir / "default" / "user.css", user_dir / "user.css"):
+        if candidate.is_file():
+            return web.FileResponse(candidate, headers=_NO_CACHE)
+    return web.Response(text="", content_type="text/css", headers=_NO_CACHE)
+
+
+def setup(app: web.Application) -> None:
+    config = app["config"]
+    web_root = frontend_root(config)
+    index = web_root / "index.html"
+    if not index.is_file():
+        log.warning("no frontend at %s: only the API is served", web_root)
+
+    async def get_index(request: web.Request) -> web.StreamResponse:
+        """The frontend's entry page; never cached, so an upgraded frontend loads at once."""
+        if not index.is_file():
+            raise web.HTTPNotFound(text="no frontend installed")
+        return web.FileResponse(index, headers=_NO_CACHE)
+
+    app.router.add_get("/", get_index)
+    app.router.add_get("/user.css", get_user_css)
+    app.router.add_get("/templates/{path:.+}", get_template_file)
+    app.router.add_get("/docs/{path:.+}", get_doc_file)
+
+    registry = app.get("registry")
+    for pack, directory in sorted(getattr(registry, "web_directories", {}).items()):
+        if Path(directory).is_dir():
+            app.router.add_static(f"/extensions/{pack}", directory, follow_symlinks=False)
+    if web_root.is_dir():
+        # Last: `/` as a static prefix would shadow any route registered after it.
+        app.router.add_static("/", web_root, follow_symlinks=False)
