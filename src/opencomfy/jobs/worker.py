@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from opencomfy.events.base import BusMessage
 from opencomfy.jobs.sink import BusEventSink
@@ -31,8 +31,6 @@ LEASE_SECONDS = 60.0
 RENEW_EVERY_SECONDS = 15.0
 #: How long an idle worker sleeps before looking at the queue anyway (a missed wake-up).
 IDLE_POLL_SECONDS = 2.0
-#: How often the server fails jobs whose worker stopped renewing its lease.
-STALL_CHECK_SECONDS = 10.0
 
 _RESULT_TO_STATUS = {"success": "completed", "error": "failed", "interrupted": "cancelled"}
 
@@ -138,9 +136,7 @@ class WorkerRunner:
 
     async def run_job(self, job: WorkerJob) -> None:
         """Run one claimed job to its end. Never raises: every failure ends the job visibly."""
-        from opencomfy.engine import InterruptFlag
-
-        interrupt = InterruptFlag()
+        interrupt = _new_interrupt_flag()
         with self._lock:
             self._current = (job.prompt_id, interrupt)
             if job.prompt_id in self._early_interrupts or self._stopping:
@@ -208,6 +204,14 @@ class WorkerRunner:
                 return
 
 
+def _new_interrupt_flag() -> Any:
+    try:
+        from opencomfy.engine import InterruptFlag
+    except ImportError:  # before the engine package exports it
+        from opencomfy.engine.events import InterruptFlag
+    return InterruptFlag()
+
+
 def _worker_error(prompt_id: str, exc: BaseException) -> dict:
     return {
         "prompt_id": prompt_id,
@@ -224,10 +228,14 @@ def _worker_error(prompt_id: str, exc: BaseException) -> dict:
 
 
 class EmbeddedWorker:
-    """Runs a `WorkerRunner` on its own thread and event loop inside the server process."""
+    """Runs a `WorkerRunner` on its own thread and event loop inside the server process.
+    (Jobs whose lease runs out are failed by JobService's own reaper.)"""
 
     def __init__(self, *, config: "Config", jobs: "JobService", registry: "NodeRegistry",
-                 bus: "EventBus | None" = None) -> None:
+                 bus: "EventBus | None" = None,
+                 engine_factory: Callable[[], Any] | None = None) -> None:
+        """`engine_factory` builds the engine on the worker's thread (default: the real
+        Engine over `registry` with the configured cache)."""
         self.config = config
         self.jobs = jobs
         self.registry = registry
@@ -238,7 +246,7 @@ class EmbeddedWorker:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
-        self._stall_task: asyncio.Task | None = None
+        self._engine_factory = engine_factory or self._build_engine
 
     async def start(self) -> None:
         """Start the thread; returns once the engine is built and the worker listens."""
@@ -249,7 +257,6 @@ class EmbeddedWorker:
         await asyncio.to_thread(self._ready.wait, 120)
         if self._start_error is not None:
             raise RuntimeError("the worker could not start") from self._start_error
-        self._stall_task = asyncio.ensure_future(self._fail_stalled_jobs_forever())
 
     def _thread_main(self) -> None:
         try:
@@ -261,11 +268,14 @@ class EmbeddedWorker:
             else:
                 log.exception("the worker thread died")
 
-    async def _thread_async(self) -> None:
+    def _build_engine(self) -> Any:
         from opencomfy.engine import Engine
 
-        engine = Engine(self.registry, cache_mode=self.config.cache_mode,
-                        lru_size=self.config.cache_lru_size)
+        return Engine(self.registry, cache_mode=self.config.cache_mode,
+                      lru_size=self.config.cache_lru_size)
+
+    async def _thread_async(self) -> None:
+        engine = self._engine_factory()
         assert self._api is not None
         self.runner = WorkerRunner(api=self._api, engine=engine, worker_id=self.worker_id)
         remove = self._api.on_control(self.runner.on_control)
@@ -275,21 +285,8 @@ class EmbeddedWorker:
         finally:
             remove()
 
-    async def _fail_stalled_jobs_forever(self) -> None:
-        fail_stalled = getattr(self.jobs, "fail_stalled_jobs", None)
-        if fail_stalled is None:
-            return
-        while True:
-            await asyncio.sleep(STALL_CHECK_SECONDS)
-            try:
-                await fail_stalled()
-            except Exception:
-                log.exception("failing stalled jobs")
-
     async def stop(self, timeout: float = 10.0) -> None:
         """Interrupt the running job, end the loop, and wait for the thread."""
-        if self._stall_task is not None:
-            self._stall_task.cancel()
         if self.runner is not None:
             self.runner.request_stop()
         if self._thread is not None:
