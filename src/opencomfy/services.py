@@ -17,7 +17,7 @@ from opencomfy.config import Config
 if TYPE_CHECKING:  # imported lazily below so that start-up order stays explicit
     from opencomfy.catalogue import Catalogue
     from opencomfy.db.database import Database
-    from opencomfy.engine import NodeRegistry
+    from opencomfy.engine import Engine, NodeRegistry
     from opencomfy.events.base import EventBus
     from opencomfy.jobs.service import JobService
     from opencomfy.jobs.worker import EmbeddedWorker
@@ -34,6 +34,8 @@ class Services:
     catalogue: "Catalogue"
     jobs: "JobService"
     worker: "EmbeddedWorker | None"
+    # A validation-only engine for POST /prompt (the API side never runs prompts).
+    validator: "Engine | None" = None
 
 
 @contextlib.asynccontextmanager
@@ -45,6 +47,7 @@ async def build_services(config: Config, registry: "NodeRegistry") -> AsyncItera
     """
     from opencomfy.catalogue import Catalogue
     from opencomfy.db.database import Database
+    from opencomfy.engine import Engine
     from opencomfy.events.memory import MemoryEventBus
     from opencomfy.jobs.service import JobService
 
@@ -64,10 +67,12 @@ async def build_services(config: Config, registry: "NodeRegistry") -> AsyncItera
         worker = EmbeddedWorker(config=config, jobs=jobs, registry=registry)
         await worker.start()
     services = Services(config=config, db=db, bus=bus, registry=registry,
-                        catalogue=catalogue, jobs=jobs, worker=worker)
+                        catalogue=catalogue, jobs=jobs, worker=worker,
+                        validator=Engine(registry, cache_mode="none"))
     try:
         yield services
     finally:
         if worker is not None:
             await worker.stop()
+        await jobs.close()
         await db.close()

@@ -1,0 +1,126 @@
+"""`Database`: one async engine, migrations applied at open, and a single-writer gate.
+
+SQLite (the embedded default) runs in WAL mode with `synchronous=NORMAL`: a commit survives a
+killed process (the WAL is in the OS's page cache), readers never block the writer, and
+`busy_timeout` covers other processes. Writes inside this process go through
+`write_session()`, which serialises them with one lock, so that two writers never race for
+SQLite's write lock ("database is locked"). On PostgreSQL the lock is not needed and is a
+no-op; row-level locking (`FOR UPDATE SKIP LOCKED`) does the work there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import AsyncIterator
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class Database:
+    """The server's database: build with `await Database.open(url)`, end with `close()`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name  # "sqlite" | "postgresql"
+        self.is_sqlite = self.dialect == "sqlite"
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> "Database":
+        """Connect to `url` (SQLite file or PostgreSQL) and apply every pending migration."""
+        engine = _create_engine(url)
+        db = cls(engine)
+        if migrate:
+            await db.migrate()
+        return db
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to the newest Alembic revision."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to_head)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def session(self) -> AsyncSession:
+        """A new ORM session (reads; for writes on SQLite prefer `write_session`)."""
+        return self._sessions()
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for reads (no transaction is left open afterwards)."""
+        async with self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in one transaction, committed on success, under the writer gate."""
+        async with self._writer_gate():
+            async with self.engine.begin() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def write_session(self) -> AsyncIterator[AsyncSession]:
+        """An ORM session in one transaction, committed on success, under the writer gate."""
+        async with self._writer_gate():
+            async with self._sessions() as session, session.begin():
+                yield session
+
+    @contextlib.asynccontextmanager
+    async def _writer_gate(self) -> AsyncIterator[None]:
+        if self._write_lock is None:
+            yield
+            return
+        async with self._write_lock:
+            yield
+
+    async def ping(self) -> bool:
+        """True when the database answers (for /health)."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            log.warning("database ping failed", exc_info=True)
+            return False
+
+
+def _create_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=8, max_overflow=8)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA cache_size=-32000")  # 32 MB of page cache per connection
+    cur.close()
+
+
+def _upgrade_to_head(sync_conn) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = sync_conn
+    command.upgrade(cfg, "head")

@@ -1,0 +1,1 @@
+"""Jobs: the state machine, the queue in SQL, JobService, and the worker."""

@@ -1,0 +1,209 @@
+"""Every query of the queue and the history, each named and described in one line.
+
+The queue is the `jobs` table: pending rows in (number, seq) order are the queue, in_progress
+rows are running, terminal rows with a `history_seq` are the history in completion order.
+The index serving each query is named in its docstring (created in migration 0001_jobs).
+Status changes are built by `transitions.transition`; the queries here only select rows for
+them or change fields that are not the status.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from sqlalchemy import Select, and_, delete, func, insert, select, update
+
+from opencomfy.db.models import Job
+from opencomfy.jobs import transitions as tr
+
+# Columns of one ComfyUI history entry (the adapter splices their JSON text).
+HISTORY_COLUMNS = (Job.id, Job.number, Job.status, Job.prompt, Job.extra_data,
+                   Job.outputs_to_execute, Job.outputs, Job.meta, Job.messages)
+# Columns of one queue tuple.
+QUEUE_COLUMNS = (Job.id, Job.number, Job.prompt, Job.extra_data, Job.outputs_to_execute)
+# Columns of a jobs-API list entry (no prompt, no full outputs).
+JOB_LIST_COLUMNS = (Job.id, Job.status, Job.number, Job.create_time, Job.update_time,
+                    Job.start_time, Job.end_time, Job.error, Job.outputs_count,
+                    Job.previewable_count, Job.preview_output, Job.workflow_id,
+                    Job.cancel_requested, Job.error_message)
+# Columns a worker needs to run a claimed job.
+CLAIM_COLUMNS = (Job.id, Job.number, Job.prompt, Job.extra_data, Job.sensitive,
+                 Job.outputs_to_execute, Job.client_id, Job.workspace_id)
+
+
+def insert_jobs():
+    """submit: insert a batch of new pending jobs (executemany in one transaction)."""
+    return insert(Job)
+
+
+def existing_ids(ids: Sequence[str]) -> Select:
+    """submit: which of these prompt ids are already taken (duplicate check)."""
+    return select(Job.id).where(Job.id.in_(ids))
+
+
+def counters() -> Select:
+    """start-up: the highest submit and completion numbers, to continue both sequences."""
+    return select(func.max(Job.seq), func.max(Job.history_seq))
+
+
+def next_pending(*, skip_locked: bool) -> Select:
+    """claim_next_job: the first pending job in queue order (ix_jobs_pending_order)."""
+    stmt = (select(Job.id).where(Job.status == tr.PENDING)
+            .order_by(Job.number, Job.seq).limit(1))
+    if skip_locked:  # PostgreSQL: concurrent claimers skip each other's row
+        stmt = stmt.with_for_update(skip_locked=True)
+    return stmt
+
+
+def claim_job(*, prompt_id: str, worker_id: str, lease_until: int, now: int):
+    """claim_next_job: move one pending job to in_progress under a worker's lease."""
+    found, stmt = tr.transition(
+        tr.PENDING, tr.IN_PROGRESS, where=Job.id == prompt_id,
+        worker_id=worker_id, lease_expires_at=lease_until, start_time=now, update_time=now)
+    return found, stmt.returning(*CLAIM_COLUMNS)
+
+
+def renew_lease(*, prompt_id: str, worker_id: str, lease_until: int):
+    """renew_lease: extend the lease of a running job, only for the worker holding it."""
+    return (update(Job)
+            .where(Job.id == prompt_id, Job.status == tr.IN_PROGRESS, Job.worker_id == worker_id)
+            .values(lease_expires_at=lease_until))
+
+
+def find_stalled_jobs(*, now: int) -> Select:
+    """fail_stalled_jobs: running jobs whose lease has run out (ix_jobs_lease)."""
+    return (select(Job.id, Job.workspace_id, Job.worker_id)
+            .where(Job.status == tr.IN_PROGRESS, Job.lease_expires_at < now))
+
+
+def running_job_ids() -> Select:
+    """recover_after_restart: every job left in_progress (ix_jobs_workspace_status)."""
+    return select(Job.id, Job.workspace_id, Job.start_time).where(Job.status == tr.IN_PROGRESS)
+
+
+def job_state(*, prompt_id: str) -> Select:
+    """finish_job / cancel: the current status, lease holder and workspace of one job."""
+    return select(Job.status, Job.worker_id, Job.workspace_id, Job.cancel_requested,
+                  Job.start_time, Job.create_time).where(Job.id == prompt_id)
+
+
+def running_jobs(*, workspace_id: str) -> Select:
+    """queue_snapshot: a workspace's running jobs as queue tuples (ix_jobs_workspace_status)."""
+    return (select(*QUEUE_COLUMNS)
+            .where(Job.workspace_id == workspace_id, Job.status == tr.IN_PROGRESS)
+            .order_by(Job.start_time, Job.seq))
+
+
+def pending_jobs(*, workspace_id: str) -> Select:
+    """queue_snapshot: a workspace's pending jobs in queue order (ix_jobs_pending_order)."""
+    return (select(*QUEUE_COLUMNS)
+            .where(Job.status == tr.PENDING, Job.workspace_id == workspace_id)
+            .order_by(Job.number, Job.seq))
+
+
+def count_unfinished(*, workspace_id: str) -> Select:
+    """queue_remaining: pending + running jobs of a workspace (ix_jobs_workspace_status)."""
+    return (select(func.count()).select_from(Job)
+            .where(Job.workspace_id == workspace_id, Job.status.in_(tr.UNFINISHED)))
+
+
+def running_ids(*, workspace_id: str, prompt_id: str | None) -> Select:
+    """request_interrupt: the running jobs to stop (one, or all of the workspace's)."""
+    stmt = select(Job.id).where(Job.workspace_id == workspace_id, Job.status == tr.IN_PROGRESS)
+    if prompt_id is not None:
+        stmt = stmt.where(Job.id == prompt_id)
+    return stmt
+
+
+def mark_cancel_requested(*, workspace_id: str, prompt_ids: Sequence[str]):
+    """cancel / interrupt: flag running jobs as cancelling (not a status change)."""
+    return (update(Job)
+            .where(Job.workspace_id == workspace_id, Job.id.in_(prompt_ids),
+                   Job.status == tr.IN_PROGRESS)
+            .values(cancel_requested=True))
+
+
+def pending_ids(*, workspace_id: str, prompt_ids: Iterable[str] | None) -> Select:
+    """delete_pending / clear_pending / cancel: pending jobs to take off the queue."""
+    stmt = select(Job.id).where(Job.status == tr.PENDING, Job.workspace_id == workspace_id)
+    if prompt_ids is not None:
+        stmt = stmt.where(Job.id.in_(list(prompt_ids)))
+    return stmt
+
+
+def history_rows_newest(*, workspace_id: str, limit: int) -> Select:
+    """page_history (offset < 0): the newest `limit` finished jobs, newest first (ix_jobs_history)."""
+    return (select(*HISTORY_COLUMNS)
+            .where(Job.workspace_id == workspace_id, Job.history_seq.is_not(None))
+            .order_by(Job.history_seq.desc(), Job.seq.desc()).limit(limit))
+
+
+def history_rows_from(*, workspace_id: str, offset: int, limit: int | None) -> Select:
+    """page_history (offset >= 0): finished jobs oldest first, from `offset` (ix_jobs_history)."""
+    stmt = (select(*HISTORY_COLUMNS)
+            .where(Job.workspace_id == workspace_id, Job.history_seq.is_not(None))
+            .order_by(Job.history_seq, Job.seq).offset(offset))
+    return stmt.limit(limit) if limit is not None else stmt
+
+
+def history_rows_desc(*, workspace_id: str, offset: int, limit: int | None) -> Select:
+    """history_v2: finished jobs newest first, from `offset` (ix_jobs_history)."""
+    stmt = (select(*HISTORY_COLUMNS, Job.create_time, Job.workflow_id)
+            .where(Job.workspace_id == workspace_id, Job.history_seq.is_not(None))
+            .order_by(Job.history_seq.desc(), Job.seq.desc()).offset(offset))
+    return stmt.limit(limit) if limit is not None else stmt
+
+
+def history_row(*, workspace_id: str, prompt_id: str) -> Select:
+    """history entry: one finished job (primary key)."""
+    return (select(*HISTORY_COLUMNS, Job.create_time, Job.workflow_id)
+            .where(Job.id == prompt_id, Job.workspace_id == workspace_id,
+                   Job.history_seq.is_not(None)))
+
+
+def delete_history(*, workspace_id: str, prompt_ids: Sequence[str] | None):
+    """POST /history: forget finished jobs (some, or all of the workspace's)."""
+    stmt = delete(Job).where(Job.workspace_id == workspace_id, Job.status.in_(tr.TERMINAL))
+    if prompt_ids is not None:
+        stmt = stmt.where(Job.id.in_(prompt_ids))
+    return stmt
+
+
+def _jobs_filter(*, workspace_id: str, statuses: Sequence[str] | None,
+                 workflow_id: str | None, output_type: str | None):
+    conds = [Job.workspace_id == workspace_id]
+    if statuses:
+        conds.append(Job.status.in_(statuses))
+    if workflow_id is not None:
+        conds.append(Job.workflow_id == workflow_id)
+    if output_type is not None:
+        conds.append(Job.output_types.contains(f",{output_type},"))
+    return and_(*conds)
+
+
+def page_jobs(*, workspace_id: str, statuses: Sequence[str] | None, workflow_id: str | None,
+              output_type: str | None, sort_by: str, descending: bool,
+              offset: int, limit: int) -> Select:
+    """GET /jobs: one page of a workspace's jobs, filtered and sorted
+    (ix_jobs_workspace_create / ix_jobs_workspace_duration / ix_jobs_workspace_workflow)."""
+    key = (Job.duration_ms, Job.seq) if sort_by == "execution_time" else (Job.create_time, Job.seq)
+    order = [k.desc() for k in key] if descending else list(key)
+    return (select(*JOB_LIST_COLUMNS)
+            .where(_jobs_filter(workspace_id=workspace_id, statuses=statuses,
+                                workflow_id=workflow_id, output_type=output_type))
+            .order_by(*order).offset(offset).limit(limit))
+
+
+def count_jobs(*, workspace_id: str, statuses: Sequence[str] | None, workflow_id: str | None,
+               output_type: str | None) -> Select:
+    """GET /jobs: how many jobs match the filters (pagination total)."""
+    return (select(func.count()).select_from(Job)
+            .where(_jobs_filter(workspace_id=workspace_id, statuses=statuses,
+                                workflow_id=workflow_id, output_type=output_type)))
+
+
+def job_detail(*, workspace_id: str, prompt_id: str) -> Select:
+    """GET /jobs/{id}, /job/{id}/status: everything about one job (primary key)."""
+    return (select(*JOB_LIST_COLUMNS, Job.prompt, Job.extra_data, Job.outputs_to_execute,
+                   Job.outputs, Job.meta, Job.messages)
+            .where(Job.id == prompt_id, Job.workspace_id == workspace_id))

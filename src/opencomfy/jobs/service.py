@@ -1,0 +1,468 @@
+"""JobService: the queue, the history and the worker interface over the `jobs` table.
+
+Call it on the server's event loop (the embedded worker hops there through worker_api).
+Every status change goes through `transitions`, is committed, and only then announced on the
+bus (`queue_changed`, `interrupt`). Submits that arrive together are written in one
+transaction (group commit), so a burst of prompts costs one commit, not one per prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any, Sequence
+
+from sqlalchemy.exc import IntegrityError
+
+from opencomfy.db.database import Database
+from opencomfy.events.base import BusMessage, EventBus
+from opencomfy.jobs import comfy_format, queue_sql as q
+from opencomfy.jobs import transitions as tr
+from opencomfy.jobs.models import (SENSITIVE_EXTRA_DATA_KEYS, ClaimedJob, DuplicatePromptId,
+                                   JobNotFound, JobPage, SubmittedJob)
+from opencomfy.jobs.submit_batch import SubmitBatcher
+
+log = logging.getLogger(__name__)
+
+RESTART_REASON = "server stopped while the job was running"
+STALLED_REASON = "the worker running the job stopped responding (its lease expired)"
+REAPER_INTERVAL_S = 5.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+class JobService:
+    """Jobs of every workspace: submit, queue views, control, history, and the worker side."""
+
+    def __init__(self, *, db: Database, bus: EventBus) -> None:
+        self.db = db
+        self.bus = bus
+        self._seq: int | None = None  # last submit number handed out
+        self._history_seq = 0  # last completion number handed out
+        self._counters_lock = asyncio.Lock()
+        self._batcher = SubmitBatcher(write=self._write_batch)
+        self._work_events: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
+        self._reaper: asyncio.Task | None = None
+
+    # ----------------------------------------------------------------------------- lifetime
+
+    async def recover_after_restart(self) -> list[str]:
+        """At start: fail jobs a dead process left running (pending ones stay queued), and
+        start the reaper of stalled leases. Returns the ids of the jobs failed."""
+        await self._load_counters()
+        async with self.db.read() as conn:
+            rows = (await conn.execute(q.running_job_ids())).all()
+        failed = [r.id for r in rows
+                  if await self._fail_running(prompt_id=r.id, worker_id=None, reason=RESTART_REASON)]
+        if failed:
+            log.warning("marked %d interrupted job(s) failed: %s", len(failed), RESTART_REASON)
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+        return failed
+
+    async def close(self) -> None:
+        """Write any submit still waiting for its commit and stop the reaper."""
+        await self._batcher.drain()
+        if self._reaper is not None:
+            self._reaper.cancel()
+            try:
+                await self._reaper
+            except asyncio.CancelledError:
+                pass
+            self._reaper = None
+
+    async def _load_counters(self) -> None:
+        async with self._counters_lock:
+            if self._seq is not None:
+                return
+            async with self.db.read() as conn:
+                max_seq, max_hist = (await conn.execute(q.counters())).one()
+            self._seq = -1 if max_seq is None else int(max_seq)
+            self._history_seq = int(max_hist or 0)
+
+    def _next_history_seq(self) -> int:
+        self._history_seq += 1
+        return self._history_seq
+
+    # ------------------------------------------------------------------------------ submit
+
+    async def submit(self, *, workspace_id: str, prompt: dict, outputs_to_execute: Sequence[str],
+                     prompt_id: str | None = None, number: float | None = None,
+                     front: bool = False, extra_data: dict | None = None,
+                     client_id: str | None = None, workflow_id: str | None = None,
+                     workflow_version_id: str | None = None) -> SubmittedJob:
+        """Queue a validated prompt; returns once the job is committed.
+
+        `number` (ComfyUI's priority) defaults to the submit counter, negated with `front`.
+        `client_id` goes into extra_data, as does `create_time` (ms). Raises DuplicatePromptId.
+        """
+        if self._seq is None:
+            await self._load_counters()
+        self._seq += 1
+        seq = self._seq
+        if number is None:
+            number = -seq if front else seq
+        prompt_id = prompt_id or str(uuid.uuid4())
+        extra = dict(extra_data or {})
+        if client_id is not None:
+            extra["client_id"] = client_id
+        sensitive = {k: extra.pop(k) for k in SENSITIVE_EXTRA_DATA_KEYS if k in extra}
+        created = now_ms()
+        extra["create_time"] = created
+        if workflow_id is None:
+            workflow_id = comfy_format.workflow_id_of(extra)
+        row = dict(
+            id=prompt_id, workspace_id=workspace_id, seq=seq, number=float(number),
+            status=tr.PENDING, client_id=extra.get("client_id") if isinstance(extra.get("client_id"), str) else None,
+            workflow_id=workflow_id, workflow_version_id=workflow_version_id,
+            prompt=_dumps(prompt), extra_data=_dumps(extra),
+            sensitive=_dumps(sensitive) if sensitive else None,
+            outputs_to_execute=_dumps(list(outputs_to_execute)),
+            create_time=created, update_time=created, cancel_requested=False,
+        )
+        await self._batcher.submit(row)
+        return SubmittedJob(prompt_id=prompt_id, number=number)
+
+    async def _write_batch(self, rows: list[dict]) -> list[BaseException | None]:
+        """Insert a batch in one transaction; per-row errors (duplicates) come back in order."""
+        try:
+            results, written = await self._insert_rows(rows)
+        except IntegrityError:
+            # Another process took an id between our check and the insert: one by one.
+            results, written = [], []
+            for row in rows:
+                try:
+                    (error,), done = await self._insert_rows([row])
+                except IntegrityError:
+                    error, done = DuplicatePromptId(f"prompt_id {row['id']} already exists"), []
+                results.append(error)
+                written += done
+        if written:
+            async with self.db.read() as conn:
+                remaining = {ws: await self._count_unfinished(conn, ws)
+                             for ws in {r["workspace_id"] for r in written}}
+            for ws, n in remaining.items():
+                self._announce_queue(ws, n)
+            self._wake_workers()
+        return results
+
+    async def _insert_rows(self, rows: list[dict]) -> tuple[list[BaseException | None], list[dict]]:
+        results: list[BaseException | None] = [None] * len(rows)
+        fresh: list[dict] = []
+        async with self.db.write() as conn:
+            taken = set((await conn.execute(q.existing_ids([r["id"] for r in rows]))).scalars())
+            for i, row in enumerate(rows):
+                if row["id"] in taken:
+                    results[i] = DuplicatePromptId(f"prompt_id {row['id']} already exists")
+                else:
+                    taken.add(row["id"])
+                    fresh.append(row)
+            if fresh:
+                await conn.execute(q.insert_jobs(), fresh)
+        return results, fresh
+
+    # ----------------------------------------------------------------------- queue views
+
+    async def queue_snapshot(self, *, workspace_id: str) -> tuple[list, list]:
+        """(running rows, pending rows in queue order) of a workspace."""
+        async with self.db.read() as conn:
+            running = (await conn.execute(q.running_jobs(workspace_id=workspace_id))).all()
+            pending = (await conn.execute(q.pending_jobs(workspace_id=workspace_id))).all()
+        return running, pending
+
+    async def queue_remaining(self, *, workspace_id: str) -> int:
+        """Pending plus running jobs of a workspace (ComfyUI's `queue_remaining`)."""
+        async with self.db.read() as conn:
+            return await self._count_unfinished(conn, workspace_id)
+
+    @staticmethod
+    async def _count_unfinished(conn, workspace_id: str) -> int:
+        return int((await conn.execute(q.count_unfinished(workspace_id=workspace_id))).scalar_one())
+
+    # ---------------------------------------------------------------------------- control
+
+    async def delete_pending(self, *, workspace_id: str, prompt_ids: Sequence[str]) -> list[str]:
+        """Take these pending jobs off the queue (they end cancelled). Returns those taken."""
+        return await self._cancel_pending(workspace_id=workspace_id, prompt_ids=list(prompt_ids))
+
+    async def clear_pending(self, *, workspace_id: str) -> list[str]:
+        """Take every pending job of the workspace off the queue."""
+        return await self._cancel_pending(workspace_id=workspace_id, prompt_ids=None)
+
+    async def _cancel_pending(self, *, workspace_id: str, prompt_ids: list[str] | None) -> list[str]:
+        if prompt_ids is not None and not prompt_ids:
+            return []
+        now = now_ms()
+        async with self.db.write() as conn:
+            ids = list((await conn.execute(
+                q.pending_ids(workspace_id=workspace_id, prompt_ids=prompt_ids))).scalars())
+            if ids:
+                messages = [("execution_interrupted", {"prompt_id": None, "node_id": None,
+                                                       "node_type": None, "executed": [],
+                                                       "timestamp": now})]
+                _, stmt = tr.transition(
+                    tr.PENDING, tr.CANCELLED, where=q.Job.id.in_(ids),
+                    history_seq=self._next_history_seq(), end_time=now, update_time=now,
+                    outputs="{}", meta="{}", messages=_dumps(messages),
+                    error_message="cancelled before it started", outputs_count=0,
+                    previewable_count=0, output_types=",")
+                await conn.execute(stmt)
+            remaining = await self._count_unfinished(conn, workspace_id)
+        if ids:
+            self._announce_queue(workspace_id, remaining)
+        return ids
+
+    async def request_interrupt(self, *, workspace_id: str, prompt_id: str | None = None) -> list[str]:
+        """Stop running jobs: the one named (only if it is running) or all of the workspace's.
+        They end cancelled once the engine reports the interruption. Returns their ids."""
+        async with self.db.write() as conn:
+            ids = list((await conn.execute(
+                q.running_ids(workspace_id=workspace_id, prompt_id=prompt_id))).scalars())
+            if ids:
+                await conn.execute(q.mark_cancel_requested(workspace_id=workspace_id, prompt_ids=ids))
+        for job_id in ids:
+            self.bus.publish(BusMessage(kind="interrupt", data={"prompt_id": job_id},
+                                        workspace_id=workspace_id, prompt_id=job_id))
+        return ids
+
+    async def cancel(self, *, workspace_id: str, job_id: str) -> bool:
+        """Cancel one job, idempotently: True when this call cancelled it (pending) or asked the
+        worker to stop it (running); False when it had ended or was already cancelling.
+        Raises JobNotFound."""
+        for _ in range(3):  # a pending job may be claimed between our read and our update
+            async with self.db.read() as conn:
+                state = (await conn.execute(q.job_state(prompt_id=job_id))).first()
+            if state is None or state.workspace_id != workspace_id:
+                raise JobNotFound(job_id)
+            if state.status == tr.PENDING:
+                if await self._cancel_pending(workspace_id=workspace_id, prompt_ids=[job_id]):
+                    return True
+                continue
+            if state.status == tr.IN_PROGRESS and not state.cancel_requested:
+                return bool(await self.request_interrupt(workspace_id=workspace_id, prompt_id=job_id))
+            return False
+        return False
+
+    def request_free(self, *, unload_models: bool = False, free_memory: bool = False) -> None:
+        """Ask the worker to unload models / drop caches after the current job (/api/free)."""
+        self.bus.publish(BusMessage(kind="free", data={"unload_models": bool(unload_models),
+                                                       "free_memory": bool(free_memory)}))
+
+    # ------------------------------------------------------------------------------ reads
+
+    async def history_page(self, *, workspace_id: str, max_items: int | None,
+                           offset: int | None) -> list:
+        """Finished jobs in completion order, windowed exactly as ComfyUI's get_history:
+        offset < 0 with max_items means the newest max_items; max_items <= 0 quirks kept."""
+        offset = -1 if offset is None else offset
+        async with self.db.read() as conn:
+            if offset < 0 and max_items is not None:
+                if max_items <= 0:
+                    return []
+                rows = (await conn.execute(q.history_rows_newest(
+                    workspace_id=workspace_id, limit=max_items))).all()
+                rows.reverse()
+                return rows
+            # ComfyUI adds an item before checking the count, so max_items <= 0 yields one.
+            limit = None if max_items is None else max(max_items, 1)
+            return (await conn.execute(q.history_rows_from(
+                workspace_id=workspace_id, offset=max(offset, 0), limit=limit))).all()
+
+    async def history_page_newest_first(self, *, workspace_id: str, offset: int,
+                                        limit: int | None) -> list:
+        """Finished jobs newest first (history_v2)."""
+        async with self.db.read() as conn:
+            return (await conn.execute(q.history_rows_desc(
+                workspace_id=workspace_id, offset=offset, limit=limit))).all()
+
+    async def history_entry(self, *, workspace_id: str, prompt_id: str):
+        """One finished job's history row, or None."""
+        async with self.db.read() as conn:
+            return (await conn.execute(q.history_row(
+                workspace_id=workspace_id, prompt_id=prompt_id))).first()
+
+    async def delete_history(self, *, workspace_id: str, prompt_ids: Sequence[str] | None) -> int:
+        """Forget finished jobs (these ids, or all with None). Queued jobs are untouched."""
+        async with self.db.write() as conn:
+            result = await conn.execute(q.delete_history(
+                workspace_id=workspace_id, prompt_ids=None if prompt_ids is None else list(prompt_ids)))
+        return int(result.rowcount or 0)
+
+    async def list_jobs(self, *, workspace_id: str, statuses: Sequence[str] | None = None,
+                        workflow_id: str | None = None, output_type: str | None = None,
+                        sort_by: str = "create_time", descending: bool = True,
+                        offset: int = 0, limit: int = 100) -> JobPage:
+        """One page of jobs and the total matching the filters."""
+        filters = dict(workspace_id=workspace_id, statuses=statuses, workflow_id=workflow_id,
+                       output_type=output_type)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(q.page_jobs(**filters, sort_by=sort_by, descending=descending,
+                                                   offset=offset, limit=limit))).all()
+            if offset == 0 and len(rows) < limit:
+                total = len(rows)  # the page holds everything: no count query needed
+            else:
+                total = int((await conn.execute(q.count_jobs(**filters))).scalar_one())
+        return JobPage(rows=rows, total=total)
+
+    async def get_job(self, *, workspace_id: str, job_id: str):
+        """Everything about one job, or raise JobNotFound."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(q.job_detail(workspace_id=workspace_id, prompt_id=job_id))).first()
+        if row is None:
+            raise JobNotFound(job_id)
+        return row
+
+    # ------------------------------------------------------------------- worker interface
+
+    async def claim_next_job(self, *, worker_id: str, lease_seconds: float) -> ClaimedJob | None:
+        """Take the first pending job in queue order under a lease; None when none waits."""
+        for _ in range(5):
+            now = now_ms()
+            async with self.db.write() as conn:
+                job_id = (await conn.execute(
+                    q.next_pending(skip_locked=not self.db.is_sqlite))).scalar_one_or_none()
+                if job_id is None:
+                    return None
+                _, stmt = q.claim_job(prompt_id=job_id, worker_id=worker_id,
+                                      lease_until=now + int(lease_seconds * 1000), now=now)
+                row = (await conn.execute(stmt)).first()
+                remaining = await self._count_unfinished(conn, row.workspace_id) if row else 0
+            if row is None:
+                continue  # someone else took it: try the next one
+            self._announce_queue(row.workspace_id, remaining)
+            extra = json.loads(row.extra_data)
+            if row.sensitive:
+                extra.update(json.loads(row.sensitive))
+            return ClaimedJob(prompt_id=row.id, number=row.number, prompt=json.loads(row.prompt),
+                              extra_data=extra, outputs_to_execute=json.loads(row.outputs_to_execute),
+                              client_id=row.client_id, workspace_id=row.workspace_id)
+        return None
+
+    async def wait_for_work(self, *, timeout: float) -> None:
+        """Return when a job may have been submitted since the last call, or after `timeout`.
+        Works from any event loop (one waiter event per loop, set thread-safely)."""
+        loop = asyncio.get_running_loop()
+        event = self._work_events.get(loop)
+        if event is None:
+            event = self._work_events[loop] = asyncio.Event()
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        event.clear()
+
+    def _wake_workers(self) -> None:
+        for loop, event in list(self._work_events.items()):
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that loop is closed
+                self._work_events.pop(loop, None)
+
+    async def renew_lease(self, *, prompt_id: str, worker_id: str, lease_seconds: float) -> bool:
+        """Extend a running job's lease; False when the job is no longer this worker's."""
+        until = now_ms() + int(lease_seconds * 1000)
+        async with self.db.write() as conn:
+            result = await conn.execute(q.renew_lease(prompt_id=prompt_id, worker_id=worker_id,
+                                                      lease_until=until))
+        return result.rowcount == 1
+
+    async def finish_job(self, *, prompt_id: str, worker_id: str, status: str,
+                         outputs: dict | None = None, meta: dict | None = None,
+                         messages: Sequence | None = None, error: dict | None = None) -> bool:
+        """Store a running job's result and end it (completed | failed | cancelled).
+        False when the job was no longer this worker's (failed as stalled, or after a restart)."""
+        if status not in tr.TERMINAL:
+            raise tr.InvalidTransition(f"a job cannot finish as {status}")
+        outputs = outputs or {}
+        messages = [list(m) for m in (messages or [])]
+        now = now_ms()
+        async with self.db.read() as conn:
+            state = (await conn.execute(q.job_state(prompt_id=prompt_id))).first()
+        if state is None:
+            return False
+        start = comfy_format.message_time(messages, ("execution_start",)) or state.start_time or now
+        end = comfy_format.message_time(messages, comfy_format.END_EVENTS, last=True) or now
+        summary = comfy_format.summarize_outputs(outputs)
+        error_message = None
+        if status == tr.FAILED:
+            error_message = (error or {}).get("exception_message") or "the job failed"
+        elif status == tr.CANCELLED:
+            error_message = "interrupted"
+        values = dict(
+            worker_id=worker_id, outputs=_dumps(outputs), meta=_dumps(meta or {}),
+            messages=_dumps(messages), error=_dumps(error) if error else None,
+            error_message=error_message, start_time=start, end_time=end,
+            duration_ms=max(0, end - start), update_time=now, lease_expires_at=None,
+            outputs_count=summary.count, previewable_count=summary.previewable,
+            preview_output=_dumps(summary.preview) if summary.preview else None,
+            output_types="," + ",".join(sorted(summary.media_types)) + ",",
+        )
+        async with self.db.write() as conn:
+            values["history_seq"] = self._next_history_seq()
+            _, stmt = tr.transition(tr.IN_PROGRESS, status,
+                                    where=(q.Job.id == prompt_id) & (q.Job.worker_id == worker_id),
+                                    **values)
+            updated = (await conn.execute(stmt)).rowcount == 1
+            remaining = await self._count_unfinished(conn, state.workspace_id) if updated else 0
+        if not updated:
+            log.warning("job %s finished by %s, but it is no longer theirs", prompt_id, worker_id)
+            return False
+        self._announce_queue(state.workspace_id, remaining)
+        return True
+
+    async def fail_stalled_jobs(self) -> list[str]:
+        """Fail running jobs whose lease expired (their worker died or hung). Returns their ids."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(q.find_stalled_jobs(now=now_ms()))).all()
+        return [r.id for r in rows
+                if await self._fail_running(prompt_id=r.id, worker_id=r.worker_id, reason=STALLED_REASON)]
+
+    async def _fail_running(self, *, prompt_id: str, worker_id: str | None, reason: str) -> bool:
+        now = now_ms()
+        error = comfy_format.synthetic_error(prompt_id=prompt_id, message=reason, timestamp=now)
+        messages = [["execution_error", error]]
+        where = q.Job.id == prompt_id
+        if worker_id is not None:  # a renewed lease or a finish since we looked wins
+            where = where & (q.Job.worker_id == worker_id) & (q.Job.lease_expires_at < now)
+        async with self.db.write() as conn:
+            state = (await conn.execute(q.job_state(prompt_id=prompt_id))).first()
+            if state is None:
+                return False
+            _, stmt = tr.transition(
+                tr.IN_PROGRESS, tr.FAILED, where=where, history_seq=self._next_history_seq(),
+                end_time=now, update_time=now, lease_expires_at=None,
+                duration_ms=max(0, now - (state.start_time or now)),
+                outputs="{}", meta="{}", messages=_dumps(messages), error=_dumps(error),
+                error_message=reason, outputs_count=0, previewable_count=0, output_types=",")
+            updated = (await conn.execute(stmt)).rowcount == 1
+            remaining = await self._count_unfinished(conn, state.workspace_id) if updated else 0
+        if updated:
+            self._announce_queue(state.workspace_id, remaining)
+        return updated
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REAPER_INTERVAL_S)
+            try:
+                failed = await self.fail_stalled_jobs()
+                if failed:
+                    log.warning("failed %d stalled job(s): %s", len(failed), ", ".join(failed))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("stalled-job check failed")
+
+    # ------------------------------------------------------------------------ announcing
+
+    def _announce_queue(self, workspace_id: str, queue_remaining: int) -> None:
+        self.bus.publish(BusMessage(kind="queue_changed", data={"queue_remaining": queue_remaining},
+                                    workspace_id=workspace_id))
