@@ -17,6 +17,7 @@ import mimetypes
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -198,6 +199,16 @@ def annotated_filepath(name: str) -> tuple[str, str | None]:
                 stripped = stripped[:-1]
             return stripped, directory()
     return name, None
+
+
+# A folder changed this recently may change again without its mtime moving (the clock's
+# resolution), so a listing taken now cannot be trusted later (git's "racy" rule).
+_RACY_SECONDS = 2.0
+
+
+def _recent(mtime: float | None) -> bool:
+    """Whether a folder with this mtime (seconds) changed too recently to trust a listing."""
+    return mtime is None or time.time() - mtime < _RACY_SECONDS
 
 
 def _inside(base_dir: str, path: str) -> bool:
@@ -392,6 +403,8 @@ def cached_filename_list_(folder_name: str):
                 return None
         except OSError:
             return None
+        if _recent(mtime):
+            return None
     # A configured folder that did not exist at listing time may exist now.
     for folder in folder_names_and_paths[folder_name][0]:
         if folder not in cached[1] and os.path.isdir(folder):
@@ -468,9 +481,13 @@ class _SaveCounters:
         next_counter: int
         folder_mtime_ns: int | None
 
+    # Each PreviewImage node invents a random prefix, so bound the table; an entry that
+    # falls out only costs one listing when it is used again.
+    MAX_ENTRIES = 4096
+
     def __init__(self):
         self._lock = threading.Lock()
-        self._entries: dict[tuple[str, str], _SaveCounters._Entry] = {}
+        self._entries: OrderedDict[tuple[str, str], _SaveCounters._Entry] = OrderedDict()
 
     @staticmethod
     def _key(folder: str, filename: str) -> tuple[str, str]:
@@ -500,7 +517,7 @@ class _SaveCounters:
             highest = max(highest, digits)
         return highest + 1
 
-    def _current(self, folder: str, filename: str) -> _SaveCounters._Entry:
+    def _current(self, folder: str, filename: str, trust_recent: bool) -> _SaveCounters._Entry:
         key = self._key(folder, filename)
         mtime = self._folder_mtime(folder)
         if mtime is None:
@@ -509,19 +526,25 @@ class _SaveCounters:
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = self._Entry(self._scan(folder, filename), mtime)
-        elif entry.folder_mtime_ns != mtime:
+            if len(self._entries) > self.MAX_ENTRIES:
+                self._entries.popitem(last=False)
+        elif entry.folder_mtime_ns != mtime or (not trust_recent and _recent(mtime / 1e9)):
             # Never go below a counter already handed out: its file may still be in flight.
             entry.next_counter = max(entry.next_counter, self._scan(folder, filename))
             entry.folder_mtime_ns = mtime
+        self._entries.move_to_end(key)
         return entry
 
     def peek(self, folder: str, filename: str) -> int:
+        """For callers that count on their own: list again unless the folder is quiet."""
         with self._lock:
-            return self._current(folder, filename).next_counter
+            return self._current(folder, filename, trust_recent=False).next_counter
 
     def claim(self, folder: str, filename: str) -> int:
         with self._lock:
-            entry = self._current(folder, filename)
+            # Our writers create files exclusively and skip taken names, so a change within
+            # the mtime's resolution cannot make them overwrite anything.
+            entry = self._current(folder, filename, trust_recent=True)
             counter = entry.next_counter
             entry.next_counter += 1
             return counter

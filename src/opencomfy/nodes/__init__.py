@@ -15,7 +15,9 @@ log = logging.getLogger(__name__)
 CORE_NODE_MODULES: tuple[str, ...] = (
     "opencomfy.nodes.image_io",
     "opencomfy.nodes.image_transform",
+    "opencomfy.nodes.image_batch",
     "opencomfy.nodes.image_filters",
+    "opencomfy.nodes.image_compositing",
     "opencomfy.nodes.image_animated",
     "opencomfy.nodes.mask",
     "opencomfy.nodes.latent",
