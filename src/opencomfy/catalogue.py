@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 #: must not make the check expensive).
 _MAX_WATCH_DEPTH = 4
 _MAX_WATCHED_DIRS = 2_000
+#: A folder changed this recently may change again within the same mtime tick (coarse
+#: filesystem clocks): a build that saw such an mtime is redone once the folder is older.
+_SETTLE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class CatalogueSnapshot:
     folder_signature: tuple = field(repr=False)
     built_at: float
     build_seconds: float
+    #: True when a watched folder had changed just before the build (see _SETTLE_SECONDS).
+    unsettled: bool = False
 
     def node_body(self, class_type: str) -> bytes:
         """`{class_type: info}` as JSON bytes, or `{}` for an unknown class (as ComfyUI)."""
@@ -102,10 +107,12 @@ class Catalogue:
         if snap is not None and not self._is_stale(snap):
             return snap
         # One build at a time; every caller that arrives meanwhile awaits the same one.
-        if self._pending is None or self._pending.done():
-            loop = asyncio.get_running_loop()
-            self._pending = asyncio.ensure_future(loop.run_in_executor(None, self.rebuild))
-        return await asyncio.shield(self._pending)
+        loop = asyncio.get_running_loop()
+        pending = self._pending
+        if pending is None or pending.done() or pending.get_loop() is not loop:
+            pending = self._pending = asyncio.ensure_future(
+                loop.run_in_executor(None, self.rebuild))
+        return await asyncio.shield(pending)
 
     def snapshot_sync(self) -> CatalogueSnapshot:
         """The same as `snapshot()`, for callers outside an event loop (tests, tools)."""
@@ -141,10 +148,13 @@ class Catalogue:
             signature = self._folder_signature()
             node_bodies = self._encode_nodes()
             body = b"{" + b",".join(piece[1:-1] for piece in node_bodies.values()) + b"}"
+            built_at = time.time()
+            newest_ns = max((mtime for _, mtime in signature), default=-1)
             snap = CatalogueSnapshot(
                 body=body, etag=_etag_of(body), node_bodies=node_bodies,
                 registry_version=version, folder_signature=signature,
-                built_at=time.time(), build_seconds=time.perf_counter() - started,
+                built_at=built_at, build_seconds=time.perf_counter() - started,
+                unsettled=newest_ns / 1e9 > built_at - _SETTLE_SECONDS,
             )
             self._snapshot = snap
             self._last_check = time.monotonic()
@@ -175,6 +185,8 @@ class Catalogue:
         if not force_check and now - self._last_check < self._check_interval:
             return False
         self._last_check = now
+        if snap.unsettled and time.time() - snap.built_at >= _SETTLE_SECONDS:
+            return True
         return self._folder_signature() != snap.folder_signature
 
     def _folder_signature(self) -> tuple:

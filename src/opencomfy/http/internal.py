@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ from opencomfy.http.errors import ApiError, read_json
 from opencomfy.http.routing import SERVICES, services_of
 from opencomfy.logs import LogEntry, install_log_capture
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 #: Client ids subscribed to the log stream; bounded so clients that never unsubscribe
@@ -75,6 +77,8 @@ async def subscribe_logs(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_request",
                        "clientId (a non-empty string) and enabled (a boolean) are required")
     request.app[LOG_SUBSCRIBERS].set(client_id, enabled)
+    # Logged after subscribing, so a new subscriber's stream starts with this line.
+    log.info("log streaming %s for client %s", "on" if enabled else "off", client_id)
     return web.Response(status=200)
 
 

@@ -1,5 +1,5 @@
 """What custom node packs (and the bundled frontend) contribute besides node classes:
-extension scripts, translations, subgraph blueprints, example workflows, model folders.
+extension scripts, translations, subgraph blueprints, example workflows, folder paths.
 
 Read from disk when asked: packs are folders under `<base>/custom_nodes` (and any extra
 `custom_nodes` path registered with folder_paths); these listings are small and rarely asked
@@ -215,23 +215,7 @@ def workflow_template_dirs(config: "Config") -> dict[str, tuple[Path, list[str]]
     return found
 
 
-# -- /models ---------------------------------------------------------------------------------
-
-def model_folder_names() -> list[str]:
-    fp = _folder_paths()
-    mapping = getattr(fp, "folder_names_and_paths", None) if fp is not None else None
-    return [name for name in (mapping or {}) if name != "custom_nodes"]
-
-
-def model_files(folder: str) -> list[str] | None:
-    """The files folder_paths lists for `folder`, or None for an unknown folder."""
-    fp = _folder_paths()
-    if fp is None or folder not in (getattr(fp, "folder_names_and_paths", None) or {}):
-        return None
-    if folder == "custom_nodes":
-        return None
-    return list(fp.get_filename_list(folder))
-
+# -- /internal/folder_paths ---------------------------------------------------------------------------------
 
 def folder_paths_listing() -> dict[str, list[list[str]]]:
     """`{folder: [[paths...], [extensions...]]}` as the spec's `/internal/folder_paths`."""

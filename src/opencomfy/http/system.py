@@ -1,5 +1,5 @@
 """System and catalogue routes: /object_info, /system_stats, /features, /extensions, /i18n,
-/node_replacements, /global_subgraphs, /workflow_templates, /models, and /health.
+/node_replacements, /global_subgraphs, /workflow_templates, and /health.
 
 All of them answer at the bare path and under `/api` (ComfyUI's aliasing).
 """
@@ -209,23 +209,6 @@ async def get_workflow_template_file(request: web.Request) -> web.StreamResponse
     if path is None:
         return error_response(404, "not_found", "template not found")
     return web.FileResponse(path)
-
-
-# -- models (ComfyUI's older model listing) --------------------------------------------------
-
-@routes.get("/models")
-async def get_model_types(request: web.Request) -> web.Response:
-    """The model folder names (`folder_paths.folder_names_and_paths` keys)."""
-    return web.json_response(packs.model_folder_names())
-
-
-@routes.get("/models/{folder}")
-async def get_models(request: web.Request) -> web.Response:
-    """File names in one model folder (recursive, `/`-separated), 404 for an unknown folder."""
-    files = await asyncio.to_thread(packs.model_files, request.match_info["folder"])
-    if files is None:
-        return error_response(404, "not_found", "unknown model folder")
-    return web.json_response(files)
 
 
 # -- health ----------------------------------------------------------------------------------
