@@ -1,0 +1,1 @@
+"""ComfyUI's ``comfy`` package, as far as custom nodes without a diffusion model need it."""

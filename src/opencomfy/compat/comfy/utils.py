@@ -1,0 +1,174 @@
+"""ComfyUI's ``comfy.utils``: the progress bar, file loading and the upscale helper.
+
+``ProgressBar`` feeds the engine's progress reporting (``progress`` / ``progress_state``
+events, previews) and is where a long-running node notices an interrupt, as in ComfyUI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+PROGRESS_BAR_ENABLED = True
+
+# Loading pickled checkpoints runs arbitrary code; opencomfy reads only safetensors unless
+# the operator opts in with this environment variable.
+ALLOW_PICKLE_ENV = "OPENCOMFY_ALLOW_PICKLE_CHECKPOINTS"
+
+
+def _engine_progress_hook(value, total, preview=None, node_id=None, **_ignored) -> None:
+    from opencomfy.engine import progress
+
+    progress.throw_if_interrupted()
+    progress.report_progress(value, total, node_id=node_id, preview=preview)
+
+
+PROGRESS_BAR_HOOK: Callable[..., None] | None = _engine_progress_hook
+
+
+def set_progress_bar_global_hook(function: Callable[..., None] | None) -> None:
+    """Replace the function every new ProgressBar reports to."""
+    global PROGRESS_BAR_HOOK
+    PROGRESS_BAR_HOOK = function
+
+
+def set_progress_bar_enabled(enabled: bool) -> None:
+    global PROGRESS_BAR_ENABLED
+    PROGRESS_BAR_ENABLED = enabled
+
+
+class ProgressBar:
+    """Progress of the running node: ``update(delta)`` or ``update_absolute(value, total)``.
+
+    The hook is captured when the bar is made, as in ComfyUI; the node id defaults to the node
+    that is running in this context.
+    """
+
+    def __init__(self, total: int, node_id: str | None = None) -> None:
+        self.total = total
+        self.current = 0
+        self.hook = PROGRESS_BAR_HOOK
+        if node_id is None:
+            from opencomfy.engine.progress import current_context
+
+            ctx = current_context()
+            node_id = ctx.node_id if ctx is not None else None
+        self.node_id = node_id
+
+    def update_absolute(self, value, total=None, preview=None) -> None:
+        if total is not None:
+            self.total = total
+        if value > self.total:
+            value = self.total
+        self.current = value
+        if self.hook is not None:
+            self.hook(self.current, self.total, preview, node_id=self.node_id)
+
+    def update(self, value) -> None:
+        self.update_absolute(self.current + value)
+
+
+def _pickle_allowed() -> bool:
+    return os.environ.get(ALLOW_PICKLE_ENV, "").lower() in ("1", "true", "yes")
+
+
+def load_torch_file(ckpt, safe_load: bool = False, device=None, return_metadata: bool = False):
+    """Load a state dict. safetensors always; .ckpt/.pt/.pth only when pickle is allowed."""
+    from opencomfy.compat import safetensors_file
+
+    if device is None:
+        device = torch.device("cpu")
+    path = str(ckpt)
+    metadata = None
+    if path.lower().endswith((".safetensors", ".sft")):
+        sd, metadata = safetensors_file.load_file(path, device=device)
+    else:
+        if not _pickle_allowed():
+            raise ValueError(
+                f"refusing to load {os.path.basename(path)}: pickled checkpoints can run code; "
+                f"use a .safetensors file or set {ALLOW_PICKLE_ENV}=1")
+        loaded = torch.load(path, map_location=device, weights_only=True)
+        if isinstance(loaded, dict) and "state_dict" in loaded:
+            sd = loaded["state_dict"]
+        elif isinstance(loaded, dict) and "params_ema" in loaded:
+            sd = loaded["params_ema"]
+        else:
+            sd = loaded
+    return (sd, metadata) if return_metadata else sd
+
+
+def save_torch_file(sd: dict, ckpt, metadata: dict | None = None) -> None:
+    from opencomfy.compat import safetensors_file
+
+    safetensors_file.save_file(sd, ckpt, metadata=metadata)
+
+
+def safetensors_header(safetensors_path, max_size: int = 100 * 1024 * 1024) -> bytes | None:
+    """The JSON header bytes of a safetensors file, or None when larger than ``max_size``."""
+    from opencomfy.compat import safetensors_file
+
+    return safetensors_file.read_header(safetensors_path, max_size=max_size)
+
+
+def calculate_parameters(sd: dict, prefix: str = "") -> int:
+    return sum(v.nelement() for k, v in sd.items() if k.startswith(prefix))
+
+
+def state_dict_prefix_replace(state_dict: dict, replace_prefix: dict, filter_keys: bool = False) -> dict:
+    out = {} if filter_keys else state_dict
+    for old, new in replace_prefix.items():
+        for key in [k for k in state_dict if k.startswith(old)]:
+            out[new + key[len(old):]] = state_dict.pop(key)
+    return out
+
+
+def repeat_to_batch_size(tensor: torch.Tensor, batch_size: int, dim: int = 0) -> torch.Tensor:
+    """Repeat (or cut) ``tensor`` along ``dim`` to exactly ``batch_size`` entries."""
+    size = tensor.shape[dim]
+    if size > batch_size:
+        return tensor.narrow(dim, 0, batch_size)
+    if size < batch_size:
+        reps = [1] * tensor.ndim
+        reps[dim] = -(-batch_size // size)
+        return tensor.repeat(reps).narrow(dim, 0, batch_size)
+    return tensor
+
+
+def resize_to_batch_size(tensor: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Pick evenly spaced entries so the batch has ``batch_size`` of them."""
+    size = tensor.shape[0]
+    if size == batch_size:
+        return tensor
+    if batch_size <= 1:
+        return tensor[:batch_size]
+    idx = [min(size - 1, round(i * (size - 1) / (batch_size - 1))) for i in range(batch_size)]
+    return tensor[idx]
+
+
+def get_attr(obj, attr: str):
+    for name in attr.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def set_attr(obj, attr: str, value) -> Any:
+    *parents, last = attr.split(".")
+    for name in parents:
+        obj = getattr(obj, name)
+    prev = getattr(obj, last)
+    setattr(obj, last, value)
+    return prev
+
+
+def __getattr__(name: str):
+    # The image-scaling helpers live with the core nodes; imported on first use.
+    if name in ("common_upscale", "lanczos", "bislerp"):
+        from opencomfy.nodes import image_scaling
+
+        return getattr(image_scaling, name)
+    raise AttributeError(f"module 'comfy.utils' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""ComfyUI's ``comfy_api`` package: the versioned custom-node API."""

@@ -1,0 +1,31 @@
+"""``comfy_api.latest``: the V3 node API (``io``, ``ui``, ``ComfyExtension``, ``ComfyAPI``)."""
+
+from __future__ import annotations
+
+from opencomfy.compat.comfy_api.latest import io, ui  # noqa: F401
+from opencomfy.compat.comfy_api.latest._api import ComfyAPI, ComfyAPISync, ComfyExtension
+
+
+class Input:
+    """Type aliases for node input values (``Input.Image`` is an IMAGE tensor)."""
+
+    from torch import Tensor as Image  # noqa: N814
+    from torch import Tensor as Mask  # noqa: N814
+    Audio = dict
+    Latent = dict
+    Video = object
+
+
+class InputImpl:
+    """Concrete input implementations (video readers are not provided by opencomfy yet)."""
+
+
+class Types:
+    """Helper value types."""
+
+
+IO = io
+UI = ui
+
+__all__ = ["ComfyAPI", "ComfyAPISync", "Input", "InputImpl", "Types", "ComfyExtension",
+           "io", "IO", "ui", "UI"]

@@ -1,0 +1,275 @@
+"""Load custom-node packs the way ComfyUI does (``nodes.py:load_custom_node``).
+
+Every entry of every custom-node folder is a pack: a directory with ``__init__.py`` or a
+single ``.py`` file (``*.disabled`` and ``__pycache__`` are skipped). A pack is imported by
+path under a module name derived from that path, registered in ``sys.modules`` first so
+that its relative imports work. Its nodes come from ``NODE_CLASS_MAPPINGS`` (+ display
+names) or, for V3 packs, from ``comfy_entrypoint()`` -> ``ComfyExtension.get_node_list()``.
+A pack that fails is logged, reported and skipped; a pack never replaces a core class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import logging
+import os
+import runpy
+import sys
+import threading
+import time
+import tomllib
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MODULE_PARENT = "custom_nodes"
+
+
+@dataclass
+class PackReport:
+    """How loading one pack went (listed at start-up like ComfyUI's import times)."""
+
+    name: str
+    path: str
+    success: bool
+    seconds: float
+    nodes: list[str] = field(default_factory=list)
+    error: str | None = None
+    web_directory: str | None = None
+    skipped_nodes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "path": self.path, "success": self.success,
+                "seconds": round(self.seconds, 4), "nodes": self.nodes, "error": self.error,
+                "web_directory": self.web_directory, "skipped_nodes": self.skipped_nodes}
+
+
+class PackLoadError(Exception):
+    """A pack imported but does not provide nodes the way ComfyUI expects."""
+
+
+def pack_name(path: str | os.PathLike) -> str:
+    """ComfyUI's module name of a pack: the folder name, or the file name without ``.py``."""
+    path = Path(path)
+    return path.stem if path.is_file() else path.name
+
+
+def module_name_for(path: str | os.PathLike) -> str:
+    """The ``sys.modules`` key of a pack: its absolute path with dots replaced, as ComfyUI."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isfile(path):
+        path = os.path.splitext(path)[0]
+    return path.replace(".", "_x_")
+
+
+def discover_packs(folders: list[str]) -> list[Path]:
+    """The pack paths under ``folders``, in ComfyUI's order (folder by folder, sorted)."""
+    packs: list[Path] = []
+    for folder in folders:
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for name in names:
+            if name == "__pycache__" or name.startswith(".") or name.endswith(".disabled"):
+                continue
+            path = Path(folder) / name
+            if path.is_file() and path.suffix != ".py":
+                continue
+            packs.append(path)
+    return packs
+
+
+def run_prestartup_scripts(packs: list[Path]) -> None:
+    """Run each pack's ``prestartup_script.py`` before any pack is imported."""
+    for pack in packs:
+        script = pack / "prestartup_script.py"
+        if pack.is_dir() and script.is_file():
+            started = time.perf_counter()
+            try:
+                runpy.run_path(str(script), run_name=f"{pack_name(pack)}.prestartup_script")
+            except Exception:
+                log.exception("Failed to execute startup-script: %s", script)
+            log.info("prestartup script %s: %.1f s", script, time.perf_counter() - started)
+
+
+def _forget_modules(module_name: str) -> None:
+    # A pack loaded again (a second registry in one process) must not reuse stale submodules.
+    prefix = module_name + "."
+    for key in [k for k in sys.modules if k == module_name or k.startswith(prefix)]:
+        del sys.modules[key]
+
+
+def import_pack(path: Path):
+    """Import one pack by path; return the module (raises whatever the pack raises)."""
+    module_name = module_name_for(path)
+    if path.is_file():
+        spec = importlib.util.spec_from_file_location(module_name, path)
+    else:
+        init = path / "__init__.py"
+        if not init.is_file():
+            raise PackLoadError(f"{path} has no __init__.py")
+        spec = importlib.util.spec_from_file_location(module_name, init)
+    if spec is None or spec.loader is None:
+        raise PackLoadError(f"cannot import {path}")
+    _forget_modules(module_name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def _web_directory(module, pack_dir: Path) -> Path | None:
+    """``WEB_DIRECTORY`` of the module, else pyproject's ``[tool.comfy] web``."""
+    found = None
+    pyproject = pack_dir / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            web = tomllib.loads(pyproject.read_text(encoding="utf-8")) \
+                .get("tool", {}).get("comfy", {}).get("web")
+        except (OSError, tomllib.TOMLDecodeError, AttributeError):
+            web = None
+        if isinstance(web, str) and (pack_dir / web).is_dir():
+            found = (pack_dir / web).resolve()
+    web_dir = getattr(module, "WEB_DIRECTORY", None)
+    if web_dir is not None:
+        candidate = (pack_dir / str(web_dir)).resolve()
+        if candidate.is_dir():
+            found = candidate
+    return found
+
+
+def register_node_class(registry, class_type: str, cls, *, python_module: str,
+                        display_name: str | None = None) -> None:
+    """Add a V1 class, or the V1 facade of a V3 class, to the registry."""
+    from opencomfy.compat.comfy_api.latest._io_node import is_v3_node
+    from opencomfy.compat.v3_facade import is_facade, make_v1_facade
+
+    if is_v3_node(cls) and not is_facade(cls):
+        if display_name is None:
+            display_name = cls.GET_SCHEMA().display_name
+        cls = make_v1_facade(cls, python_module=python_module)
+    else:
+        try:
+            cls.RELATIVE_PYTHON_MODULE = python_module
+        except (AttributeError, TypeError):
+            pass
+    registry.add(class_type, cls, display_name=display_name, python_module=python_module)
+
+
+def run_coroutine(coro):
+    """Run ``coro`` to completion from sync code, even when this thread's loop is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    result: dict = {}
+
+    def target() -> None:
+        try:
+            result["value"] = asyncio.run(coro)
+        except BaseException as exc:  # handed back to the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, name="custom-node-entrypoint")
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+async def _v3_node_list(entrypoint) -> list:
+    from opencomfy.compat.comfy_api.latest._api import ComfyExtension
+
+    extension = await entrypoint() if inspect.iscoroutinefunction(entrypoint) else entrypoint()
+    if inspect.isawaitable(extension):
+        extension = await extension
+    if not isinstance(extension, ComfyExtension):
+        raise PackLoadError("comfy_entrypoint() did not return a ComfyExtension")
+    await extension.on_load()
+    nodes = await extension.get_node_list()
+    if not isinstance(nodes, list):
+        raise PackLoadError("get_node_list() did not return a list")
+    return nodes
+
+
+def register_pack_nodes(registry, module, report: PackReport, *, core_names: frozenset[str]) -> None:
+    """Add the pack's nodes (V1 mappings or V3 entry point); core names are left alone."""
+    python_module = f"{MODULE_PARENT}.{report.name}"
+    mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
+    if mappings is not None:
+        display_names = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {}
+        for class_type, cls in dict(mappings).items():
+            if class_type in core_names:
+                report.skipped_nodes.append(class_type)
+                log.warning("custom node pack %s tried to replace core node %s; ignored",
+                            report.name, class_type)
+                continue
+            register_node_class(registry, class_type, cls, python_module=python_module,
+                                display_name=display_names.get(class_type))
+            report.nodes.append(class_type)
+        return
+    entrypoint = getattr(module, "comfy_entrypoint", None)
+    if entrypoint is None:
+        raise PackLoadError("Skip module for custom nodes due to the lack of "
+                            "NODE_CLASS_MAPPINGS or comfy_entrypoint")
+    if not callable(entrypoint):
+        raise PackLoadError("comfy_entrypoint is not callable")
+    for cls in run_coroutine(_v3_node_list(entrypoint)):
+        schema = cls.GET_SCHEMA()
+        if schema.node_id in core_names:
+            report.skipped_nodes.append(schema.node_id)
+            log.warning("custom node pack %s tried to replace core node %s; ignored",
+                        report.name, schema.node_id)
+            continue
+        register_node_class(registry, schema.node_id, cls, python_module=python_module,
+                            display_name=schema.display_name)
+        report.nodes.append(schema.node_id)
+
+
+def load_pack(registry, path: Path, *, core_names: frozenset[str]) -> PackReport:
+    """Import one pack and register its nodes; never raises for a broken pack."""
+    from opencomfy.compat import nodes as compat_nodes
+
+    name = pack_name(path)
+    report = PackReport(name=name, path=str(path), success=False, seconds=0.0)
+    started = time.perf_counter()
+    try:
+        module = import_pack(path)
+        pack_dir = path if path.is_dir() else path.parent
+        compat_nodes.LOADED_MODULE_DIRS[name] = str(pack_dir.resolve())
+        web_dir = _web_directory(module, pack_dir)
+        if web_dir is not None:
+            report.web_directory = str(web_dir)
+            compat_nodes.EXTENSION_WEB_DIRS[name] = str(web_dir)
+            registry.add_web_directory(name, web_dir)
+        register_pack_nodes(registry, module, report, core_names=core_names)
+        report.success = True
+    except Exception as exc:
+        report.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        log.warning("Cannot import %s module for custom nodes: %s\n%s", path, exc,
+                    traceback.format_exc())
+    finally:
+        report.seconds = time.perf_counter() - started
+    return report
+
+
+def load_custom_nodes(registry, folders: list[str], *, core_names: frozenset[str]) -> list[PackReport]:
+    """Load every pack in ``folders``; return one report per pack (import times logged)."""
+    packs = discover_packs(folders)
+    run_prestartup_scripts(packs)
+    reports = [load_pack(registry, pack, core_names=core_names) for pack in packs]
+    if reports:
+        lines = [f"{r.seconds:6.1f} seconds{'' if r.success else ' (IMPORT FAILED)'}: {r.path}"
+                 for r in sorted(reports, key=lambda r: r.seconds)]
+        log.info("Import times for custom nodes:\n%s", "\n".join(lines))
+    return reports
