@@ -10,7 +10,8 @@ from opencomfy.events.base import BusMessage
 from opencomfy.events.fanout import WebSocketHub
 from opencomfy.events.memory import MemoryEventBus
 
-FLAGS = {"supports_preview_metadata": True, "max_upload_size": 1024}
+FLAGS = {"supports_preview_metadata": True, "supports_progress_text_metadata": True,
+         "max_upload_size": 1024}
 
 
 class RecordingTransport:

@@ -308,8 +308,11 @@ class WebSocketHub:
     def _send_progress_text(self, msg: BusMessage, targets: list[ClientConnection]) -> None:
         data = msg.data if isinstance(msg.data, dict) else {}
         node_id, text = data.get("node_id", ""), data.get("text", "")
+        # The frontend reads the prompt id prefix when the *server* announces the flag; send it
+        # only when both sides agree on it.
+        server_side = bool(self.server_flags.get("supports_progress_text_metadata"))
         for conn in targets:
             frame = frames.progress_text_frame(
                 node_id, text, msg.prompt_id,
-                with_prompt_id=conn.supports("supports_progress_text_metadata"))
+                with_prompt_id=server_side and conn.supports("supports_progress_text_metadata"))
             conn.enqueue(frame, droppable=True)

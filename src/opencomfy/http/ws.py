@@ -9,10 +9,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from opencomfy.config import Config
 from opencomfy.events.base import BusMessage, EventBus
 from opencomfy.events.fanout import WebSocketHub
 from opencomfy.http.routing import SERVICES
+from opencomfy.http.system import server_feature_flags
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +20,6 @@ WS_HUB = web.AppKey("ws_hub", WebSocketHub)
 
 #: Longest client id we accept (ComfyUI accepts any; a bound keeps a hostile one small).
 MAX_CLIENT_ID = 256
-
-
-def server_feature_flags(config: Config) -> dict[str, Any]:
-    """The flags this server announces (`feature_flags` reply and `GET /api/features`)."""
-    return {
-        "supports_preview_metadata": True,
-        "supports_progress_text_metadata": True,
-        "max_upload_size": config.max_upload_bytes,
-    }
 
 
 class _AiohttpTransport:
