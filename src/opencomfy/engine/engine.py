@@ -1,0 +1,88 @@
+"""The engine's front door: validate a prompt, run it, free caches."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any
+
+from opencomfy.engine.cache import make_cache
+from opencomfy.engine.events import NullSink
+from opencomfy.engine.executor import PromptExecution
+from opencomfy.engine.registry import NodeRegistry
+from opencomfy.engine.results import RunResult, ValidationResult
+from opencomfy.engine.validation import validate_prompt
+
+
+class Engine:
+    """Validates and executes API-format prompts with ComfyUI's semantics.
+
+    One prompt runs at a time per engine (the caches are shared between runs). `run` executes
+    on the caller's event loop: sync node functions run on that loop's thread, coroutine
+    node functions run as concurrent tasks.
+    """
+
+    def __init__(self, registry: NodeRegistry, cache_mode: str = "classic", lru_size: int = 0,
+                 progress_state_interval: float = 0.05):
+        self.registry = registry
+        self.cache_mode = cache_mode
+        self.cache = make_cache(cache_mode, lru_size)
+        self.progress_state_interval = progress_state_interval
+        self._instances: dict[tuple[str, str], Any] = {}
+
+    async def validate(self, prompt: dict, partial_execution_targets: list | None = None
+                       ) -> ValidationResult:
+        """Check a prompt; coerces its constants in place, as ComfyUI does."""
+        return await validate_prompt(self.registry, prompt, partial_execution_targets)
+
+    async def run(self, prompt: dict, *, prompt_id: str, extra_data: dict | None = None,
+                  execute_outputs: list[str] | None = None, sink=None, interrupt=None) -> RunResult:
+        """Execute a validated prompt; never raises for node failures (see RunResult)."""
+        if execute_outputs is None:
+            execute_outputs = [node_id for node_id, node in prompt.items()
+                               if getattr(self.registry.get(node.get("class_type")), "OUTPUT_NODE", False)
+                               == True]  # noqa: E712
+        execution = PromptExecution(self, prompt, prompt_id=prompt_id, extra_data=extra_data or {},
+                                    execute_outputs=list(execute_outputs), sink=sink or NullSink(),
+                                    interrupt=interrupt)
+        with _inference_mode():
+            return await execution.run()
+
+    def free(self, unload_models: bool = False, free_memory: bool = False) -> None:
+        """Drop cached outputs and node instances (`POST /api/free`)."""
+        self.cache.clear()
+        self._instances.clear()
+        if unload_models or free_memory:
+            import gc
+
+            gc.collect()
+
+    # -- node instances, kept across prompts by (node id, class) as ComfyUI does ----------
+    def instance_for(self, node_id: str, class_type: str, cls: type) -> Any:
+        key = (node_id, class_type)
+        obj = self._instances.get(key)
+        if obj is None:
+            obj = cls()
+            self._instances[key] = obj
+        return obj
+
+    def forget_instances(self, prompt: dict) -> None:
+        """Drop instances of nodes the new prompt does not have (ComfyUI's classic objects cache)."""
+        stale = []
+        for node_id, class_type in self._instances:
+            root = node_id.split(".", 1)[0]  # expanded nodes live as long as their root node
+            node = prompt.get(node_id) if node_id in prompt else prompt.get(root)
+            if not isinstance(node, dict) or (node_id in prompt and node.get("class_type") != class_type):
+                stale.append((node_id, class_type))
+        for key in stale:
+            del self._instances[key]
+
+
+@contextlib.contextmanager
+def _inference_mode():
+    torch = sys.modules.get("torch")  # never import torch just for this
+    if torch is None:
+        yield
+        return
+    with torch.inference_mode():
+        yield
