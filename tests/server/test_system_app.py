@@ -18,14 +18,17 @@ from opencomfy.http.routing import SERVICES
 
 
 class PingableDatabase:
-    def __init__(self, *, fails: bool = False) -> None:
-        self.fails = fails
+    """Like opencomfy's Database: `ping()` answers False when the database does not."""
+
+    def __init__(self, *, fails: bool = False, raises: bool = False) -> None:
+        self.fails, self.raises = fails, raises
         self.pings = 0
 
-    async def ping(self) -> None:
+    async def ping(self) -> bool:
         self.pings += 1
-        if self.fails:
+        if self.raises:
             raise ConnectionRefusedError("database is down")
+        return not self.fails
 
 
 class SessionOnlyDatabase:
@@ -67,10 +70,12 @@ async def test_health_is_503_when_the_database_fails(aiohttp_client, tmp_path):
     assert r.status == 503
     assert r.headers["Content-Type"].startswith("text/plain")
     assert await r.text() == "Service Unavailable"
-    db.fails = False
+    db.fails, db.raises = False, True
+    assert (await client.get("/health")).status == 503
+    db.raises = False
     r = await client.get("/api/health")
     assert r.status == 200 and await r.text() == "OK"
-    assert db.pings == 2
+    assert db.pings == 3
 
 
 async def test_health_without_ping_runs_select_1(aiohttp_client, tmp_path):

@@ -216,8 +216,7 @@ async def get_workflow_template_file(request: web.Request) -> web.StreamResponse
 async def _database_reachable(db: Any) -> bool:
     ping = getattr(db, "ping", None)
     if ping is not None:
-        await ping()
-        return True
+        return await ping() is not False  # Database.ping answers False, or raises
     from sqlalchemy import text
 
     async with db.session() as session:
@@ -229,9 +228,12 @@ async def _database_reachable(db: Any) -> bool:
 async def get_health(request: web.Request) -> web.Response:
     """200 `OK` while the database answers, else 503 (for probes; plain text)."""
     try:
-        await asyncio.wait_for(_database_reachable(services_of(request).db), _HEALTH_TIMEOUT_S)
+        healthy = await asyncio.wait_for(_database_reachable(services_of(request).db),
+                                         _HEALTH_TIMEOUT_S)
     except Exception as exc:  # any failure to reach the database means unhealthy
         log.warning("health check failed: %s", exc)
+        healthy = False
+    if not healthy:
         return web.Response(status=503, text="Service Unavailable")
     return web.Response(text="OK")
 
