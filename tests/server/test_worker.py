@@ -199,3 +199,17 @@ async def test_stop_fails_the_running_job_with_a_reason(stack):
     await worker.stop()
     row = await jobs.get_job(workspace_id="local", job_id=pid)
     assert row.status == "failed" and "shut down" in row.error_message
+
+
+async def test_an_idle_worker_picks_up_new_work_at_once(stack):
+    jobs, bus, engine, worker = stack
+    await worker.start()
+    slowest = 0.0
+    for i in range(10):
+        await asyncio.sleep(0.01 * (i % 3))  # land submits at various points of the idle loop
+        started = time.monotonic()
+        pid = await submit(jobs, "ok")
+        await wait_finished(jobs, pid)
+        slowest = max(slowest, time.monotonic() - started)
+    # Far below the idle poll (2 s): the worker is woken, not polling.
+    assert slowest < 0.5

@@ -100,6 +100,7 @@ class WorkerRunner:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         while not self._stopping:
+            self._wake.clear()  # before claiming: a control message from now on wakes us
             try:
                 job = await self.api.claim(worker_id=self.worker_id, lease_seconds=LEASE_SECONDS)
             except Exception:
@@ -116,7 +117,6 @@ class WorkerRunner:
     async def _idle(self, timeout: float) -> None:
         """Wait for new work, a control message, or the timeout."""
         assert self._wake is not None
-        self._wake.clear()
         waiters = [asyncio.ensure_future(self.api.wait_for_work(timeout=timeout)),
                    asyncio.ensure_future(self._wake.wait())]
         try:

@@ -58,7 +58,8 @@ class WorkerAPI(abc.ABC):
 
     @abc.abstractmethod
     async def wait_for_work(self, *, timeout: float) -> None:
-        """Return when new work may be waiting, or after `timeout` seconds."""
+        """Return when the queue may have changed since the previous call returned, or after
+        `timeout` seconds (so a change between a failed claim and this wait is not missed)."""
 
     @abc.abstractmethod
     async def renew_lease(self, *, prompt_id: str, worker_id: str, lease_seconds: float) -> bool:
@@ -88,8 +89,82 @@ class EmbeddedWorkerAPI(WorkerAPI):
         self._jobs = jobs
         self._bus = bus
         self._server_loop = asyncio.get_running_loop()
-        # Waiters live on the worker's loop; the bus listener pokes them from the server loop.
-        self._work_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        # One event per worker loop, set (thread-safely) on every queue change and cleared
+        # when wait_for_work returns: a change between two waits is never missed.
+        self._work_events: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
+        self._remove_queue_listener = bus.add_listener(self._on_queue_changed,
+                                                       kinds=("queue_changed",))
+
+    def close(self) -> None:
+        self._remove_queue_listener()
+
+    async def _on_server(self, coro: Awaitable[Any]) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coro, self._server_loop)
+        return await asyncio.wrap_future(future)
+
+    async def claim(self, *, worker_id: str, lease_seconds: float) -> WorkerJob | None:
+        claimed = await self._on_server(
+            self._jobs.claim_next_job(worker_id=worker_id, lease_seconds=lease_seconds))
+        if claimed is None:
+            return None
+        return WorkerJob(
+            prompt_id=claimed.prompt_id,
+            number=claimed.number,
+            prompt=claimed.prompt,
+            extra_data=dict(claimed.extra_data or {}),
+            outputs_to_execute=list(claimed.outputs_to_execute or []),
+            client_id=claimed.client_id,
+            workspace_id=getattr(claimed, "workspace_id", None) or "local",
+        )
+
+    def _on_queue_changed(self, msg: BusMessage) -> None:
+        for loop, event in list(self._work_events.items()):
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that worker's loop is gone
+                self._work_events.pop(loop, None)
+
+    async def wait_for_work(self, *, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        event = self._work_events.get(loop)
+        if event is None:
+            event = self._work_events[loop] = asyncio.Event()
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        event.clear()
+
+    async def renew_lease(self, *, prompt_id: str, worker_id: str, lease_seconds: float) -> bool:
+        """Extend the lease; False means the job is no longer ours (stop running it)."""
+
+    @abc.abstractmethod
+    def publish(self, msg: BusMessage) -> None:
+        """Send an event towards the job's websocket clients. Never blocks."""
+
+    @abc.abstractmethod
+    async def finish(self, *, prompt_id: str, worker_id: str, outcome: JobOutcome) -> None:
+        """Store the outcome (outputs, status messages, timings) and end the job."""
+
+    @abc.abstractmethod
+    def on_control(self, callback: Callable[[BusMessage], None]) -> Callable[[], None]:
+        """Call `callback` (from any thread) for each control message: "interrupt"
+        {"prompt_id"} and "free" {"unload_models", "free_memory"}. Returns an unsubscribe."""
+
+
+class EmbeddedWorkerAPI(WorkerAPI):
+    """`WorkerAPI` over an in-process JobService and event bus.
+
+    Build it on the server's event loop; call its coroutines from the worker's loop.
+    """
+
+    def __init__(self, *, jobs: "JobService", bus: EventBus) -> None:
+        self._jobs = jobs
+        self._bus = bus
+        self._server_loop = asyncio.get_running_loop()
+        # One event per worker loop, set (thread-safely) on every queue change and cleared
+        # when wait_for_work returns: a change between two waits is never missed.
+        self._work_events: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
         self._remove_queue_listener = bus.add_listener(self._on_queue_changed,
                                                        kinds=("queue_changed",))
 
