@@ -123,4 +123,11 @@ def _upgrade_to_head(sync_conn) -> None:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = sync_conn
-    command.upgrade(cfg, "head")
+    # Alembic narrates every plugin at INFO; only a migration actually applied is news.
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    alembic_log.setLevel(logging.WARNING)
+    try:
+        command.upgrade(cfg, "head")
+    finally:
+        alembic_log.setLevel(level)

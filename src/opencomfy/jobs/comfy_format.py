@@ -211,8 +211,10 @@ def job_entry(row) -> dict:
     if row.workflow_id:
         job["workflow_id"] = row.workflow_id
     if row.status in tr.TERMINAL:
-        job["execution_start_time"] = row.start_time
-        job["execution_end_time"] = row.end_time
+        if row.start_time is not None:
+            job["execution_start_time"] = row.start_time
+        if row.end_time is not None:
+            job["execution_end_time"] = row.end_time
         job["outputs_count"] = row.outputs_count or 0
         job["previewable_outputs_count"] = row.previewable_count or 0
         if row.preview_output:
