@@ -1,0 +1,2 @@
+CATEGORY = "relative_pack"
+OFFSET = 100

@@ -1,0 +1,1 @@
+console.log("v1pack extension");
