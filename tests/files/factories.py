@@ -68,3 +68,8 @@ def multipart(fields: dict[str, str] | None = None,
                      f'filename="{filename}"\r\nContent-Type: {ctype}\r\n\r\n'.encode() + data + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def headers(response) -> dict[str, str]:
+    """A response's headers with lower-case names (servers differ in how they spell them)."""
+    return {k.lower(): v for k, v in response.headers.items()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import threading
 from dataclasses import dataclass
 
@@ -18,13 +19,32 @@ from tests.harness import Server, free_port
 
 
 def full_server_available() -> bool:
-    """True once every piece `python -m opencomfy serve` needs exists."""
-    needed = ("opencomfy.nodes.setup", "opencomfy.jobs.service", "opencomfy.catalogue",
-              "opencomfy.http.prompt", "opencomfy.http.system", "opencomfy.http.frontend")
-    try:
-        return all(importlib.util.find_spec(name) is not None for name in needed)
-    except ModuleNotFoundError:
-        return False
+    """True once every piece `python -m opencomfy serve` needs exists.
+
+    OPENCOMFY_FILES_TESTS=standalone|server forces one or the other.
+    """
+    forced = os.environ.get("OPENCOMFY_FILES_TESTS")
+    if forced:
+        return forced == "server"
+    needed = {"opencomfy.engine": "Engine", "opencomfy.nodes.setup": "build_registry",
+              "opencomfy.jobs.service": "JobService", "opencomfy.jobs.worker": "EmbeddedWorker",
+              "opencomfy.catalogue": "Catalogue", "opencomfy.http.prompt": "setup",
+              "opencomfy.http.ws": "setup", "opencomfy.http.system": "setup",
+              "opencomfy.http.internal": "setup", "opencomfy.http.frontend": "setup"}
+    for module, name in needed.items():
+        try:
+            if importlib.util.find_spec(module) is None:
+                return False
+        except ModuleNotFoundError:
+            return False
+        source = importlib.util.find_spec(module).origin or ""
+        try:
+            text = open(source, encoding="utf-8").read() if source.endswith(".py") else ""
+        except OSError:
+            return False
+        if name not in text:
+            return False
+    return True
 
 
 @dataclass
