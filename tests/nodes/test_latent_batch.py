@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from opencomfy.engine import NodeRegistry
+from opencomfy.nodes import register_core_nodes
 from opencomfy.nodes.latent_arithmetic import (LatentAdd, LatentInterpolate, LatentMultiply,
                                                LatentSubtract)
 from opencomfy.nodes.latent_batch import (LatentBatch, LatentBatchSeedBehavior, LatentConcat,
@@ -209,9 +211,26 @@ def test_latent_batch_seed_behavior():
 def test_v3_declarations_match_comfyui_object_info():
     assert LatentAdd.INPUT_TYPES() == {"required": {"samples1": ("LATENT", {}),
                                                     "samples2": ("LATENT", {})}}
-    assert LatentAdd.OUTPUT_TOOLTIPS == (None,)
     assert LatentMultiply.INPUT_TYPES()["required"]["multiplier"] == (
         "FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01})
     assert LatentBatchSeedBehavior.INPUT_TYPES()["required"]["seed_behavior"] == (
         "COMBO", {"default": "fixed", "multiselect": False, "options": ["random", "fixed"]})
     assert LatentBatch.CATEGORY == "latent/batch"
+
+
+def test_v3_node_info_reads_as_comfyui_reports_it():
+    registry = NodeRegistry()
+    register_core_nodes(registry)
+    info = registry.node_info("LatentAdd")
+    assert info == {
+        "input": {"required": {"samples1": ("LATENT", {}), "samples2": ("LATENT", {})}},
+        "input_order": {"required": ["samples1", "samples2"]},
+        "output": ["LATENT"], "output_is_list": [False], "output_name": ["LATENT"],
+        "output_tooltips": [None], "name": "LatentAdd", "display_name": None,
+        "description": "", "python_module": "comfy_extras.nodes_latent",
+        "category": "latent/advanced", "output_node": False, "deprecated": False,
+        "experimental": False, "api_node": False,
+    }
+    v1 = registry.node_info("LatentFromBatch")
+    assert v1["display_name"] == "Latent From Batch"
+    assert "deprecated" not in v1 and "output_tooltips" not in v1

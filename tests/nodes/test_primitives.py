@@ -36,5 +36,5 @@ def test_declarations_match_comfyui():
     assert PrimitiveBoolean.INPUT_TYPES()["required"]["value"] == ("BOOLEAN", {})
     for cls, _, _ in declared.values():
         assert cls.CATEGORY == "utils/primitive"
-        assert cls.OUTPUT_TOOLTIPS == (None,)
+        assert cls.GET_NODE_INFO_V1()["output_tooltips"] == [None]
     assert PrimitiveInt.RETURN_TYPES == ("INT",) and PrimitiveBoolean.RETURN_TYPES == ("BOOLEAN",)

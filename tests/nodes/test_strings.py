@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from opencomfy.nodes import strings
+from opencomfy.engine import NodeRegistry
+from opencomfy.nodes import register_core_nodes, strings
 from opencomfy.nodes.strings import (CaseConverter, RegexExtract, RegexMatch, RegexReplace,
                                      StringCompare, StringConcatenate, StringContains,
                                      StringLength, StringReplace, StringSubstring, StringTrim)
@@ -140,3 +141,23 @@ def test_declarations_match_comfyui():
     for cls, _, _ in entries.values():
         assert cls.CATEGORY == "utils/string"
         json.dumps(cls.INPUT_TYPES())
+
+
+def test_node_info_reads_as_comfyui_reports_it():
+    registry = NodeRegistry()
+    register_core_nodes(registry)
+    info = registry.node_info("StringLength")
+    assert info == {
+        "input": {"required": {"string": ("STRING", {"multiline": True})}},
+        "input_order": {"required": ["string"]},
+        "output": ["INT"], "output_is_list": [False], "output_name": ["length"],
+        "output_tooltips": [None], "name": "StringLength", "display_name": "Length",
+        "description": "", "python_module": "comfy_extras.nodes_string",
+        "category": "utils/string", "output_node": False, "deprecated": False,
+        "experimental": False, "api_node": False,
+    }
+    replace = registry.node_info("RegexReplace")
+    assert replace["input_order"] == {
+        "required": ["string", "regex_pattern", "replace"],
+        "optional": ["case_insensitive", "multiline", "dotall", "count"]}
+    json.dumps(registry.object_info())

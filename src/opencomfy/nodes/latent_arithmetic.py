@@ -1,7 +1,6 @@
 """Latent arithmetic of ComfyUI's ``comfy_extras/nodes_latent.py``.
 
-ComfyUI declares these as V3 nodes; the V1 declarations here produce the same ``/object_info``
-(every input carries an options dict, outputs carry a ``None`` tooltip, ``api_node`` false).
+ComfyUI declares these with its V3 schema; see :mod:`opencomfy.nodes.v3_schema`.
 """
 
 from __future__ import annotations
@@ -10,6 +9,7 @@ import torch
 
 from opencomfy.nodes.latent_transform import upscale_latent
 from opencomfy.nodes.mask import repeat_to_batch_size
+from opencomfy.nodes.v3_schema import V3SchemaNode, node_entries
 
 PYTHON_MODULE = "comfy_extras.nodes_latent"
 
@@ -23,24 +23,22 @@ def reshape_latent_to(target_shape, latent: torch.Tensor, repeat_batch: bool = T
     return latent
 
 
-class V3Declared:
-    """Class attributes V3 nodes report in ``/object_info`` and plain V1 classes lack."""
+class LatentNode(V3SchemaNode):
+    """A nodes_latent node: returns one LATENT."""
 
     RETURN_TYPES = ("LATENT",)
-    OUTPUT_TOOLTIPS = (None,)
-    API_NODE = False
-    DESCRIPTION = ""
-    FUNCTION = "execute"
+    RELATIVE_PYTHON_MODULE = PYTHON_MODULE
 
 
 def _two_latents():
     return {"required": {"samples1": ("LATENT", {}), "samples2": ("LATENT", {})}}
 
 
-class LatentAdd(V3Declared):
+class LatentAdd(LatentNode):
     """``samples1 + samples2`` (the second resized and batch-matched to the first)."""
 
     CATEGORY = "latent/advanced"
+    NODE_ID = "LatentAdd"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -53,10 +51,11 @@ class LatentAdd(V3Declared):
         return (latent,)
 
 
-class LatentSubtract(V3Declared):
+class LatentSubtract(LatentNode):
     """``samples1 - samples2`` (the second resized and batch-matched to the first)."""
 
     CATEGORY = "latent/advanced"
+    NODE_ID = "LatentSubtract"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -69,10 +68,11 @@ class LatentSubtract(V3Declared):
         return (latent,)
 
 
-class LatentMultiply(V3Declared):
+class LatentMultiply(LatentNode):
     """``samples * multiplier``."""
 
     CATEGORY = "latent/advanced"
+    NODE_ID = "LatentMultiply"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -87,7 +87,7 @@ class LatentMultiply(V3Declared):
         return (latent,)
 
 
-class LatentInterpolate(V3Declared):
+class LatentInterpolate(LatentNode):
     """Interpolate direction and magnitude of the per-pixel channel vectors separately.
 
     ``ratio`` 1 gives ``samples1``, 0 gives ``samples2``. ComfyUI divides by norms without
@@ -97,6 +97,7 @@ class LatentInterpolate(V3Declared):
     """
 
     CATEGORY = "latent/advanced"
+    NODE_ID = "LatentInterpolate"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -118,9 +119,5 @@ class LatentInterpolate(V3Declared):
         return (latent,)
 
 
-NODES = [
-    ("LatentAdd", LatentAdd, "LatentAdd", PYTHON_MODULE),
-    ("LatentSubtract", LatentSubtract, "LatentSubtract", PYTHON_MODULE),
-    ("LatentMultiply", LatentMultiply, "LatentMultiply", PYTHON_MODULE),
-    ("LatentInterpolate", LatentInterpolate, "LatentInterpolate", PYTHON_MODULE),
-]
+NODES = node_entries([LatentAdd, LatentSubtract, LatentMultiply, LatentInterpolate],
+                     PYTHON_MODULE)

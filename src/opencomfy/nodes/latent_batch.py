@@ -2,7 +2,7 @@
 
 LatentFromBatch and RepeatLatentBatch come from ComfyUI's ``nodes.py`` (V1); LatentBatch,
 LatentConcat, LatentCut and LatentBatchSeedBehavior from ``comfy_extras/nodes_latent.py`` (V3
-there, declared here so that ``/object_info`` reads the same).
+schema there; see :mod:`opencomfy.nodes.v3_schema`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import math
 
 import torch
 
-from opencomfy.nodes.latent_arithmetic import PYTHON_MODULE, V3Declared, reshape_latent_to
+from opencomfy.nodes.latent_arithmetic import PYTHON_MODULE, LatentNode, reshape_latent_to
 from opencomfy.nodes.mask import MAX_RESOLUTION, repeat_to_batch_size
+from opencomfy.nodes.v3_schema import node_entries
 
 
 class LatentFromBatch:
@@ -84,10 +85,11 @@ class RepeatLatentBatch:
         return (latent,)
 
 
-class LatentBatch(V3Declared):
+class LatentBatch(LatentNode):
     """``samples2`` appended to ``samples1`` (resized to it), ``batch_index`` lists joined."""
 
     CATEGORY = "latent/batch"
+    NODE_ID = "LatentBatch"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -103,10 +105,11 @@ class LatentBatch(V3Declared):
         return (latent,)
 
 
-class LatentConcat(V3Declared):
+class LatentConcat(LatentNode):
     """Join two latents along width (x), height (y) or time (t); "-" puts ``samples2`` first."""
 
     CATEGORY = "latent/advanced"
+    NODE_ID = "LatentConcat"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -127,10 +130,11 @@ class LatentConcat(V3Declared):
         return (latent,)
 
 
-class LatentCut(V3Declared):
+class LatentCut(LatentNode):
     """``amount`` latent pixels (or frames) from ``index`` (negative counts from the end)."""
 
     CATEGORY = "latent/advanced"
+    NODE_ID = "LatentCut"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -157,10 +161,11 @@ class LatentCut(V3Declared):
         return (latent,)
 
 
-class LatentBatchSeedBehavior(V3Declared):
+class LatentBatchSeedBehavior(LatentNode):
     """"fixed": every sample gets the first sample's seed offset; "random": drop the offsets."""
 
     CATEGORY = "latent/advanced"
+    NODE_ID = "LatentBatchSeedBehavior"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -183,9 +188,6 @@ class LatentBatchSeedBehavior(V3Declared):
 NODES = [
     ("LatentFromBatch", LatentFromBatch, "Latent From Batch", "nodes"),
     ("RepeatLatentBatch", RepeatLatentBatch, "Repeat Latent Batch", "nodes"),
-    ("LatentBatch", LatentBatch, "LatentBatch", PYTHON_MODULE),
-    ("LatentConcat", LatentConcat, "LatentConcat", PYTHON_MODULE),
-    ("LatentCut", LatentCut, "LatentCut", PYTHON_MODULE),
-    ("LatentBatchSeedBehavior", LatentBatchSeedBehavior, "LatentBatchSeedBehavior",
-     PYTHON_MODULE),
+    *node_entries([LatentBatch, LatentConcat, LatentCut, LatentBatchSeedBehavior],
+                  PYTHON_MODULE),
 ]

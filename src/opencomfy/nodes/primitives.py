@@ -1,22 +1,20 @@
 """Primitive value nodes (ComfyUI ``comfy_extras/nodes_primitive.py``): a widget, passed on.
 
-ComfyUI declares them as V3 nodes; these V1 declarations report the same ``/object_info``
-(options dicts as V3 writes them, e.g. ``"multiline": False``, and a ``None`` output tooltip).
+ComfyUI declares them with its V3 schema; see :mod:`opencomfy.nodes.v3_schema`.
 """
 
 from __future__ import annotations
 
 import sys
 
+from opencomfy.nodes.v3_schema import V3SchemaNode, node_entries
+
 PYTHON_MODULE = "comfy_extras.nodes_primitive"
 
 
-class _Primitive:
-    FUNCTION = "execute"
+class _Primitive(V3SchemaNode):
     CATEGORY = "utils/primitive"
-    OUTPUT_TOOLTIPS = (None,)
-    API_NODE = False
-    DESCRIPTION = ""
+    RELATIVE_PYTHON_MODULE = PYTHON_MODULE
 
     def execute(self, value):
         return (value,)
@@ -25,6 +23,8 @@ class _Primitive:
 class PrimitiveString(_Primitive):
     """A single-line STRING."""
 
+    NODE_ID = "PrimitiveString"
+    DISPLAY_NAME = "String"
     RETURN_TYPES = ("STRING",)
 
     @classmethod
@@ -35,6 +35,8 @@ class PrimitiveString(_Primitive):
 class PrimitiveStringMultiline(_Primitive):
     """A multi-line STRING."""
 
+    NODE_ID = "PrimitiveStringMultiline"
+    DISPLAY_NAME = "String (Multiline)"
     RETURN_TYPES = ("STRING",)
 
     @classmethod
@@ -45,6 +47,8 @@ class PrimitiveStringMultiline(_Primitive):
 class PrimitiveInt(_Primitive):
     """An INT (with the frontend's control-after-generate widget)."""
 
+    NODE_ID = "PrimitiveInt"
+    DISPLAY_NAME = "Int"
     RETURN_TYPES = ("INT",)
 
     @classmethod
@@ -56,6 +60,8 @@ class PrimitiveInt(_Primitive):
 class PrimitiveFloat(_Primitive):
     """A FLOAT."""
 
+    NODE_ID = "PrimitiveFloat"
+    DISPLAY_NAME = "Float"
     RETURN_TYPES = ("FLOAT",)
 
     @classmethod
@@ -67,6 +73,8 @@ class PrimitiveFloat(_Primitive):
 class PrimitiveBoolean(_Primitive):
     """A BOOLEAN."""
 
+    NODE_ID = "PrimitiveBoolean"
+    DISPLAY_NAME = "Boolean"
     RETURN_TYPES = ("BOOLEAN",)
 
     @classmethod
@@ -74,10 +82,5 @@ class PrimitiveBoolean(_Primitive):
         return {"required": {"value": ("BOOLEAN", {})}}
 
 
-NODES = [
-    ("PrimitiveString", PrimitiveString, "String", PYTHON_MODULE),
-    ("PrimitiveStringMultiline", PrimitiveStringMultiline, "String (Multiline)", PYTHON_MODULE),
-    ("PrimitiveInt", PrimitiveInt, "Int", PYTHON_MODULE),
-    ("PrimitiveFloat", PrimitiveFloat, "Float", PYTHON_MODULE),
-    ("PrimitiveBoolean", PrimitiveBoolean, "Boolean", PYTHON_MODULE),
-]
+NODES = node_entries([PrimitiveString, PrimitiveStringMultiline, PrimitiveInt, PrimitiveFloat,
+                      PrimitiveBoolean], PYTHON_MODULE)

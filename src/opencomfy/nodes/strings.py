@@ -1,14 +1,14 @@
 """String nodes of ComfyUI's ``comfy_extras/nodes_string.py`` (category ``utils/string``).
 
-ComfyUI declares them as V3 nodes; these V1 declarations report the same ``/object_info``:
-string inputs carry ``multiline``, combos are ``("COMBO", {"multiselect": False, "options"})``
-and each output has a ``None`` tooltip. Regex nodes take Python ``re`` syntax and the flags
+ComfyUI declares them with its V3 schema (see :mod:`opencomfy.nodes.v3_schema`). Regex nodes take Python ``re`` syntax and the flags
 case-insensitive, multiline (``^``/``$`` per line) and dotall (``.`` matches newlines).
 """
 
 from __future__ import annotations
 
 import re
+
+from opencomfy.nodes.v3_schema import V3SchemaNode, node_entries
 
 PYTHON_MODULE = "comfy_extras.nodes_string"
 
@@ -35,18 +35,17 @@ def regex_flags(case_insensitive: bool, multiline: bool, dotall: bool) -> int:
     return flags
 
 
-class _StringNode:
-    FUNCTION = "execute"
+class _StringNode(V3SchemaNode):
     CATEGORY = "utils/string"
     RETURN_TYPES = ("STRING",)
-    OUTPUT_TOOLTIPS = (None,)
-    API_NODE = False
-    DESCRIPTION = ""
+    RELATIVE_PYTHON_MODULE = PYTHON_MODULE
 
 
 class StringConcatenate(_StringNode):
     """``string_a + delimiter + string_b``."""
 
+    NODE_ID = "StringConcatenate"
+    DISPLAY_NAME = "Concatenate"
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"string_a": TEXT, "string_b": TEXT,
@@ -59,6 +58,8 @@ class StringConcatenate(_StringNode):
 class StringSubstring(_StringNode):
     """``string[start:end]`` (Python slicing: negative counts from the end)."""
 
+    NODE_ID = "StringSubstring"
+    DISPLAY_NAME = "Substring"
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"string": TEXT, "start": ("INT", {}), "end": ("INT", {})}}
@@ -70,6 +71,8 @@ class StringSubstring(_StringNode):
 class StringLength(_StringNode):
     """Number of characters."""
 
+    NODE_ID = "StringLength"
+    DISPLAY_NAME = "Length"
     RETURN_TYPES = ("INT",)
     RETURN_NAMES = ("length",)
 
@@ -84,6 +87,8 @@ class StringLength(_StringNode):
 class CaseConverter(_StringNode):
     """UPPERCASE, lowercase, Capitalize (first letter) or Title Case."""
 
+    NODE_ID = "CaseConverter"
+    DISPLAY_NAME = "Case Converter"
     MODES = {"UPPERCASE": str.upper, "lowercase": str.lower, "Capitalize": str.capitalize,
              "Title Case": str.title}
 
@@ -99,6 +104,8 @@ class CaseConverter(_StringNode):
 class StringTrim(_StringNode):
     """Strip whitespace from both ends, the left or the right."""
 
+    NODE_ID = "StringTrim"
+    DISPLAY_NAME = "Trim"
     MODES = {"Both": str.strip, "Left": str.lstrip, "Right": str.rstrip}
 
     @classmethod
@@ -113,6 +120,8 @@ class StringTrim(_StringNode):
 class StringReplace(_StringNode):
     """Replace every occurrence of ``find`` (plain text) with ``replace``."""
 
+    NODE_ID = "StringReplace"
+    DISPLAY_NAME = "Replace"
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"string": TEXT, "find": TEXT, "replace": TEXT}}
@@ -124,6 +133,8 @@ class StringReplace(_StringNode):
 class StringContains(_StringNode):
     """Whether ``substring`` occurs in ``string``."""
 
+    NODE_ID = "StringContains"
+    DISPLAY_NAME = "Contains"
     RETURN_TYPES = ("BOOLEAN",)
     RETURN_NAMES = ("contains",)
 
@@ -140,6 +151,8 @@ class StringContains(_StringNode):
 class StringCompare(_StringNode):
     """Whether ``string_a`` starts with, ends with, or equals ``string_b``."""
 
+    NODE_ID = "StringCompare"
+    DISPLAY_NAME = "Compare"
     RETURN_TYPES = ("BOOLEAN",)
 
     @classmethod
@@ -167,6 +180,8 @@ class StringCompare(_StringNode):
 class RegexMatch(_StringNode):
     """Whether the pattern matches anywhere; an invalid pattern counts as no match."""
 
+    NODE_ID = "RegexMatch"
+    DISPLAY_NAME = "Regex Match"
     RETURN_TYPES = ("BOOLEAN",)
     RETURN_NAMES = ("matches",)
 
@@ -190,6 +205,8 @@ class RegexExtract(_StringNode):
     Several results are joined with newlines; nothing found (or an invalid pattern) gives "".
     """
 
+    NODE_ID = "RegexExtract"
+    DISPLAY_NAME = "Regex Extract"
     MODES = ["First Match", "All Matches", "First Group", "All Groups"]
 
     @classmethod
@@ -238,6 +255,8 @@ def _extract(string: str, pattern: str, mode: str, flags: int, group_index: int)
 class RegexReplace(_StringNode):
     """``re.sub``: replace matches (all, or the first ``count``) with ``replace``."""
 
+    NODE_ID = "RegexReplace"
+    DISPLAY_NAME = "Regex Replace"
     DESCRIPTION = "Find and replace text using regex patterns."
 
     @classmethod
@@ -266,16 +285,6 @@ class RegexReplace(_StringNode):
         return (re.sub(regex_pattern, replace, string, count=count, flags=flags),)
 
 
-NODES = [
-    ("StringConcatenate", StringConcatenate, "Concatenate", PYTHON_MODULE),
-    ("StringSubstring", StringSubstring, "Substring", PYTHON_MODULE),
-    ("StringLength", StringLength, "Length", PYTHON_MODULE),
-    ("CaseConverter", CaseConverter, "Case Converter", PYTHON_MODULE),
-    ("StringTrim", StringTrim, "Trim", PYTHON_MODULE),
-    ("StringReplace", StringReplace, "Replace", PYTHON_MODULE),
-    ("StringContains", StringContains, "Contains", PYTHON_MODULE),
-    ("StringCompare", StringCompare, "Compare", PYTHON_MODULE),
-    ("RegexMatch", RegexMatch, "Regex Match", PYTHON_MODULE),
-    ("RegexExtract", RegexExtract, "Regex Extract", PYTHON_MODULE),
-    ("RegexReplace", RegexReplace, "Regex Replace", PYTHON_MODULE),
-]
+NODES = node_entries([StringConcatenate, StringSubstring, StringLength, CaseConverter, StringTrim,
+                      StringReplace, StringContains, StringCompare, RegexMatch, RegexExtract,
+                      RegexReplace], PYTHON_MODULE)
