@@ -167,7 +167,7 @@ class Catalogue:
         encoded: dict[str, bytes] = {}
         for class_type in list(self._registry.classes):
             try:
-                info = self._registry.node_info(class_type)
+                info = _conform(class_type, self._registry.node_info(class_type))
                 encoded[class_type] = json.dumps({class_type: info}, separators=(",", ":"),
                                                  ensure_ascii=False, default=_json_fallback
                                                  ).encode()
@@ -233,6 +233,23 @@ def _collect_dir_mtimes(path: str, out: list[tuple[str, int]], *, depth: int,
         return
     for sub in subdirs:
         _collect_dir_mtimes(sub, out, depth=depth + 1, budget=budget)
+
+
+#: NodeInfo fields the spec types as strings, and what a missing (None) value becomes.
+_STRING_DEFAULTS = {"display_name": None, "description": "", "category": "sd",
+                    "python_module": "nodes", "name": None}
+
+
+def _conform(class_type: str, info: dict[str, Any]) -> dict[str, Any]:
+    """Fill the holes a node definition may leave (a V3 node without a display name, an
+    output without a tooltip) so that every entry matches the spec's NodeInfo."""
+    for key, default in _STRING_DEFAULTS.items():
+        if key in info and info[key] is None:
+            info[key] = class_type if default is None else default
+    tooltips = info.get("output_tooltips")
+    if isinstance(tooltips, (list, tuple)) and any(t is None for t in tooltips):
+        info["output_tooltips"] = ["" if t is None else t for t in tooltips]
+    return info
 
 
 def _json_fallback(value: Any) -> Any:

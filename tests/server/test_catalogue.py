@@ -174,3 +174,19 @@ def test_etag_matching():
     assert not etag_matches('"abd"', '"abc"')
     assert not etag_matches(None, '"abc"')
     assert not etag_matches("", '"abc"')
+
+
+def test_holes_in_a_definition_are_filled_to_match_the_spec(setup):
+    registry, config, _ = setup
+
+    class V3Like:
+        @classmethod
+        def GET_NODE_INFO_V1(cls):
+            return {"display_name": None, "description": None, "category": None,
+                    "output": ["IMAGE", "MASK"], "output_tooltips": ["the image", None]}
+
+    registry.add("V3Like", V3Like)
+    info = json.loads(Catalogue(registry, config).snapshot_sync().node_body("V3Like"))["V3Like"]
+    assert info["display_name"] == "V3Like"
+    assert (info["description"], info["category"]) == ("", "sd")
+    assert info["output_tooltips"] == ["the image", ""]

@@ -12,6 +12,15 @@ import pytest
 import websocket
 
 from tests.conformance.spec import response_validator
+from tests.harness import Server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One SQLite server: nothing here touches the database, so no PostgreSQL variant."""
+    srv = Server(base_dir=tmp_path_factory.mktemp("internal")).start()
+    yield srv
+    srv.stop()
 
 
 def _validate(method: str, spec_path: str, body) -> None:
