@@ -40,7 +40,7 @@ class V3Multiply(io.ComfyNode):
     @classmethod
     def execute(cls, value, factor, mode, label="") -> io.NodeOutput:
         api = ComfyAPISync()
-        api.execution.set_progress(1, 2)
+        api.execution.set_progress(1, 2, node_id=cls.hidden.unique_id)
         result = value * factor if mode == "mul" else value + factor
         text = f"{label}{result} from node {cls.hidden.unique_id}"
         return io.NodeOutput(result, text, ui=ui.PreviewText(text))
