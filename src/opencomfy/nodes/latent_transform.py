@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from opencomfy.nodes.image_scaling import common_upscale
 from opencomfy.nodes.mask import MAX_RESOLUTION
 
 UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "bislerp"]
@@ -13,8 +14,6 @@ CROP_METHODS = ["disabled", "center"]
 def upscale_latent(samples: torch.Tensor, width: int, height: int, method: str,
                    crop: str) -> torch.Tensor:
     """Resize channels-first latent samples to ``width`` x ``height`` latent pixels."""
-    # Imported on use: the image nodes own the resampling code (ComfyUI's common_upscale).
-    from opencomfy.nodes.image_scaling import common_upscale
     return common_upscale(samples, width, height, method, crop)
 
 

@@ -18,7 +18,7 @@ _PYTHON_MODULE = "comfy_extras.nodes_mask"
 
 
 def repeat_to_batch_size(tensor: torch.Tensor, batch_size: int, dim: int = 0) -> torch.Tensor:
-    """Cut or tile ``tensor`` along ``dim`` to exactly ``batch_size`` (``comfy.utils`` semantics)."""
+    """Cut or tile ``tensor`` along ``dim`` to exactly ``batch_size`` (as ``comfy.utils``)."""
     current = tensor.shape[dim]
     if current > batch_size:
         return tensor.narrow(dim, 0, batch_size)

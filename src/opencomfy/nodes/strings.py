@@ -1,7 +1,8 @@
 """String nodes of ComfyUI's ``comfy_extras/nodes_string.py`` (category ``utils/string``).
 
-ComfyUI declares them with its V3 schema (see :mod:`opencomfy.nodes.v3_schema`). Regex nodes take Python ``re`` syntax and the flags
-case-insensitive, multiline (``^``/``$`` per line) and dotall (``.`` matches newlines).
+ComfyUI declares them with its V3 schema (see :mod:`opencomfy.nodes.v3_schema`). Regex nodes
+take Python ``re`` syntax and the flags case-insensitive, multiline (``^``/``$`` per line) and
+dotall (``.`` matches newlines).
 """
 
 from __future__ import annotations
