@@ -16,9 +16,17 @@ from opencomfy.nodes.latent_files import LoadLatent, SaveLatent
 
 @pytest.fixture
 def folders(tmp_path):
+    """folder_paths pointed at a fresh base folder, and put back afterwards."""
+    previous = dict(base_directory=folder_paths.base_path,
+                    output_directory=folder_paths.get_output_directory(),
+                    input_directory=folder_paths.get_input_directory(),
+                    temp_directory=folder_paths.get_temp_directory(),
+                    user_directory=folder_paths.get_user_directory(),
+                    models_directory=folder_paths.models_dir)
     folder_paths.configure(base_directory=tmp_path)
     os.makedirs(folder_paths.get_input_directory(), exist_ok=True)
-    return tmp_path
+    yield tmp_path
+    folder_paths.configure(**previous)
 
 
 def save(samples, prefix="latents/ComfyUI", prompt=None, extra_pnginfo=None):
