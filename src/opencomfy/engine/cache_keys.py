@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import logging
 import math
+import os
 from typing import Any
 
 from opencomfy.engine.graph_utils import ExecutionBlocker, is_link
@@ -23,7 +24,7 @@ from opencomfy.engine.node_spec import SpecCache, signature_params
 
 log = logging.getLogger(__name__)
 
-UNIQUE_PREFIX = b"!"  # keys that can never match another prompt's (not worth caching)
+KEY_SIZE = 16  # content keys; unique keys are longer, so the two can never collide
 _unique_counter = itertools.count()
 
 
@@ -31,13 +32,16 @@ class _Unrepresentable(Exception):
     pass
 
 
+_process_salt = os.urandom(8)
+
+
 def _unique_key() -> bytes:
-    return UNIQUE_PREFIX + next(_unique_counter).to_bytes(8, "big") + hashlib.blake2b(
-        str(id(object())).encode(), digest_size=7).digest()
+    """A key no other node will ever have (the node re-runs every time)."""
+    return b"unique:" + _process_salt + next(_unique_counter).to_bytes(8, "big")
 
 
 def is_unique_key(key: bytes) -> bool:
-    return key[:1] == UNIQUE_PREFIX
+    return len(key) != KEY_SIZE
 
 
 _SIMPLE = (str, int, float, bool, type(None))
@@ -111,30 +115,31 @@ class CacheKeys:
         if key is not None:
             return key
         stack = [node_id]
+        on_stack = {node_id}
+        keys = self.keys
         while stack:
             current = stack[-1]
-            if current in self.keys:
+            if current in keys:
                 stack.pop()
+                on_stack.discard(current)
                 continue
             try:
                 node = self.dynprompt.get_node(current)
             except Exception:
-                self.keys[current] = _unique_key()
-                stack.pop()
+                keys[current] = _unique_key()
                 continue
             waiting = False
             for value in node.get("inputs", {}).values():
-                if type(value) is list and is_link(value) and value[0] not in self.keys \
-                        and value[0] != current:
-                    if value[0] in stack:  # a cycle: let the scheduler report it
-                        self.keys[value[0]] = _unique_key()
+                if type(value) is list and is_link(value) and value[0] not in keys:
+                    parent = value[0]
+                    if parent in on_stack:  # a cycle: the scheduler reports it
+                        keys[parent] = _unique_key()
                         continue
-                    stack.append(value[0])
+                    stack.append(parent)
+                    on_stack.add(parent)
                     waiting = True
-            if waiting:
-                continue
-            stack.pop()
-            self.keys[current] = self._compute(current, node)
+            if not waiting:
+                keys[current] = self._compute(current, node)
         return self.keys[node_id]
 
     def _compute(self, node_id: str, node: dict) -> bytes:
@@ -158,11 +163,11 @@ class CacheKeys:
                 value = inputs[name]
                 if type(value) is list and is_link(value):
                     parent_key = keys.get(value[0])
-                    if parent_key is None or parent_key[:1] == UNIQUE_PREFIX:
+                    if parent_key is None or len(parent_key) != KEY_SIZE:
                         return _unique_key()
                     parts.append(f"{name}=@{parent_key.hex()}:{int(value[1])}")
                 else:
                     parts.append(f"{name}={constant_repr(value)}")
         except _Unrepresentable:
             return _unique_key()
-        return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).digest()
+        return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=KEY_SIZE).digest()

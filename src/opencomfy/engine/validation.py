@@ -255,7 +255,7 @@ class PromptValidator:
         except Exception as ex:
             check.errors = [self._exception_error(node_id, ex, is_output)]
             return
-        names = [name for name in filtered if name != "input_types"] or [None]
+        names = [name for name in filtered if name != "input_types"] or list(filtered) or [None]
         declared = spec.inputs
         for result in results:
             if result is True or isinstance(result, ExecutionBlocker):
