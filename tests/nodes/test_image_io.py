@@ -171,6 +171,12 @@ def test_load_image_palette_transparency(comfy_dirs):
     assert mask.tolist() == [[[1.0, 0.0]]]
 
 
+def test_load_image_16_bit_grayscale_is_scaled_to_8_bits(comfy_dirs):
+    Image.fromarray(np.array([[0, 32768, 65535]], dtype=np.uint16)).save(comfy_dirs / "input" / "g16.png")
+    image, _ = run_node(LoadImage, image="g16.png")
+    assert (image[0, 0, :, 1] * 255).tolist() == [0.0, 128.0, 255.0]
+
+
 def test_load_image_reads_every_frame_of_an_animation(comfy_dirs):
     frames = [Image.new("RGB", (2, 2), (v, v, v)) for v in (0, 255, 51)]
     frames[0].save(comfy_dirs / "input" / "anim.gif", save_all=True, append_images=frames[1:],

@@ -89,11 +89,11 @@ class _InputListing:
             # moving, so only trust a listing of a folder that has been quiet for a while.
             quiet = time.time() - mtime / 1e9 > 2.0
             if cached and cached[0] == root and cached[1] == mtime and quiet:
-                return cached[2]
+                return list(cached[2])
             with os.scandir(root) as entries:
                 names = sorted(e.name for e in entries if e.is_file())
             self._cache = (root, mtime, names)
-            return names
+            return list(names)  # callers may change their copy
 
 
 _input_listing = _InputListing()
