@@ -249,9 +249,10 @@ class PromptExecution:
             self.results[node_id] = entry.outputs
             if entry.ui is not None:
                 self._record_ui(node_id, entry.ui)
-                self.sink.send("executed", {"node": node_id,
-                                            "display_node": self.dynprompt.get_display_node_id(node_id),
-                                            "output": entry.ui, "prompt_id": self.prompt_id})
+            # ComfyUI sends `executed` for every cache hit, with a null output when there is no UI
+            self.sink.send("executed", {"node": node_id,
+                                        "display_node": self.dynprompt.get_display_node_id(node_id),
+                                        "output": entry.ui, "prompt_id": self.prompt_id})
             self.run_state.finish_node(node_id)
             self.list.complete(node_id)
             return SUCCESS
