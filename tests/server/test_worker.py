@@ -213,3 +213,19 @@ async def test_an_idle_worker_picks_up_new_work_at_once(stack):
         slowest = max(slowest, time.monotonic() - started)
     # Far below the idle poll (2 s): the worker is woken, not polling.
     assert slowest < 0.5
+
+
+async def test_an_idle_worker_sleeps_instead_of_polling(stack):
+    jobs, bus, engine, worker = stack
+    claims = 0
+    claim = jobs.claim_next_job
+
+    async def counting_claim(**kw):
+        nonlocal claims
+        claims += 1
+        return await claim(**kw)
+
+    jobs.claim_next_job = counting_claim
+    await worker.start()
+    await asyncio.sleep(0.5)
+    assert claims <= 2
