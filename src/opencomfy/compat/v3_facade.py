@@ -38,7 +38,7 @@ def make_v1_facade(v3_cls: type[ComfyNode], *, python_module: str | None = None)
         "V3_CLASS": v3_cls,
         "SCHEMA": schema,
         "RELATIVE_PYTHON_MODULE": v3_cls.RELATIVE_PYTHON_MODULE,
-        "RETURN_TYPES": tuple(o.io_type for o in outputs),
+        "RETURN_TYPES": tuple(_engine_type(o.io_type) for o in outputs),
         "RETURN_NAMES": tuple(o.display_name or o.io_type for o in outputs),
         "OUTPUT_IS_LIST": tuple(o.is_output_list for o in outputs),
         "OUTPUT_TOOLTIPS": tuple(o.tooltip or None for o in outputs),
@@ -86,11 +86,25 @@ def _engine_input_types(facade) -> dict:
                 options = {k: v for k, v in options.items() if k not in ("options", "multiselect")}
                 section[name] = (choices, options)
             else:
-                section[name] = (io_type, options)
+                section[name] = (_engine_type(io_type), options)
         out[kind] = section
     if schema.hidden:
         out["hidden"] = {HIDDEN_PREFIX + h.name: h.value for h in schema.hidden}
     return out
+
+
+def _engine_type(io_type: str) -> str:
+    """``io.AnyType`` ("*") as the engine's match-anything type.
+
+    ComfyUI's plain "*" string only matches another "*" (its own V3 code notes that
+    ``io.AnyType`` "does not work currently"); V3 packs use it to mean "any", as newer ComfyUI
+    versions accept, so the engine sees ``IO.ANY``. object_info still reports "*".
+    """
+    if io_type == "*":
+        from opencomfy.compat.comfy.comfy_types.node_typing import IO
+
+        return IO.ANY
+    return io_type
 
 
 def _node_info_v1(facade) -> dict:

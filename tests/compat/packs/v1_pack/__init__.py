@@ -114,6 +114,21 @@ class V1SolidImage:
                                            "nearest-exact", "disabled").movedim(1, -1),)
 
 
+class V1Explode:
+    """Fails when it runs: proves a lazy branch that was not chosen never ran."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {"default": 0})}}
+
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "run"
+    CATEGORY = "v1pack"
+
+    def run(self, value):
+        raise RuntimeError("V1Explode ran")
+
+
 class V1SaveImage(nodes.SaveImage):
     """Subclasses a core node, as many packs do."""
 
@@ -126,6 +141,7 @@ NODE_CLASS_MAPPINGS = {
     "V1ExpandSum": V1ExpandSum,
     "V1ShowInt": V1ShowInt,
     "V1SolidImage": V1SolidImage,
+    "V1Explode": V1Explode,
     "V1SaveImage": V1SaveImage,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {"V1Add": "Add (V1 pack)", "V1ShowInt": "Show Int (V1 pack)"}
