@@ -10,7 +10,7 @@ import torch
 from opencomfy.nodes import mask as mask_nodes
 from opencomfy.nodes.mask import (CropMask, FeatherMask, GrowMask, ImageColorToMask,
                                   ImageToMask, InvertMask, MaskComposite, MaskToImage,
-                                  SolidMask, ThresholdMask, composite_masked)
+                                  SolidMask, ThresholdMask)
 
 
 def run(cls, **inputs):
@@ -174,16 +174,6 @@ def test_grow_mask_works_on_grey_values_and_zero_is_identity():
 def test_threshold_mask_is_strictly_greater():
     (out,) = run(ThresholdMask, mask=torch.tensor([[0.2, 0.5, 0.51]]), value=0.5)
     assert out.tolist() == [[0.0, 0.0, 1.0]]
-
-
-def test_composite_masked_blends_with_a_resized_mask_and_clips():
-    destination = torch.zeros(1, 1, 4, 4)
-    source = torch.ones(1, 1, 2, 2)
-    mask = torch.full((1, 2, 2), 0.5)
-    out = composite_masked(destination, source, 3, 3, mask, multiplier=1)
-    expected = torch.zeros(1, 1, 4, 4)
-    expected[0, 0, 3, 3] = 0.5
-    assert torch.equal(out, expected)
 
 
 def test_declarations_match_comfyui():

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from opencomfy.nodes.image_scaling import repeat_to_batch_size
 from opencomfy.nodes.latent_transform import upscale_latent
-from opencomfy.nodes.mask import repeat_to_batch_size
 from opencomfy.nodes.v3_schema import V3SchemaNode, node_entries
 
 PYTHON_MODULE = "comfy_extras.nodes_latent"

@@ -11,8 +11,9 @@ import math
 
 import torch
 
+from opencomfy.nodes.image_scaling import repeat_to_batch_size
 from opencomfy.nodes.latent_arithmetic import PYTHON_MODULE, LatentNode, reshape_latent_to
-from opencomfy.nodes.mask import MAX_RESOLUTION, repeat_to_batch_size
+from opencomfy.nodes.mask import MAX_RESOLUTION
 from opencomfy.nodes.v3_schema import node_entries
 
 

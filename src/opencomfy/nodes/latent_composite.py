@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from opencomfy.nodes.image_compositing import composite
 from opencomfy.nodes.latent_transform import upscale_latent
-from opencomfy.nodes.mask import MAX_RESOLUTION, composite_masked
+from opencomfy.nodes.mask import MAX_RESOLUTION
 
 
 def _offset(default: int = 0):
@@ -89,8 +90,8 @@ class LatentCompositeMasked:
 
     def composite(self, destination, source, x, y, resize_source, mask=None):
         latent = destination.copy()
-        latent["samples"] = composite_masked(destination["samples"].clone(), source["samples"],
-                                             x, y, mask, 8, resize_source)
+        latent["samples"] = composite(destination["samples"].clone(), source["samples"],
+                                      x, y, mask, 8, resize_source)
         return (latent,)
 
 

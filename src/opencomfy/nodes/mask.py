@@ -1,13 +1,11 @@
 """Mask nodes of ComfyUI's ``comfy_extras/nodes_mask.py`` (V1 classes, ComfyUI's numbers).
 
 A MASK is float32 ``[B, H, W]`` in 0..1 (some producers hand over ``[H, W]``; every node here
-accepts both, as ComfyUI does). The shared :func:`composite_masked` also backs
-``LatentCompositeMasked``.
+accepts both, as ComfyUI does). LatentCompositeMasked, also from nodes_mask, lives with the
+latent nodes.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -17,64 +15,9 @@ MAX_RESOLUTION = 16384
 _PYTHON_MODULE = "comfy_extras.nodes_mask"
 
 
-def repeat_to_batch_size(tensor: torch.Tensor, batch_size: int, dim: int = 0) -> torch.Tensor:
-    """Cut or tile ``tensor`` along ``dim`` to exactly ``batch_size`` (as ``comfy.utils``)."""
-    current = tensor.shape[dim]
-    if current > batch_size:
-        return tensor.narrow(dim, 0, batch_size)
-    if current < batch_size:
-        repeats = [1] * tensor.ndim
-        repeats[dim] = math.ceil(batch_size / current)
-        return tensor.repeat(repeats).narrow(dim, 0, batch_size)
-    return tensor
-
-
 def as_mask_batch(mask: torch.Tensor) -> torch.Tensor:
     """View a ``[H, W]`` or ``[B, H, W]`` (or ``[B, 1, H, W]``) mask as ``[B, H, W]``."""
     return mask.reshape((-1, mask.shape[-2], mask.shape[-1]))
-
-
-def composite_masked(destination: torch.Tensor, source: torch.Tensor, x: int, y: int,
-                     mask: torch.Tensor | None = None, multiplier: int = 8,
-                     resize_source: bool = False) -> torch.Tensor:
-    """Paste channels-first ``source`` into ``destination`` (modified in place and returned).
-
-    ``x``/``y`` are in pixels and divided by ``multiplier`` (8 for latents, 1 for images); the
-    optional mask is resized bilinearly to the source and weights source against destination.
-    Offsets are clamped so a source hanging off any edge is clipped, as ComfyUI does.
-    """
-    source = source.to(destination.device)
-    if resize_source:
-        source = torch.nn.functional.interpolate(
-            source, size=(destination.shape[-2], destination.shape[-1]), mode="bilinear")
-    source = repeat_to_batch_size(source, destination.shape[0])
-
-    x = max(-source.shape[-1] * multiplier, min(x, destination.shape[-1] * multiplier))
-    y = max(-source.shape[-2] * multiplier, min(y, destination.shape[-2] * multiplier))
-    left, top = x // multiplier, y // multiplier
-    right, bottom = left + source.shape[-1], top + source.shape[-2]
-
-    if mask is None:
-        weight = torch.ones_like(source)
-    else:
-        weight = mask.to(destination.device, copy=True)
-        weight = torch.nn.functional.interpolate(
-            weight.reshape((-1, 1, weight.shape[-2], weight.shape[-1])),
-            size=(source.shape[-2], source.shape[-1]), mode="bilinear")
-        weight = repeat_to_batch_size(weight, source.shape[0])
-
-    # Only the part of the source that lands inside the destination is written.
-    visible_width = destination.shape[-1] - left + min(0, x)
-    visible_height = destination.shape[-2] - top + min(0, y)
-    weight = weight[:, :, :visible_height, :visible_width]
-    if weight.ndim < source.ndim:
-        weight = weight.unsqueeze(1)
-    inverse = torch.ones_like(weight) - weight
-
-    source_part = weight * source[..., :visible_height, :visible_width]
-    destination_part = inverse * destination[..., top:bottom, left:right]
-    destination[..., top:bottom, left:right] = source_part + destination_part
-    return destination
 
 
 def _int(default: int, minimum: int, maximum: int = MAX_RESOLUTION, step: int = 1):
