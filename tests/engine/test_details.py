@@ -1,0 +1,84 @@
+"""Smaller contracts: rawLink, the loop thread, progress_state coalescing, context unpacking."""
+
+from __future__ import annotations
+
+import threading
+
+from opencomfy.engine import Engine, RecordingSink
+from opencomfy.engine import progress as progress_api
+from tests.engine.helpers import link, make_engine, node, run
+from tests.engine.nodes_for_tests import make_registry
+
+
+class RawLinkShow:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"source": ("INT", {"rawLink": True})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    def run(self, source):
+        ctx = progress_api.current_context()
+        prompt_id, node_id, sink, interrupt, extra_data = ctx  # documented unpacking
+        return {"ui": {"source": [source], "thread": [threading.get_ident()], "node": [node_id]}}
+
+
+async def test_raw_link_input_receives_the_link_on_the_loop_thread():
+    engine = make_engine()
+    engine.registry.add("RawLinkShow", RawLinkShow)
+    prompt = {"1": node("IntConst", value=3), "2": node("RawLinkShow", source=link("1"))}
+    _, result, sink = await run(engine, prompt)
+    assert result.outputs["2"]["source"] == [["1", 0]]
+    assert result.outputs["2"]["thread"] == [threading.get_ident()]  # sync nodes run on the loop thread
+    assert result.outputs["2"]["node"] == ["2"]
+    assert sink.executed_nodes() == ["1", "2"]  # the linked node still runs first
+
+
+async def test_progress_state_is_coalesced_but_the_final_state_is_sent():
+    engine = Engine(make_registry(), progress_state_interval=60)
+    prompt = {"0": node("IntConst", value=0)}
+    for i in range(1, 50):
+        prompt[str(i)] = node("IntAdd", a=link(str(i - 1)), b=1)
+    prompt["out"] = node("Output", value=link("49"))
+    validation = await engine.validate(prompt)
+    sink = RecordingSink()
+    await engine.run(prompt, prompt_id="p", execute_outputs=validation.outputs, sink=sink)
+    states = sink.of_type("progress_state")
+    assert len(states) == 2  # the first start, then one flush at the end
+    assert len(states[-1]["nodes"]) == 51
+    assert all(s["state"] == "finished" for s in states[-1]["nodes"].values())
+
+
+async def test_cached_parent_ui_is_in_history_outputs():
+    engine = make_engine()
+
+    class ShowAndPass:
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"value": ("INT",)}}
+
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+
+        def run(self, value):
+            return {"ui": {"seen": [value]}, "result": (value,)}
+
+    engine.registry.add("ShowAndPass", ShowAndPass)
+    prompt = {"1": node("IntConst", value=3), "2": node("ShowAndPass", value=link("1")),
+              "3": node("Output", value=link("2"))}
+    _, first, _ = await run(engine, prompt)
+    assert first.outputs == {"2": {"seen": [3]}, "3": {"value": [3]}}
+    _, second, sink = await run(engine, prompt)
+    assert sink.executed_nodes() == []
+    assert second.outputs == first.outputs
+
+
+async def test_run_without_execute_outputs_runs_every_output_node():
+    engine = make_engine()
+    prompt = {"1": node("IntConst", value=3), "2": node("Output", value=link("1"))}
+    await engine.validate(prompt)
+    result = await engine.run(prompt, prompt_id="x")
+    assert result.outputs == {"2": {"value": [3]}}
+    assert result.history_status()["status_str"] == "success"
