@@ -113,6 +113,8 @@ def state(server: Server) -> dict:
 
 
 def _request(server: Server, state: dict, method: str, path: str):
+    """A valid request for one operation. Where an option switches the response shape and the
+    spec describes only one of them (userdata's full_info), the request asks for that one."""
     pid = state["prompt_id"]
     img = state["image"]
     q = urllib.parse.urlencode
@@ -154,18 +156,18 @@ def _request(server: Server, state: dict, method: str, path: str):
         concrete = "/api/settings/Comfy.Conformance"
         return server.post(concrete, 2) if method == "POST" else server.get(concrete)
     if path == "/api/userdata":
-        return server.get(path + "?" + q({"dir": "conformance", "recurse": "true"}))
+        return server.get(path + "?" + q({"dir": "conformance", "recurse": "true", "full_info": "true"}))
     if path == "/api/userdata/{file}":
         concrete = "/api/userdata/conformance%2Fb.json"
         if method == "POST":
-            return server.post(concrete, data=b'{"b": 2}')
+            return server.post(concrete + "?full_info=true", data=b'{"b": 2}')
         if method == "DELETE":
             server.post("/api/userdata/conformance%2Fgone.json", data=b"{}")
             return server.request("DELETE", "/api/userdata/conformance%2Fgone.json")
         return server.get("/api/userdata/conformance%2Fa.json")
     if path == "/api/userdata/{file}/move/{dest}":
         server.post("/api/userdata/conformance%2Fc.json", data=b"{}")
-        return server.post("/api/userdata/conformance%2Fc.json/move/conformance%2Fd.json")
+        return server.post("/api/userdata/conformance%2Fc.json/move/conformance%2Fd.json?full_info=true")
     if path == "/internal/logs/subscribe":
         return server.request("PATCH", path, {"clientId": "conformance", "enabled": True})
     return server.request(method, path)
