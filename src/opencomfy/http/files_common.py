@@ -50,3 +50,11 @@ def safe_file_headers(name: str) -> dict[str, str]:
     if guessed == "image/svg+xml":
         headers["Content-Security-Policy"] = SVG_POLICY
     return headers
+
+
+def refuse_oversized(request: web.Request) -> None:
+    """413 at once when the declared body is over --max-upload-size, before reading any of it
+    (aiohttp would only notice after reading that much)."""
+    limit = services_of(request).config.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)

@@ -7,12 +7,13 @@ import asyncio
 import json
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from opencomfy.files.images import ImageError, check_upload_limits, merge_mask
 from opencomfy.files.paths import UnsafePath
 from opencomfy.files.uploads import parse_flag, store_upload
 from opencomfy.http.errors import ApiError
-from opencomfy.http.files_common import folder_roots
+from opencomfy.http.files_common import folder_roots, refuse_oversized
 from opencomfy.http.routing import add_api_routes
 
 # Choosing a free name and writing it must not interleave between two uploads of one name.
@@ -22,11 +23,12 @@ routes = web.RouteTableDef()
 
 
 async def _read_form(request: web.Request):
+    refuse_oversized(request)
     try:
         form = await request.post()
     except web.HTTPRequestEntityTooLarge:
         raise
-    except (ValueError, AssertionError, UnicodeDecodeError) as exc:
+    except (ValueError, AssertionError, UnicodeDecodeError, HttpProcessingError) as exc:
         raise ApiError(400, "invalid_form", f"malformed multipart body: {exc}") from None
     image = form.get("image")
     if not isinstance(image, web.FileField):

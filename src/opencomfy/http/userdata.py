@@ -17,7 +17,7 @@ from aiohttp import web
 
 from opencomfy.files.paths import UnsafePath
 from opencomfy.http.errors import ApiError, read_json
-from opencomfy.http.files_common import ACTIVE_CONTENT_TYPES
+from opencomfy.http.files_common import ACTIVE_CONTENT_TYPES, refuse_oversized
 from opencomfy.http.routing import add_api_routes, services_of
 from opencomfy.userdata import settings as user_settings
 from opencomfy.userdata import store
@@ -132,6 +132,7 @@ async def get_settings(request: web.Request) -> web.Response:
 async def post_settings(request: web.Request) -> web.Response:
     """Merge the posted object into the caller's settings; answers the merged settings."""
     root = _settings_root(request)
+    refuse_oversized(request)
     changes = await read_json(request)  # JSON, or text/plain holding JSON
     if not isinstance(changes, dict):
         raise ApiError(400, "invalid_settings", "settings must be a JSON object")
@@ -150,6 +151,7 @@ async def get_setting(request: web.Request) -> web.Response:
 async def post_setting(request: web.Request) -> web.Response:
     """Set one setting to the posted JSON value; answers the stored value."""
     root = _settings_root(request)
+    refuse_oversized(request)
     value = await read_json(request)  # JSON, or text/plain holding JSON
     setting_id = request.match_info["id"]
     await asyncio.to_thread(user_settings.update_settings, root, {setting_id: value})
@@ -236,6 +238,7 @@ async def post_userdata(request: web.Request) -> web.Response:
     root = _userdata_root(request)
     rel = _file_param(request)
     overwrite, full_info = _flag(request, "overwrite", True), _flag(request, "full_info", False)
+    refuse_oversized(request)
     data = await request.read()
     try:
         path = await asyncio.to_thread(store.write_file, root=root, rel=rel, data=data,
