@@ -273,3 +273,12 @@ def test_comfy_api_versions_share_the_v3_api():
 
     assert v2.io is latest.io and v2.ComfyExtension is latest.ComfyExtension
     assert latest.IO is latest.io and latest.UI is latest.ui
+
+
+def test_sampler_names_are_there_for_combo_lists():
+    import comfy.samplers
+
+    assert "euler" in comfy.samplers.KSampler.SAMPLERS and "ddim" in comfy.samplers.SAMPLER_NAMES
+    assert "karras" in comfy.samplers.KSampler.SCHEDULERS
+    with pytest.raises(NotImplementedError):
+        comfy.samplers.KSampler()
