@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 
 import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
 
 from opencomfy.compat import folder_paths
+from opencomfy.nodes.image_save_counters import recently_changed
 from opencomfy.nodes.image_saving import random_temp_suffix, save_png_batch
 
 # Multi-picture JPEGs (MPO) hold a second, stereo view, not frames of an animation.
@@ -85,9 +85,7 @@ class _InputListing:
             return []
         with self._lock:
             cached = self._cache
-            # A folder changed within the last seconds may change again without its mtime
-            # moving, so only trust a listing of a folder that has been quiet for a while.
-            quiet = time.time() - mtime / 1e9 > 2.0
+            quiet = not recently_changed(mtime / 1e9)
             if cached and cached[0] == root and cached[1] == mtime and quiet:
                 return list(cached[2])
             with os.scandir(root) as entries:
