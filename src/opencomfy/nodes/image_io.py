@@ -8,9 +8,10 @@ import threading
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence
 
 from opencomfy.compat import folder_paths
+from opencomfy.compat.node_helpers import pillow
 from opencomfy.nodes.image_save_counters import recently_changed
 from opencomfy.nodes.image_saving import random_temp_suffix, save_png_batch
 
@@ -99,27 +100,11 @@ _input_listing = _InputListing()
 
 def _open_image(path: str) -> Image.Image:
     """Open an image, retrying with truncated-file tolerance (Pillow issues 4472, 2445)."""
-    try:
-        return Image.open(path)
-    except (OSError, UnidentifiedImageError, ValueError):
-        previous = ImageFile.LOAD_TRUNCATED_IMAGES
-        ImageFile.LOAD_TRUNCATED_IMAGES = True
-        try:
-            return Image.open(path)
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    return pillow(Image.open, path)
 
 
 def _exif_transpose(frame: Image.Image) -> Image.Image:
-    try:
-        return ImageOps.exif_transpose(frame)
-    except (OSError, UnidentifiedImageError, ValueError):
-        previous = ImageFile.LOAD_TRUNCATED_IMAGES
-        ImageFile.LOAD_TRUNCATED_IMAGES = True
-        try:
-            return ImageOps.exif_transpose(frame)
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    return pillow(ImageOps.exif_transpose, frame)
 
 
 def _to_eight_bit_range(frame: Image.Image) -> Image.Image:
