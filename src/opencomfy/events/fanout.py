@@ -163,6 +163,10 @@ class WebSocketHub:
                 pass
         if self._subscription is not None:
             self._subscription.close()
+        await self.close_clients()
+
+    async def close_clients(self) -> None:
+        """Close every client's socket (at shutdown: their handlers then return)."""
         await asyncio.gather(*(c.close() for c in list(self.clients.values())),
                              return_exceptions=True)
         self.clients.clear()

@@ -123,8 +123,16 @@ async def _hub_ctx(app: web.Application):
     await hub.stop()
 
 
+async def _close_sockets(app: web.Application) -> None:
+    # Open websockets would hold graceful shutdown until its timeout: close them first.
+    hub = app.get(WS_HUB)
+    if hub is not None:
+        await hub.close_clients()
+
+
 def setup(app: web.Application) -> None:
     # Runs after the services' context (appended earlier in create_app), stops before it.
     app.cleanup_ctx.append(_hub_ctx)
+    app.on_shutdown.append(_close_sockets)
     for path in ("/ws", "/api/ws"):
         app.router.add_get(path, websocket_handler)
