@@ -531,25 +531,63 @@ class WhileLoopClose:
         if not condition:
             return values
         open_id = flow_control[0]
-        body = _nodes_between(dynprompt, open_id, unique_id)
+        contained = _nodes_between(dynprompt, open_id, unique_id) | {open_id, unique_id}
         graph = GraphBuilder()
-        for node_id in body | {open_id}:
-            original = dynprompt.get_node(node_id)
-            clone = graph.node(original["class_type"], node_id)
+        # Short generated ids (not prefix + old id) keep ids from growing with every iteration.
+        clones = {}
+        for node_id in sorted(contained):
+            clone = graph.node(dynprompt.get_node(node_id)["class_type"])
             clone.set_override_display_id(dynprompt.get_display_node_id(node_id))
-        for node_id in body | {open_id, unique_id}:
-            original = dynprompt.get_node(node_id)
-            clone = graph.lookup_node(node_id) or graph.node(original["class_type"], node_id)
-            for name, value in original["inputs"].items():
-                if is_link(value) and graph.lookup_node(value[0]) is not None:
-                    clone.set_input(name, graph.lookup_node(value[0]).out(value[1]))
+            clones[node_id] = clone
+        for node_id in contained:
+            for name, value in dynprompt.get_node(node_id)["inputs"].items():
+                if is_link(value) and value[0] in clones:
+                    clones[node_id].set_input(name, clones[value[0]].out(value[1]))
                 else:
-                    clone.set_input(name, value)
-        opened = graph.lookup_node(open_id)
-        opened.set_input("initial_value0", values[0])
-        opened.set_input("initial_value1", values[1])
-        closed = graph.lookup_node(unique_id)
+                    clones[node_id].set_input(name, value)
+        clones[open_id].set_input("initial_value0", values[0])
+        clones[open_id].set_input("initial_value1", values[1])
+        closed = clones[unique_id]
         return {"result": (closed.out(0), closed.out(1)), "expand": graph.finalize()}
+
+
+class ForLoopOpen:
+    """`remaining` counts down; the while-loop clones this node with `initial_value0` set."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"remaining": ("INT", {"default": 1, "min": 0})},
+                "optional": {"initial_value1": (ANY,)},
+                "hidden": {"initial_value0": (ANY,)}}
+
+    RETURN_TYPES = ("FLOW_CONTROL", "INT", ANY)
+    FUNCTION = "run"
+
+    def run(self, remaining, initial_value1=None, initial_value0=None):
+        if initial_value0 is not None:
+            remaining = initial_value0
+        return ("stub", remaining, initial_value1)
+
+
+class ForLoopClose:
+    """Expands into `remaining - 1`, a condition and a WhileLoopClose fed with raw links."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"flow_control": ("FLOW_CONTROL", {"rawLink": True})},
+                "optional": {"initial_value1": (ANY, {"rawLink": True})}}
+
+    RETURN_TYPES = (ANY,)
+    FUNCTION = "run"
+
+    def run(self, flow_control, initial_value1=None):
+        graph = GraphBuilder()
+        open_id = flow_control[0]
+        remaining = graph.node("IntAdd", a=[open_id, 1], b=-1)
+        keep_going = graph.node("IntLess", a=0, b=remaining.out(0))
+        close = graph.node("WhileLoopClose", flow_control=flow_control, condition=keep_going.out(0),
+                           initial_value0=remaining.out(0), initial_value1=initial_value1)
+        return {"result": (close.out(1),), "expand": graph.finalize()}
 
 
 def _nodes_between(dynprompt, open_id: str, close_id: str) -> set[str]:

@@ -50,6 +50,25 @@ async def test_while_loop_by_expansion(engine):
     assert sum(1 for e in sink.of_type("executing") if e["display_node"] == "inc") == 5
 
 
+@pytest.mark.parametrize("count, expected", [(1, 1), (4, 10), (12, 78)])
+async def test_for_loop_by_expansion(engine, count, expected):
+    # for remaining in count..1: acc += remaining  (the close node expands into a while loop)
+    prompt = {
+        "open": node("ForLoopOpen", remaining=count, initial_value1=0),
+        "add": node("IntAdd", a=link("open", 2), b=link("open", 1)),
+        "close": node("ForLoopClose", flow_control=link("open", 0), initial_value1=link("add")),
+        "out": node("Output", value=link("close")),
+    }
+    _, result, sink = await run(engine, prompt)
+    assert result.status == "success", result.error
+    assert result.outputs["out"] == {"value": [expected]}
+    assert sum(1 for e in sink.of_type("executing") if e["display_node"] == "add") == count
+    assert max(len(node_id) for node_id in sink.executed_nodes()) < 40 + 12 * count
+    # the same prompt again is answered from cache
+    _, again, sink = await run(engine, prompt)
+    assert again.outputs["out"] == {"value": [expected]} and sink.executed_nodes() == []
+
+
 async def test_cycle_created_by_expansion_blames_the_expanding_node(engine):
     prompt = {"1": node("IntConst", value=1), "5": node("ExpandCycle", value=link("1")),
               "6": node("Output", value=link("5"))}
