@@ -46,6 +46,15 @@ def test_subfolder_is_created_and_confined(tmp_path):
             _store(tmp_path, bad_name, b"d", subfolder=bad_sub)
 
 
+def test_a_directory_is_never_overwritten(tmp_path):
+    (tmp_path / "taken").mkdir()
+    r = _store(tmp_path, "taken", b"x", overwrite=True)
+    assert r.name == "taken (1)" and (tmp_path / "taken").is_dir()
+    for bad in (".", "sub/.", "sub/", "sub/.."):
+        with pytest.raises(UnsafePath):
+            _store(tmp_path, bad, b"x")
+
+
 def test_no_extension_suffix(tmp_path):
     _store(tmp_path, "noext", b"1")
     assert _store(tmp_path, "noext", b"2").name == "noext (1)"

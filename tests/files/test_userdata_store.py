@@ -81,6 +81,7 @@ def test_users(tmp_path):
             add_user(user_dir=tmp_path, username=bad)
     assert resolve_user(user_dir=tmp_path, multi_user=False, header="whoever") == "default"
     assert resolve_user(user_dir=tmp_path, multi_user=True, header=None) == "default"
+    assert resolve_user(user_dir=tmp_path, multi_user=True, header="") == "default"
     assert resolve_user(user_dir=tmp_path, multi_user=True, header=uid) == uid
     with pytest.raises(UnknownUser):
         resolve_user(user_dir=tmp_path, multi_user=True, header="someone-else")

@@ -64,7 +64,7 @@ def _size_of(data: BinaryIO) -> int:
 def choose_name(*, folder: Path, filename: str, data: BinaryIO, overwrite: bool) -> tuple[Path, str, bool]:
     """Pick the final path for `filename` in `folder`: (path, name, already_identical)."""
     path = confined_path(folder, filename)
-    if overwrite or not path.exists():
+    if not path.exists() or (overwrite and path.is_file()):
         return path, filename, False
     size, digest = _size_of(data), _digest(data)
     stem, ext = os.path.splitext(filename)
@@ -104,7 +104,7 @@ def store_upload(*, root: Path, subfolder: str, filename: str, data: BinaryIO,
     `data` is what the client sent (used to detect an identical existing file); `content`,
     when given, is what gets written instead (a mask merged into its original image).
     """
-    if not filename or filename.endswith("/"):
+    if filename.rsplit("/", 1)[-1] in ("", ".", ".."):
         raise UnsafePath("empty filename")
     folder = confined_path(root, subfolder)
     if folder.exists() and not folder.is_dir():

@@ -63,7 +63,7 @@ def add_user(*, user_dir: Path, username: str) -> str:
 
 def resolve_user(*, user_dir: Path, multi_user: bool, header: str | None) -> str:
     """The user id a request acts as; raises UnknownUser."""
-    if not multi_user or header is None:
+    if not multi_user or not header:
         return DEFAULT_USER
     if header.startswith(SYSTEM_USER_PREFIX) or header not in load_users(user_dir):
         raise UnknownUser("Unknown user: " + header)
