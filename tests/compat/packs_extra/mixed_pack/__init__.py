@@ -1,0 +1,48 @@
+"""V1 and V3 classes in one NODE_CLASS_MAPPINGS, a web folder from pyproject.toml, a node
+added through nodes.NODE_CLASS_MAPPINGS, and a prestartup script."""
+
+import os
+
+import nodes
+from comfy_api.latest import io
+
+
+class MixedV3Upper(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="MixedV3Upper", display_name="Upper (mixed)",
+                         inputs=[io.String.Input("text", default="a")],
+                         outputs=[io.String.Output()])
+
+    @classmethod
+    def execute(cls, text):
+        return io.NodeOutput(text.upper())
+
+
+class MixedV1Marker:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+    def run(self):
+        return (os.environ.get("MIXED_PACK_PRESTARTUP", "not run"),)
+
+
+class MixedLate:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "run"
+
+    def run(self):
+        return (1,)
+
+
+nodes.NODE_CLASS_MAPPINGS["MixedLate"] = MixedLate
+
+NODE_CLASS_MAPPINGS = {"MixedV3Upper": MixedV3Upper, "MixedV1Marker": MixedV1Marker}

@@ -1,0 +1,3 @@
+import os
+
+os.environ["MIXED_PACK_PRESTARTUP"] = "ran"

@@ -1,0 +1,1 @@
+export const mixed = 1;

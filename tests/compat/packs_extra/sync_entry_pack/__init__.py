@@ -1,0 +1,38 @@
+"""A V3 pack with a plain (not async) comfy_entrypoint and a list-input node."""
+
+from comfy_api.latest import ComfyExtension, io
+
+
+class V3SumList(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="V3SumList", category="sync_entry",
+                         inputs=[io.Int.Input("values", default=0)],
+                         outputs=[io.Int.Output(), io.String.Output()],
+                         hidden=[io.Hidden.unique_id, io.Hidden.prompt],
+                         is_input_list=True)
+
+    @classmethod
+    def execute(cls, values):
+        return io.NodeOutput(sum(values), f"{cls.hidden.unique_id}:{len(cls.hidden.prompt)}")
+
+
+class V3Range(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="V3Range", category="sync_entry",
+                         inputs=[io.Int.Input("n", default=3, min=1, max=10)],
+                         outputs=[io.Int.Output(is_output_list=True)])
+
+    @classmethod
+    def execute(cls, n):
+        return io.NodeOutput(list(range(n)))
+
+
+class SyncExtension(ComfyExtension):
+    async def get_node_list(self):
+        return [V3SumList, V3Range]
+
+
+def comfy_entrypoint():
+    return SyncExtension()
