@@ -189,7 +189,8 @@ def raw_websocket(server, client_id: str) -> socket.socket:
 
 
 def test_a_stalled_socket_never_delays_another_clients_events(server):
-    stalled = raw_websocket(server, new_id())
+    stalled_id = new_id()
+    stalled = raw_websocket(server, stalled_id)
     try:
         fine = Client(server, new_id(), flags={"supports_preview_metadata": True})
         fine.recv(), fine.recv()
@@ -207,5 +208,7 @@ def test_a_stalled_socket_never_delays_another_clients_events(server):
         assert [e for e in json_events(events, pid) if e["type"] == "executed"]
         assert elapsed < 30
         assert server.get("/health").status == 200
+        # The stall really happened: the server shed the stalled client's previews.
+        assert f"websocket client {stalled_id} is falling behind" in server.log()
     finally:
         stalled.close()

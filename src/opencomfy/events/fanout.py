@@ -73,7 +73,7 @@ class ClientConnection:
             if self._droppable:
                 self._drop_oldest_droppable()
             elif droppable:
-                self.dropped += 1
+                self._count_drop()
                 return
             else:
                 log.warning("websocket client %s is too far behind; disconnecting", self.sid)
@@ -84,13 +84,19 @@ class ClientConnection:
         self._droppable += droppable
         self._ready.set()
 
+    def _count_drop(self) -> None:
+        if not self.dropped:
+            log.info("websocket client %s is falling behind; dropping its progress and "
+                     "preview frames", self.sid)
+        self.dropped += 1
+
     def _drop_oldest_droppable(self) -> None:
         for i, (frame, droppable) in enumerate(self._frames):
             if droppable:
                 del self._frames[i]
                 self._bytes -= len(frame)
                 self._droppable -= 1
-                self.dropped += 1
+                self._count_drop()
                 return
 
     @property
