@@ -188,3 +188,50 @@ async def test_fully_cached_long_chain_is_fast():
     assert result.outputs["out"] == {"value": [1000]}
     assert sink.executed_nodes() == []
     assert elapsed < 0.5, elapsed  # the benchmark's target is 20 ms; leave room for slow CI
+
+
+async def test_none_mode_frees_outputs_nobody_needs_any_more(monkeypatch):
+    import opencomfy.engine.executor as executor_module
+
+    engine = make_engine(cache_mode="none")
+    executions = []
+    original_init = executor_module.PromptExecution.__init__
+
+    def capture(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        executions.append(self)
+
+    monkeypatch.setattr(executor_module.PromptExecution, "__init__", capture)
+    held = {}
+
+    class Probe:
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"value": ("INT",)}}
+
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+
+        def run(self, value):
+            held[value] = sorted(executions[-1].results)
+            return (value + 1,)
+
+    engine.registry.add("Probe", Probe)
+    prompt = {"1": node("IntConst", value=1), "2": node("Probe", value=link("1")),
+              "3": node("Probe", value=link("2")), "4": node("Probe", value=link("3")),
+              "5": node("Output", value=link("4"))}
+    _, result, _ = await run(engine, prompt)
+    assert result.outputs["5"] == {"value": [4]}
+    assert held[3] == ["3"]  # when node 4 runs, only its own input is still held
+
+
+async def test_none_mode_loop_still_works():
+    engine = make_engine(cache_mode="none")
+    prompt = {
+        "open": node("ForLoopOpen", remaining=5, initial_value1=0),
+        "add": node("IntAdd", a=link("open", 2), b=link("open", 1)),
+        "close": node("ForLoopClose", flow_control=link("open", 0), initial_value1=link("add")),
+        "out": node("Output", value=link("close")),
+    }
+    _, result, _ = await run(engine, prompt)
+    assert result.outputs["out"] == {"value": [15]}

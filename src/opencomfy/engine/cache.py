@@ -27,6 +27,8 @@ class CacheEntry:
 class OutputCache:
     """The interface: `get`, `set`, and prompt boundaries."""
 
+    releases_unused = False  # drop outputs once nothing in the running prompt needs them
+
     def get(self, key: bytes) -> CacheEntry | None:
         raise NotImplementedError
 
@@ -41,6 +43,9 @@ class OutputCache:
 
     def clear(self) -> None:
         raise NotImplementedError
+
+    def discard(self, key: bytes) -> None:
+        """Forget one entry (no-cache mode frees outputs nobody needs any more)."""
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -113,7 +118,13 @@ class LRUCache(OutputCache):
 
 
 class NoCache(OutputCache):
-    """Entries live only while one prompt runs (so duplicates inside it still run once)."""
+    """Entries live only while one prompt runs (so duplicates inside it still run once).
+
+    The executor also drops a node's outputs as soon as no pending node waits on them, so
+    this mode holds only what the running graph still needs (ComfyUI's DependencyAwareCache).
+    """
+
+    releases_unused = True
 
     def __init__(self) -> None:
         self._entries: dict[bytes, CacheEntry] = {}
@@ -129,6 +140,9 @@ class NoCache(OutputCache):
 
     def end_prompt(self):
         self._entries.clear()
+
+    def discard(self, key):
+        self._entries.pop(key, None)
 
     def clear(self):
         self._entries.clear()

@@ -95,6 +95,7 @@ class PromptExecution:
         self.wake = asyncio.Event()
         self.external_waits = 0
         self.list = ExecutionList(self.dynprompt, self._spec_of, self._is_available)
+        self.list.track_readers = self.cache.releases_unused
 
     # -- helpers ---------------------------------------------------------------------
     def _spec_of(self, node_id: str):
@@ -401,6 +402,26 @@ class PromptExecution:
             self.executed_set.add(node_id)
             self.executed.append(node_id)
         self.list.complete(node_id)
+        if self.cache.releases_unused:
+            self._release_inputs(node_id)
+
+    def _release_inputs(self, node_id: str) -> None:
+        """Free the outputs of this node's parents once no pending node waits on them.
+
+        A parent asked for again later (a lazy input, an expansion) simply runs again.
+        """
+        readers = self.list.readers
+        for value in self.dynprompt.get_node(node_id).get("inputs", {}).values():
+            if type(value) is list and is_link(value):
+                parent = value[0]
+                still_reading = readers.get(parent)
+                if still_reading is None:
+                    continue
+                still_reading.discard(node_id)
+                if not still_reading and parent not in self.list.pending:
+                    del readers[parent]
+                    if self.results.pop(parent, None) is not None:
+                        self.cache.discard(self.keys.key_of(parent))
 
     # -- expansion ----------------------------------------------------------------------
     async def _expand(self, node_id: str, subgraphs: list[tuple[dict | None, Any]]) -> None:

@@ -25,6 +25,9 @@ class ExecutionList:
         self._ready_first: deque[str] = deque()  # output and async nodes (ComfyUI's UX pick)
         self._ready: deque[str] = deque()
         self._queued: set[str] = set()
+        # node id -> nodes that waited on it and have not completed (for releasing outputs)
+        self.readers: dict[str, set[str]] = {}
+        self.track_readers = False
 
     # -- building ------------------------------------------------------------------------
     def add_node(self, node_id: str) -> None:
@@ -49,12 +52,16 @@ class ExecutionList:
                     self._add_block(source, current)
                     stack.append(source)
                     added.append(source)
+                elif self.track_readers:  # keep the available output until `current` ran
+                    self.readers.setdefault(source, set()).add(current)
         for added_id in added:
             self._queue_if_ready(added_id)
 
     def add_strong_link(self, source: str, to_node: str) -> bool:
         """Make `to_node` wait for `source`; False when `source` is already available."""
         if source not in self.pending and self.is_available(source):
+            if self.track_readers:
+                self.readers.setdefault(source, set()).add(to_node)
             return False
         if source not in self.pending:
             self.add_node(source)
@@ -111,7 +118,10 @@ class ExecutionList:
     def complete(self, node_id: str) -> None:
         self.pending.discard(node_id)
         self._queued.discard(node_id)
-        for child in self.dependents.pop(node_id, ()):
+        children = self.dependents.pop(node_id, ())
+        if self.track_readers and children:
+            self.readers[node_id] = set(children)
+        for child in children:
             self.block_count[child] -= 1
             self._queue_if_ready(child)
 
