@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import struct
 
 import pytest
-from PIL import Image
 
 from tests.files.factories import decode, png_bytes
 from tests.files.routes_server import files_server  # noqa: F401  (fixture)

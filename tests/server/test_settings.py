@@ -43,3 +43,13 @@ def test_settings_are_per_user(multi_user_server):  # noqa: F811
     srv.post("/api/settings", {"k": "default"})
     assert srv.get("/api/settings", headers={"Comfy-User": uid}).json() == {"k": "bo"}
     assert srv.get("/api/settings").json() == {"k": "default"}
+
+
+def test_concurrent_setting_writes_all_land(files_server):  # noqa: F811
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda i: files_server.post(f"/api/settings/Race.{i}", i).status, range(16)))
+    assert statuses == [200] * 16
+    settings = files_server.get("/api/settings").json()
+    assert {k: v for k, v in settings.items() if k.startswith("Race.")} == {f"Race.{i}": i for i in range(16)}

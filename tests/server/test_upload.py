@@ -114,3 +114,15 @@ def test_oversized_upload_gets_413(make_files_server):  # noqa: F811
     assert r.status == 413
     assert not (srv.base_dir / "input" / "huge.bin").exists()
     assert upload(srv, b"\0" * 1024, "small.bin").status == 200
+
+
+def test_concurrent_uploads_of_one_name_never_clobber(files_server):  # noqa: F811
+    from concurrent.futures import ThreadPoolExecutor
+
+    payloads = [png_bytes(2, 2, color=(i, i, i, 255)) for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        names = list(pool.map(lambda data: upload(files_server, data, "race.png", subfolder="race").json()["name"],
+                              payloads))
+    assert len(set(names)) == 8
+    folder = files_server.base_dir / "input" / "race"
+    assert sorted((folder / n).read_bytes() for n in names) == sorted(payloads)

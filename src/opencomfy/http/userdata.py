@@ -9,7 +9,6 @@ decodes them once.
 from __future__ import annotations
 
 import asyncio
-import json
 import mimetypes
 from pathlib import Path
 
