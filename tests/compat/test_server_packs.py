@@ -30,6 +30,7 @@ def test_pack_route_answers_at_bare_path_and_under_api(server):
 
 def test_object_info_has_the_packs_nodes(server):
     info = server.get("/api/object_info").json()
+    assert "shadowed" not in info and "shadowed" not in server.get("/object_info").json()
     for class_type in ("V1Add", "V3Multiply", "RelativeDouble", "SingleFileHello", "OverridePackOwn"):
         assert class_type in info
     assert info["V3Multiply"]["input"]["required"]["mode"] == [

@@ -99,17 +99,34 @@ def build_registry(config: Config, app: "web.Application | None" = None) -> "Nod
 
 
 def add_custom_node_routes(app: "web.Application", server) -> None:
-    """Add the packs' routes to the app and keep ``PromptServer.instance.loop`` current."""
+    """Add the packs' routes to the app and keep ``PromptServer.instance.loop`` current.
+
+    The routes are added when the app starts, after opencomfy's own routes (aiohttp's
+    router stays open until the start-up hooks have run), so that on a clash the core route
+    answers, as in ComfyUI. A route that cannot be added is logged and skipped.
+    """
     from aiohttp import web
 
+    async def add_routes_and_remember_loop(app: web.Application) -> None:
+        server.loop = asyncio.get_running_loop()
+        for route in server.routes:
+            try:
+                if isinstance(route, web.StaticDef):
+                    app.router.add_static(route.prefix, route.path, **route.kwargs)
+                elif isinstance(route, web.RouteDef):
+                    _add_api_route(app, route)
+            except (RuntimeError, ValueError, TypeError) as exc:
+                log.error("custom node route %s not added: %s", _describe(route), exc)
+
+    app.on_startup.append(add_routes_and_remember_loop)
+
+
+def _add_api_route(app: "web.Application", route) -> None:
     from opencomfy.http.routing import add_api_routes
 
-    add_api_routes(app, server.routes)
-    for route in server.routes:
-        if isinstance(route, web.StaticDef):
-            app.router.add_static(route.prefix, route.path, **route.kwargs)
+    # One route at a time (add_api_routes only iterates), so a bad route skips only itself.
+    add_api_routes(app, [route])
 
-    async def remember_loop(app: web.Application) -> None:
-        server.loop = asyncio.get_running_loop()
 
-    app.on_startup.append(remember_loop)
+def _describe(route) -> str:
+    return f"{getattr(route, 'method', 'STATIC')} {getattr(route, 'path', getattr(route, 'prefix', '?'))}"

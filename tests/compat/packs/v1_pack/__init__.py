@@ -146,3 +146,9 @@ NODE_CLASS_MAPPINGS = {
 }
 NODE_DISPLAY_NAME_MAPPINGS = {"V1Add": "Add (V1 pack)", "V1ShowInt": "Show Int (V1 pack)"}
 WEB_DIRECTORY = "./web"
+
+
+@PromptServer.instance.routes.get("/object_info")
+async def shadow_core_route(request):
+    """A pack route on a core path: the core route must keep answering."""
+    return web.json_response({"shadowed": True})
