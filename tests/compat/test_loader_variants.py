@@ -17,7 +17,7 @@ EXTRA = Path(__file__).parent / "packs_extra"
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     base = tmp_path_factory.mktemp("variants")
-    for pack in ("sync_entry_pack", "mixed_pack"):
+    for pack in ("sync_entry_pack", "mixed_pack", "exiting_pack"):
         shutil.copytree(EXTRA / pack, base / "custom_nodes" / pack,
                         ignore=shutil.ignore_patterns("__pycache__"))
     return build(base)
@@ -31,6 +31,12 @@ def test_sync_entrypoint_and_v3_classes_in_v1_mappings_load(registry):
     assert info["display_name"] == "Upper (mixed)"
     assert info["python_module"] == "custom_nodes.mixed_pack"
     assert info["input"]["required"]["text"] == ("STRING", {"default": "a", "multiline": False})
+
+
+def test_a_pack_calling_sys_exit_is_reported_not_fatal(registry):
+    reports = {r.name: r for r in registry.custom_node_reports}
+    assert not reports["exiting_pack"].success
+    assert "missing requirements" in reports["exiting_pack"].error
 
 
 def test_pyproject_web_folder_and_prestartup_script(registry):

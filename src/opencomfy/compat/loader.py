@@ -254,7 +254,7 @@ def load_pack(registry, path: Path, *, core_names: frozenset[str]) -> PackReport
             registry.add_web_directory(name, web_dir)
         register_pack_nodes(registry, module, report, core_names=core_names)
         report.success = True
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a pack calling sys.exit() must not stop the server
         report.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         log.warning("Cannot import %s module for custom nodes: %s\n%s", path, exc,
                     traceback.format_exc())
