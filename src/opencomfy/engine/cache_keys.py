@@ -114,6 +114,9 @@ class CacheKeys:
         key = self.keys.get(node_id)
         if key is not None:
             return key
+        return self._compute_with_parents(node_id)
+
+    def _compute_with_parents(self, node_id: str) -> bytes:
         stack = [node_id]
         on_stack = {node_id}
         keys = self.keys

@@ -108,9 +108,12 @@ class PromptExecution:
         outputs = self.results.get(node_id)
         if outputs is not None:
             return outputs
-        if not self.dynprompt.has_node(node_id):
-            return None
-        entry = self.cache.get(self.keys.key_of(node_id))
+        key = self.keys.keys.get(node_id)
+        if key is None:
+            if not self.dynprompt.has_node(node_id):
+                return None
+            key = self.keys.key_of(node_id)
+        entry = self.cache.get(key)
         if entry is None:
             return None
         self.results[node_id] = entry.outputs
@@ -245,7 +248,7 @@ class PromptExecution:
             self._store(node_id, spec, outputs, self.ui_outputs.get(node_id))
             return SUCCESS
 
-        entry = self.cache.get(self.keys.key_of(node_id))
+        entry = self.cache.get(self.keys.keys.get(node_id) or self.keys.key_of(node_id))
         if entry is not None:  # an output node answered from cache: replay its UI
             self.results[node_id] = entry.outputs
             if entry.ui is not None:
@@ -279,9 +282,10 @@ class PromptExecution:
                 defer_async=True)
         finally:
             leave_node(token)
-        if any(isinstance(result, asyncio.Task) for result in results):
-            self._defer(node_id, results)
-            return PENDING
+        if spec.is_async or len(results) > 1 or isinstance(results[0], asyncio.Task):
+            if any(isinstance(result, asyncio.Task) for result in results):
+                self._defer(node_id, results)
+                return PENDING
         return await self._handle_results(node_id, spec, results)
 
     async def _wait_for_lazy(self, node_id, node, spec, obj, inputs, missing) -> bool:
@@ -393,9 +397,10 @@ class PromptExecution:
 
     def _store(self, node_id: str, spec, outputs: list[list[Any]], ui: dict | None) -> None:
         self.results[node_id] = outputs
-        key = self.keys.key_of(node_id)
+        key = self.keys.keys.get(node_id) or self.keys.key_of(node_id)
         if not is_unique_key(key):
-            root = self.keys.key_of(self.dynprompt.get_real_node_id(node_id))
+            root = key if node_id in self.prompt else \
+                self.keys.key_of(self.dynprompt.get_real_node_id(node_id))
             self.cache.set(key, CacheEntry(outputs, ui, root))
         self.run_state.finish_node(node_id)
         if node_id not in self.executed_set:

@@ -65,13 +65,10 @@ async def map_over_list(owner: Any, func_name: str, inputs: dict[str, list], *,
             continue
         if node_id is not None:
             _default_prefix.set([node_id, index, 0])
-        if inspect.iscoroutinefunction(func):
-            result = func(**call)
-        else:
-            result = func(**call)
-            if not inspect.isawaitable(result):
-                results.append(result)
-                continue
+        result = func(**call)
+        if isinstance(result, (tuple, dict, list)) or not inspect.isawaitable(result):
+            results.append(result)
+            continue
         results.append(await _start_awaitable(result, defer_async))
     return results
 
