@@ -221,3 +221,16 @@ async def test_wait_for_work_wakes_on_submit(jobs):
     await asyncio.sleep(0.01)
     await submit(jobs)
     await asyncio.wait_for(waiter, 1)
+
+
+async def test_concurrent_claimers_never_share_a_job(jobs):
+    submitted = {(await submit(jobs, color=i)).prompt_id for i in range(20)}
+
+    async def worker(name: str) -> list[str]:
+        got = []
+        while (job := await jobs.claim_next_job(worker_id=name, lease_seconds=30)) is not None:
+            got.append(job.prompt_id)
+        return got
+
+    claimed = [pid for got in await asyncio.gather(*(worker(f"w{i}") for i in range(5))) for pid in got]
+    assert len(claimed) == 20 and set(claimed) == submitted

@@ -46,19 +46,15 @@ def counters() -> Select:
     return select(func.max(Job.seq), func.max(Job.history_seq))
 
 
-def next_pending(*, skip_locked: bool) -> Select:
-    """claim_next_job: the first pending job in queue order (ix_jobs_pending_order)."""
-    stmt = (select(Job.id).where(Job.status == tr.PENDING)
-            .order_by(Job.number, Job.seq).limit(1))
+def claim_next_job(*, worker_id: str, lease_until: int, now: int, skip_locked: bool):
+    """claim_next_job: move the first pending job in queue order to in_progress under a
+    worker's lease, in one statement (ix_jobs_pending_order)."""
+    first = (select(Job.id).where(Job.status == tr.PENDING)
+             .order_by(Job.number, Job.seq).limit(1))
     if skip_locked:  # PostgreSQL: concurrent claimers skip each other's row
-        stmt = stmt.with_for_update(skip_locked=True)
-    return stmt
-
-
-def claim_job(*, prompt_id: str, worker_id: str, lease_until: int, now: int):
-    """claim_next_job: move one pending job to in_progress under a worker's lease."""
+        first = first.with_for_update(skip_locked=True)
     found, stmt = tr.transition(
-        tr.PENDING, tr.IN_PROGRESS, where=Job.id == prompt_id,
+        tr.PENDING, tr.IN_PROGRESS, where=Job.id == first.scalar_subquery(),
         worker_id=worker_id, lease_expires_at=lease_until, start_time=now, update_time=now)
     return found, stmt.returning(*CLAIM_COLUMNS)
 

@@ -111,6 +111,8 @@ class JobService:
         seq = self._seq
         if number is None:
             number = -seq if front else seq
+        # Only an id chosen by the client can already exist; ours are fresh uuid4s.
+        check_duplicate = prompt_id is not None
         prompt_id = prompt_id or str(uuid.uuid4())
         extra = dict(extra_data or {})
         if client_id is not None:
@@ -129,46 +131,49 @@ class JobService:
             outputs_to_execute=_dumps(list(outputs_to_execute)),
             create_time=created, update_time=created, cancel_requested=False,
         )
-        await self._batcher.submit(row)
+        await self._batcher.submit((row, check_duplicate))
         return SubmittedJob(prompt_id=prompt_id, number=number)
 
-    async def _write_batch(self, rows: list[dict]) -> list[BaseException | None]:
+    async def _write_batch(self, items: list[tuple[dict, bool]]) -> list[BaseException | None]:
         """Insert a batch in one transaction; per-row errors (duplicates) come back in order."""
         try:
-            results, written = await self._insert_rows(rows)
+            results, remaining = await self._insert_rows(items)
         except IntegrityError:
             # Another process took an id between our check and the insert: one by one.
-            results, written = [], []
-            for row in rows:
+            results, remaining = [], {}
+            for item in items:
                 try:
-                    (error,), done = await self._insert_rows([row])
+                    (error,), counts = await self._insert_rows([(item[0], True)])
                 except IntegrityError:
-                    error, done = DuplicatePromptId(f"prompt_id {row['id']} already exists"), []
+                    error, counts = DuplicatePromptId(f"prompt_id {item[0]['id']} already exists"), {}
                 results.append(error)
-                written += done
-        if written:
-            async with self.db.read() as conn:
-                remaining = {ws: await self._count_unfinished(conn, ws)
-                             for ws in {r["workspace_id"] for r in written}}
-            for ws, n in remaining.items():
-                self._announce_queue(ws, n)
+                remaining.update(counts)
+        for ws, n in remaining.items():
+            self._announce_queue(ws, n)
+        if remaining:
             self._wake_workers()
         return results
 
-    async def _insert_rows(self, rows: list[dict]) -> tuple[list[BaseException | None], list[dict]]:
-        results: list[BaseException | None] = [None] * len(rows)
+    async def _insert_rows(self, items: list[tuple[dict, bool]]
+                           ) -> tuple[list[BaseException | None], dict[str, int]]:
+        """One transaction: refuse taken ids, insert the rest, count each workspace's queue."""
+        results: list[BaseException | None] = [None] * len(items)
         fresh: list[dict] = []
         async with self.db.write() as conn:
-            taken = set((await conn.execute(q.existing_ids([r["id"] for r in rows]))).scalars())
-            for i, row in enumerate(rows):
+            chosen = [row["id"] for row, check in items if check]
+            taken = set((await conn.execute(q.existing_ids(chosen))).scalars()) if chosen else set()
+            for i, (row, _) in enumerate(items):
                 if row["id"] in taken:
                     results[i] = DuplicatePromptId(f"prompt_id {row['id']} already exists")
                 else:
                     taken.add(row["id"])
                     fresh.append(row)
+            remaining = {}
             if fresh:
                 await conn.execute(q.insert_jobs(), fresh)
-        return results, fresh
+                for ws in {r["workspace_id"] for r in fresh}:
+                    remaining[ws] = await self._count_unfinished(conn, ws)
+        return results, remaining
 
     # ----------------------------------------------------------------------- queue views
 
@@ -325,27 +330,21 @@ class JobService:
 
     async def claim_next_job(self, *, worker_id: str, lease_seconds: float) -> ClaimedJob | None:
         """Take the first pending job in queue order under a lease; None when none waits."""
-        for _ in range(5):
-            now = now_ms()
-            async with self.db.write() as conn:
-                job_id = (await conn.execute(
-                    q.next_pending(skip_locked=not self.db.is_sqlite))).scalar_one_or_none()
-                if job_id is None:
-                    return None
-                _, stmt = q.claim_job(prompt_id=job_id, worker_id=worker_id,
-                                      lease_until=now + int(lease_seconds * 1000), now=now)
-                row = (await conn.execute(stmt)).first()
-                remaining = await self._count_unfinished(conn, row.workspace_id) if row else 0
+        now = now_ms()
+        _, stmt = q.claim_next_job(worker_id=worker_id, lease_until=now + int(lease_seconds * 1000),
+                                   now=now, skip_locked=not self.db.is_sqlite)
+        async with self.db.write() as conn:
+            row = (await conn.execute(stmt)).first()
             if row is None:
-                continue  # someone else took it: try the next one
-            self._announce_queue(row.workspace_id, remaining)
-            extra = json.loads(row.extra_data)
-            if row.sensitive:
-                extra.update(json.loads(row.sensitive))
-            return ClaimedJob(prompt_id=row.id, number=row.number, prompt=json.loads(row.prompt),
-                              extra_data=extra, outputs_to_execute=json.loads(row.outputs_to_execute),
-                              client_id=row.client_id, workspace_id=row.workspace_id)
-        return None
+                return None
+            remaining = await self._count_unfinished(conn, row.workspace_id)
+        self._announce_queue(row.workspace_id, remaining)
+        extra = json.loads(row.extra_data)
+        if row.sensitive:
+            extra.update(json.loads(row.sensitive))
+        return ClaimedJob(prompt_id=row.id, number=row.number, prompt=json.loads(row.prompt),
+                          extra_data=extra, outputs_to_execute=json.loads(row.outputs_to_execute),
+                          client_id=row.client_id, workspace_id=row.workspace_id)
 
     async def wait_for_work(self, *, timeout: float) -> None:
         """Return when a job may have been submitted since the last call, or after `timeout`.
@@ -385,12 +384,6 @@ class JobService:
         outputs = outputs or {}
         messages = [list(m) for m in (messages or [])]
         now = now_ms()
-        async with self.db.read() as conn:
-            state = (await conn.execute(q.job_state(prompt_id=prompt_id))).first()
-        if state is None:
-            return False
-        start = comfy_format.message_time(messages, ("execution_start",)) or state.start_time or now
-        end = comfy_format.message_time(messages, comfy_format.END_EVENTS, last=True) or now
         summary = comfy_format.summarize_outputs(outputs)
         error_message = None
         if status == tr.FAILED:
@@ -400,14 +393,20 @@ class JobService:
         values = dict(
             worker_id=worker_id, outputs=_dumps(outputs), meta=_dumps(meta or {}),
             messages=_dumps(messages), error=_dumps(error) if error else None,
-            error_message=error_message, start_time=start, end_time=end,
-            duration_ms=max(0, end - start), update_time=now, lease_expires_at=None,
+            error_message=error_message, update_time=now, lease_expires_at=None,
             outputs_count=summary.count, previewable_count=summary.previewable,
             preview_output=_dumps(summary.preview) if summary.preview else None,
             output_types="," + ",".join(sorted(summary.media_types)) + ",",
         )
         async with self.db.write() as conn:
-            values["history_seq"] = self._next_history_seq()
+            state = (await conn.execute(q.job_state(prompt_id=prompt_id))).first()
+            if state is None:
+                return False
+            # The engine's own timestamps when it sent them, else the claim and now.
+            start = comfy_format.message_time(messages, ("execution_start",)) or state.start_time or now
+            end = comfy_format.message_time(messages, comfy_format.END_EVENTS, last=True) or now
+            values.update(start_time=start, end_time=end, duration_ms=max(0, end - start),
+                          history_seq=self._next_history_seq())
             _, stmt = tr.transition(tr.IN_PROGRESS, status,
                                     where=(q.Job.id == prompt_id) & (q.Job.worker_id == worker_id),
                                     **values)

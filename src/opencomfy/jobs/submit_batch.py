@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
 #: Writes a batch of rows; returns, per row in order, None or the error for that row.
-BatchWriter = Callable[[list[dict]], Awaitable[list[BaseException | None]]]
+BatchWriter = Callable[[list[Any]], Awaitable[list[BaseException | None]]]
 
 
 class SubmitBatcher:
@@ -23,10 +23,10 @@ class SubmitBatcher:
     def __init__(self, *, write: BatchWriter, max_batch: int = 500) -> None:
         self._write = write
         self._max_batch = max_batch
-        self._waiting: list[tuple[dict, asyncio.Future]] = []
+        self._waiting: list[tuple[Any, asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
 
-    async def submit(self, row: dict) -> None:
+    async def submit(self, row: Any) -> None:
         """Return once `row` is committed; raise its error if it could not be written."""
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((row, future))
