@@ -171,3 +171,15 @@ def test_input_subfolders_and_system_user_directory(comfy_dirs):
     assert fp.get_system_user_directory() == os.path.join(str(comfy_dirs), "user", "__default")
     with pytest.raises(ValueError):
         fp.get_system_user_directory("../x")
+
+
+def test_save_image_path_date_tokens(comfy_dirs):
+    import time
+
+    before = time.localtime()
+    _, name, _, sub, _ = fp.get_save_image_path("%year%/%month%-%day%_%hour%", str(comfy_dirs / "output"))
+    after = time.localtime()
+    candidates = {(str(t.tm_year), f"{t.tm_mon:02}-{t.tm_mday:02}_{t.tm_hour:02}") for t in (before, after)}
+    assert (sub, name) in candidates
+    _, name, _, _, _ = fp.get_save_image_path("t_%minute%%second%", str(comfy_dirs / "output"))
+    assert len(name) == len("t_") + 4 and name[2:].isdigit()
