@@ -47,6 +47,9 @@ def full_server_available() -> bool:
     return True
 
 
+_folder_paths_owner: "RoutesServer | None" = None
+
+
 @dataclass
 class RoutesServer(Server):
     """Our routes only, in-process on a real port (same request API as the real server)."""
@@ -67,11 +70,16 @@ class RoutesServer(Server):
         for folder in (config.output_dir, config.input_dir, config.temp_dir, config.user_dir,
                        config.models_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        folder_paths.configure(base_directory=config.base_directory,
-                               output_directory=str(config.output_dir),
-                               input_directory=str(config.input_dir),
-                               temp_directory=str(config.temp_dir),
-                               user_directory=str(config.user_dir))
+        # folder_paths is process-wide: the first in-process server owns it (the real
+        # server, one process each, has no such limit).
+        global _folder_paths_owner
+        if _folder_paths_owner is None:
+            _folder_paths_owner = self
+            folder_paths.configure(base_directory=config.base_directory,
+                                   output_directory=str(config.output_dir),
+                                   input_directory=str(config.input_dir),
+                                   temp_directory=str(config.temp_dir),
+                                   user_directory=str(config.user_dir))
         app = web.Application(client_max_size=config.max_upload_bytes, middlewares=[error_middleware])
         app[SERVICES] = Services(config=config, db=None, bus=None, registry=None, catalogue=None,
                                  jobs=None, worker=None)
