@@ -88,3 +88,19 @@ def test_relative_python_module_attribute():
     registry = NodeRegistry()
     registry.add("Packed", Packed)
     assert registry.node_info("Packed")["python_module"] == "custom_nodes.other"
+
+
+def test_classes_that_describe_themselves_keep_their_info():
+    class SelfDescribed(Minimal):
+        @classmethod
+        def GET_NODE_INFO_V1(cls):
+            return {"name": "SelfDescribed", "display_name": "Described", "python_module": "comfy_extras.x",
+                    "input": {}, "output": []}
+
+    registry = NodeRegistry()
+    registry.add("SelfDescribed", SelfDescribed)
+    info = registry.node_info("SelfDescribed")
+    assert info["display_name"] == "Described" and info["python_module"] == "comfy_extras.x"
+    registry.add("SelfDescribed", SelfDescribed, display_name="Shown", python_module="custom_nodes.p")
+    info = registry.node_info("SelfDescribed")
+    assert info["display_name"] == "Shown" and info["python_module"] == "custom_nodes.p"

@@ -20,6 +20,7 @@ class NodeRegistry:
         self.classes: dict[str, type] = {}
         self.display_names: dict[str, str] = {}
         self.python_modules: dict[str, str] = {}
+        self._explicit_modules: set[str] = set()
         self.web_directories: dict[str, Path] = {}
         self.version = 0
 
@@ -36,7 +37,10 @@ class NodeRegistry:
         else:
             self.display_names.pop(class_type, None)
         if python_module is None:
+            self._explicit_modules.discard(class_type)
             python_module = getattr(cls, "RELATIVE_PYTHON_MODULE", "nodes")
+        else:
+            self._explicit_modules.add(class_type)
         self.python_modules[class_type] = python_module
         self.version += 1
 
@@ -44,6 +48,7 @@ class NodeRegistry:
         self.classes.pop(class_type, None)
         self.display_names.pop(class_type, None)
         self.python_modules.pop(class_type, None)
+        self._explicit_modules.discard(class_type)
         self.version += 1
 
     def add_web_directory(self, name: str, path: Path) -> None:
@@ -74,7 +79,8 @@ class NodeRegistry:
             info.setdefault("name", class_type)
             if class_type in self.display_names:
                 info["display_name"] = self.display_names[class_type]
-            info["python_module"] = self.python_modules.get(class_type, info.get("python_module", "nodes"))
+            if class_type in self._explicit_modules or "python_module" not in info:
+                info["python_module"] = self.python_modules.get(class_type, "nodes")
             return info
         input_types = cls.INPUT_TYPES()
         return_types = cls.RETURN_TYPES
