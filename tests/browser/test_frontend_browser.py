@@ -105,6 +105,18 @@ class RequestLog:
     def paths(self) -> set[str]:
         return {path for _, path, _ in self.seen}
 
+    def wait_for(self, page, paths, timeout_s: float = 60) -> None:
+        """Let the page run until it has called each of `paths` (the frontend fetches some
+        of them lazily, after its first idle moment)."""
+        missing = set(paths)
+        for _ in range(int(timeout_s * 10)):
+            missing -= self.paths()
+            if not missing:
+                return
+            page.wait_for_timeout(100)
+        raise AssertionError(f"the frontend never called {sorted(missing)}; "
+                             f"it called {sorted(self.paths())}")
+
 
 def wait_for_app(page) -> None:
     """The frontend has booted: its app object exists with a graph and node definitions."""
@@ -114,40 +126,65 @@ def wait_for_app(page) -> None:
         timeout=90_000)
 
 
+def inverted(colour: int) -> tuple[int, int, int]:
+    return tuple(255 - ((colour >> shift) & 0xFF) for shift in (16, 8, 0))
+
+
 def test_frontend_loads_queues_and_shows_the_image(web_server, page, tmp_path):
     requests = RequestLog(page, web_server.url)
     page.goto(web_server.url + "/")
     wait_for_app(page)
     page.wait_for_load_state("networkidle")
 
-    # The frontend's start-up calls reached our server and none failed.
-    for path in ("/api/features", "/api/system_stats", "/api/object_info", "/api/settings",
-                 "/api/extensions", "/api/users"):
-        assert path in requests.paths(), (path, sorted(requests.paths()))
+    # The frontend's start-up calls reached our server and none failed (the first-run
+    # template browser's thumbnails included).
+    requests.wait_for(page, ("/api/features", "/api/users", "/api/system_stats",
+                             "/api/settings", "/api/i18n", "/api/extensions", "/api/object_info",
+                             "/api/global_subgraphs", "/api/jobs"))
+    page.wait_for_load_state("networkidle")
     assert not requests.failed, requests.failed
+    page.screenshot(path=str(tmp_path / "frontend-loaded.png"))
+    page.keyboard.press("Escape")  # close the first-run template browser
 
-    # Queue a workflow from the page, as the frontend's own client, and let it finish.
+    # The frontend itself turns the graph into a prompt and queues it.
     prefix = f"browser_{uuid.uuid4().hex[:8]}"
-    status, body = page.evaluate(
+    nodes, queued = page.evaluate(
         """async (prompt) => {
-            const r = await fetch('/api/prompt', {method: 'POST',
-                headers: {'Content-Type': 'application/json'},
-                body: JSON.stringify({prompt, client_id: window.app.api.clientId})});
-            return [r.status, await r.json()];
+            await window.app.loadApiJson(prompt, 'browser-test');
+            const nodes = window.app.graph.nodes.map(n => n.type).sort();
+            return [nodes, await window.app.queuePrompt(0, 1)];
         }""", workflow_prompt(prefix))
-    assert status == 200, body
-    entry = web_server.wait_for_job(body["prompt_id"])
-    [image] = entry["outputs"]["3"]["images"]
-    assert image["filename"].startswith(prefix)
+    assert nodes == ["EmptyImage", "ImageInvert", "SaveImage"]
+    assert queued is True
 
-    # The job history panel (fed by /api/jobs) shows the saved image.
+    # Its media panel (fed by /api/jobs) shows the saved image once the job is done.
     page.evaluate("() => window.app.extensionManager.command.execute("
-                  "'Workspace.ToggleSidebarTab.job-history')")
-    thumbnail = page.locator(f"img[src*='{prefix}']").first
-    thumbnail.wait_for(state="visible", timeout=30_000)
-    assert any(path == "/api/jobs" for _, path, _ in requests.seen)
-    # The thumbnail really loaded: the browser decoded the image the server sent.
-    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", thumbnail.element_handle())
+                  "'Workspace.ToggleSidebarTab.assets')")
+    thumbnail = page.locator(f"img[src*='filename={prefix}']").first
+    thumbnail.wait_for(state="visible", timeout=60_000)
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
+                           arg=thumbnail.element_handle())
+    size, pixel = page.evaluate(
+        """(img) => {
+            const canvas = document.createElement('canvas');
+            canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+            const ctx = canvas.getContext('2d');
+            ctx.drawImage(img, 0, 0);
+            return [[img.naturalWidth, img.naturalHeight],
+                    Array.from(ctx.getImageData(10, 10, 1, 1).data.slice(0, 3))];
+        }""", thumbnail.element_handle())
+    assert size == [64, 48]
+
+    jobs = web_server.get("/api/jobs?status=completed&limit=10").json()["jobs"]
+    [job] = [j for j in jobs if j["preview_output"]["filename"].startswith(prefix)]
+    assert job["outputs_count"] == 1
+    # The browser shows exactly the pixels the server saved: the inverted colour (ComfyUI's
+    # float round trip truncates, so a channel may be one below the exact inverse).
+    from PIL import Image
+
+    saved = Image.open(web_server.base_dir / "output" / job["preview_output"]["filename"])
+    assert tuple(pixel) == saved.convert("RGB").getpixel((10, 10))
+    assert all(0 <= want - got <= 1 for got, want in zip(pixel, inverted(COLOUR)))
 
     page.screenshot(path=str(tmp_path / "frontend-with-job.png"))
     assert not requests.failed, requests.failed

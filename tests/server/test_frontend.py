@@ -86,3 +86,21 @@ def test_front_end_root_replaces_the_package(make_server, tmp_path):
     srv = make_server("--front-end-root", str(root))
     assert srv.get("/").body == b"<html>my own frontend</html>"
     assert srv.get("/app.js").body == b"console.log('mine')"
+
+
+def test_template_thumbnail_without_media_package_is_a_marked_placeholder(web):
+    """The template browser opens on first run and asks for every card's thumbnail; they live
+    in optional media packages. A thumbnail the manifest names is a placeholder tile, an
+    unknown one 404."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    index = web.get("/templates/index.json").json()
+    name = index[0]["templates"][0]["name"]
+    r = web.get(f"/templates/{name}-1.webp")
+    assert r.status == 200
+    if "X-OpenComfy-Placeholder" in r.headers:  # no media package installed
+        assert r.headers["Content-Type"] == "image/webp"
+        assert Image.open(BytesIO(r.body)).size == (256, 256)
+    assert web.get("/templates/not_a_template-1.webp").status == 404

@@ -11,7 +11,9 @@ These routes are registered last: the frontend's static route at `/` matches eve
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
+import io
 import logging
 from pathlib import Path
 
@@ -43,31 +45,62 @@ def docs_dir() -> Path | None:
     return _package_dir("comfyui_embedded_docs", "docs")
 
 
-def _template_media(relative: str) -> Path | None:
-    """A template's thumbnail or media file, from whichever media package holds it (those
-    packages are optional: without them thumbnails are simply not found)."""
+#: Image kinds of template thumbnails that get a placeholder when their media is missing.
+_THUMBNAIL_SUFFIXES = (".webp", ".png", ".jpg", ".jpeg")
+
+
+@functools.cache
+def _template_assets() -> dict[str, str]:
+    """`{asset file name: template id}` from the templates manifest."""
     try:
-        from comfyui_workflow_templates_core import get_asset_path, iter_templates
+        from comfyui_workflow_templates_core import iter_templates
     except ImportError:
+        return {}
+    return {asset.filename: entry.template_id
+            for entry in iter_templates() for asset in entry.assets}
+
+
+def _template_media(name: str) -> Path | None:
+    """A template's thumbnail or media file, from whichever media package holds it."""
+    template_id = _template_assets().get(name)
+    if template_id is None:
         return None
-    name = relative.rsplit("/", 1)[-1]
-    for entry in iter_templates():
-        if any(asset.filename == name for asset in entry.assets):
-            try:
-                path = Path(get_asset_path(entry.template_id, name))
-            except (KeyError, FileNotFoundError, ModuleNotFoundError, ValueError):
-                return None
-            return path if path.is_file() else None
-    return None
+    from comfyui_workflow_templates_core import get_asset_path
+
+    try:
+        path = Path(get_asset_path(template_id, name))
+    except (KeyError, FileNotFoundError, ModuleNotFoundError, ValueError):
+        return None
+    return path if path.is_file() else None
+
+
+@functools.cache
+def _placeholder_thumbnail() -> bytes:
+    """A plain dark tile, the size of the template browser's cards."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (256, 256), (38, 38, 42)).save(out, format="WEBP", quality=60)
+    return out.getvalue()
 
 
 async def get_template_file(request: web.Request) -> web.StreamResponse:
-    """A file of the workflow templates (index.json, a template, or its media)."""
+    """A file of the workflow templates (index.json, a template, or its media).
+
+    Thumbnails live in optional media packages (hundreds of MB). Without them, a thumbnail
+    the manifest names is answered with a plain placeholder tile, marked as such, so that the
+    template browser shows empty cards instead of failing requests; unknown names are 404.
+    """
     relative = request.match_info["path"]
     root = templates_dir()
     path = confined_file(root, relative) if root else None
-    if path is None and "/" not in relative and ".." not in relative:
+    if path is None and "/" not in relative and "\\" not in relative:
         path = _template_media(relative)
+        if path is None and relative in _template_assets() \
+                and relative.lower().endswith(_THUMBNAIL_SUFFIXES):
+            return web.Response(body=_placeholder_thumbnail(), content_type="image/webp",
+                                headers={"Cache-Control": "no-cache",
+                                         "X-OpenComfy-Placeholder": "template media not installed"})
     if path is None:
         raise web.HTTPNotFound()
     return web.FileResponse(path)
