@@ -142,7 +142,8 @@ class PromptServer:
             self._send_binary_event(event, data, sid)
             return
         ctx = _current_context()
-        if ctx is not None and ctx.sink is not None:
+        addressed_elsewhere = sid is not None and ctx is not None and sid != ctx.client_id
+        if ctx is not None and ctx.sink is not None and not addressed_elsewhere:
             ctx.sink.send(event, data)
             return
         if self._send is not None:

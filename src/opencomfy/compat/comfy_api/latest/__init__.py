@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from opencomfy.compat.comfy_api.latest import io, ui  # noqa: F401
 from opencomfy.compat.comfy_api.latest._api import ComfyAPI, ComfyAPISync, ComfyExtension
+from opencomfy.compat.comfy_api.latest._video import (
+    VideoCodec, VideoComponents, VideoContainer, VideoFromComponents, VideoFromFile, VideoInput,
+)
 
 
 class Input:
@@ -13,15 +16,22 @@ class Input:
     from torch import Tensor as Mask  # noqa: N814
     Audio = dict
     Latent = dict
-    Video = object
+    Video = VideoInput
 
 
 class InputImpl:
-    """Concrete input implementations (video readers are not provided by opencomfy yet)."""
+    """Concrete input implementations."""
+
+    VideoFromFile = VideoFromFile
+    VideoFromComponents = VideoFromComponents
 
 
 class Types:
     """Helper value types."""
+
+    VideoCodec = VideoCodec
+    VideoContainer = VideoContainer
+    VideoComponents = VideoComponents
 
 
 IO = io
