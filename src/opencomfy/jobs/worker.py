@@ -101,6 +101,7 @@ class WorkerRunner:
         self._wake = asyncio.Event()
         while not self._stopping:
             self._wake.clear()  # before claiming: a control message from now on wakes us
+            claim_started = time.perf_counter()
             try:
                 job = await self.api.claim(worker_id=self.worker_id, lease_seconds=LEASE_SECONDS)
             except Exception:
@@ -111,7 +112,7 @@ class WorkerRunner:
                 self._apply_free()
                 await self._idle(IDLE_POLL_SECONDS)
                 continue
-            await self.run_job(job)
+            await self.run_job(job, claimed_in=time.perf_counter() - claim_started)
             self._apply_free()
 
     async def _idle(self, timeout: float) -> None:
@@ -134,8 +135,9 @@ class WorkerRunner:
             except Exception:
                 log.exception("engine.free failed")
 
-    async def run_job(self, job: WorkerJob) -> None:
+    async def run_job(self, job: WorkerJob, claimed_in: float = 0.0) -> None:
         """Run one claimed job to its end. Never raises: every failure ends the job visibly."""
+        started = time.perf_counter()
         interrupt = _new_interrupt_flag()
         with self._lock:
             self._current = (job.prompt_id, interrupt)
@@ -150,8 +152,13 @@ class WorkerRunner:
             renewer.cancel()
             with self._lock:
                 self._current = None
+        ran = time.perf_counter()
         await self._finish(job, outcome)
         self.jobs_run += 1
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("prompt %s %s: claim %.1f ms, run %.1f ms, finish %.1f ms", job.prompt_id,
+                      outcome.status, claimed_in * 1e3, (ran - started) * 1e3,
+                      (time.perf_counter() - ran) * 1e3)
         # History is stored; only now may clients learn that the prompt is done.
         sink.send("executing", {"node": None, "prompt_id": job.prompt_id})
 
