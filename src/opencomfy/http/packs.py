@@ -8,6 +8,7 @@ for, so nothing is cached that could go stale while a user edits a pack.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -99,14 +100,19 @@ def confined_file(root: Path, relative: str) -> Path | None:
 
 # -- /extensions -----------------------------------------------------------------------------
 
+@functools.cache
+def _frontend_extension_urls(web_root: Path) -> tuple[str, ...]:
+    """The frontend's bundled extension scripts (a pinned package: listed once)."""
+    ext_root = web_root / "extensions"
+    if not ext_root.is_dir():
+        return ()
+    return tuple(sorted("/" + p.relative_to(web_root).as_posix() for p in ext_root.rglob("*.js")))
+
+
 def extension_urls(config: "Config", registry: "NodeRegistry") -> list[str]:
     """The frontend's own extension scripts (as ComfyUI lists them; the frontend skips
     `extensions/core`) and every .js under each pack's WEB_DIRECTORY."""
-    urls: list[str] = []
-    web_root = frontend_root(config)
-    ext_root = web_root / "extensions"
-    if ext_root.is_dir():
-        urls += sorted("/" + p.relative_to(web_root).as_posix() for p in ext_root.rglob("*.js"))
+    urls = list(_frontend_extension_urls(frontend_root(config)))
     for pack, directory in sorted(getattr(registry, "web_directories", {}).items()):
         directory = Path(directory)
         if not directory.is_dir():
