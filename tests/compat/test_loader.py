@@ -135,3 +135,14 @@ async def test_pack_routes_answer_at_bare_path_and_under_api(tmp_path, aiohttp_c
 def test_packs_dir_is_not_importable_as_a_test_package():
     # The packs are copied into a base directory; they are not part of the tests package.
     assert not (PACKS_DIR / "__init__.py").exists()
+
+
+def test_without_an_app_packs_still_find_one_to_add_routes_to(tmp_path):
+    (tmp_path / "custom_nodes").mkdir()
+    (tmp_path / "custom_nodes" / "app_pack.py").write_text(
+        "from server import PromptServer\n"
+        "async def handler(request):\n    return None\n"
+        "PromptServer.instance.app.router.add_get('/app_pack', handler)\n"
+        "NODE_CLASS_MAPPINGS = {}\n")
+    registry = build(tmp_path)  # no app, as in a worker process
+    assert [(r.name, r.success) for r in registry.custom_node_reports] == [("app_pack", True)]

@@ -79,7 +79,8 @@ def build_registry(config: Config, app: "web.Application | None" = None) -> "Nod
     compat.install()
     cli_args.apply_config(config)
     compat_nodes.bind_registry(registry, core_names)
-    server = PromptServer(app=app)
+    # Without an app (a worker process) packs still get one to add routes to, unused.
+    server = PromptServer(app=app if app is not None else _detached_app())
 
     reports = []
     if config.disable_all_custom_nodes:
@@ -96,6 +97,12 @@ def build_registry(config: Config, app: "web.Application | None" = None) -> "Nod
     if app is not None:
         add_custom_node_routes(app, server)
     return registry
+
+
+def _detached_app() -> "web.Application":
+    from aiohttp import web
+
+    return web.Application()
 
 
 def add_custom_node_routes(app: "web.Application", server) -> None:
