@@ -189,3 +189,37 @@ async def test_reconnect_replaces_the_old_socket_and_reports_the_running_node():
     await settle()
     assert third.types() == ["status"]
     await hub.stop()
+
+
+async def test_the_same_client_id_in_two_workspaces_are_two_clients():
+    bus, hub, _ = await make_hub()
+    mine, theirs = RecordingTransport(), RecordingTransport()
+    await hub.connect(sid="same", workspace_id="w1", transport=mine)
+    await hub.connect(sid="same", workspace_id="w2", transport=theirs)
+    bus.publish(BusMessage("executing", {"node": "1", "prompt_id": "p"}, client_id="same",
+                           workspace_id="w1"))
+    bus.publish(BusMessage("queue_changed", {"queue_remaining": 4}, workspace_id="w2"))
+    await settle()
+    assert not mine.closed and not theirs.closed  # neither replaced the other
+    assert mine.types() == ["status", "executing"]
+    assert theirs.types() == ["status", "status"]
+    await hub.stop()
+    assert mine.closed and theirs.closed
+
+
+async def test_progress_text_has_no_prompt_id_unless_the_server_announces_it():
+    bus = MemoryEventBus()
+
+    async def queue_remaining(workspace_id: str) -> int:
+        return 0
+
+    hub = WebSocketHub(bus=bus, queue_remaining=queue_remaining,
+                       server_flags={"supports_preview_metadata": True})
+    await hub.start()
+    t = RecordingTransport()
+    conn = await hub.connect(sid="a", workspace_id="local", transport=t)
+    hub.negotiate(conn, {"supports_progress_text_metadata": True})
+    bus.publish(BusMessage("progress_text", {"node_id": "9", "text": "hi"}, prompt_id="p"))
+    await settle()
+    assert [f for f in t.frames if isinstance(f, bytes)] == [struct.pack(">II", 3, 1) + b"9hi"]
+    await hub.stop()

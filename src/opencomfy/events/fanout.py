@@ -150,7 +150,11 @@ class WebSocketHub:
         self.bus = bus
         self.queue_remaining = queue_remaining
         self.server_flags = dict(server_flags)
+        # Clients by workspace, then client id: ids are only unique within a workspace, and a
+        # message never crosses workspaces. `clients` is the local workspace's (the one
+        # ComfyUI's custom nodes see as PromptServer.instance.sockets).
         self.clients: dict[str, ClientConnection] = {}
+        self._workspaces: dict[str, dict[str, ClientConnection]] = {"local": self.clients}
         # (workspace, client id) -> the `executing` data of its running prompt.
         self._running: dict[tuple[str, str], dict] = {}
         self._consumer: asyncio.Task | None = None
@@ -173,9 +177,10 @@ class WebSocketHub:
 
     async def close_clients(self) -> None:
         """Close every client's socket (at shutdown: their handlers then return)."""
-        await asyncio.gather(*(c.close() for c in list(self.clients.values())),
-                             return_exceptions=True)
-        self.clients.clear()
+        everyone = [c for clients in self._workspaces.values() for c in clients.values()]
+        for clients in self._workspaces.values():
+            clients.clear()
+        await asyncio.gather(*(c.close() for c in everyone), return_exceptions=True)
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -184,11 +189,12 @@ class WebSocketHub:
         """Register a client (replacing an older socket with the same id) and greet it with
         `status` and, if it owns the running prompt, the node that runs now."""
         remaining = await self._queue_remaining(workspace_id)
-        old = self.clients.get(sid)
+        clients = self._workspaces.setdefault(workspace_id, {})
+        old = clients.get(sid)
         if old is not None:
             asyncio.ensure_future(old.close())
         conn = ClientConnection(sid=sid, workspace_id=workspace_id, transport=transport)
-        self.clients[sid] = conn
+        clients[sid] = conn
         conn.enqueue(frames.json_frame("status", frames.status_data(remaining, sid)))
         running = self._running.get((workspace_id, sid))
         if running is not None:
@@ -196,8 +202,11 @@ class WebSocketHub:
         return conn
 
     def disconnect(self, conn: ClientConnection) -> None:
-        if self.clients.get(conn.sid) is conn:
-            del self.clients[conn.sid]
+        clients = self._workspaces.get(conn.workspace_id, {})
+        if clients.get(conn.sid) is conn:
+            del clients[conn.sid]
+            if not clients and conn.workspace_id != "local":
+                del self._workspaces[conn.workspace_id]
         if not conn.closed:
             conn.abort()
 
@@ -236,12 +245,15 @@ class WebSocketHub:
                 log.exception("could not deliver a %s event", msg.kind)
 
     def _targets(self, msg: BusMessage) -> list[ClientConnection]:
+        clients = self._workspaces.get(msg.workspace_id)
+        if not clients:
+            return []
         if msg.client_id is not None:
-            conn = self.clients.get(msg.client_id)
-            return [conn] if conn is not None and conn.workspace_id == msg.workspace_id else []
+            conn = clients.get(msg.client_id)
+            return [conn] if conn is not None else []
         if msg.kind in CLIENT_ONLY_KINDS:
             return []
-        return [c for c in self.clients.values() if c.workspace_id == msg.workspace_id]
+        return list(clients.values())
 
     async def route(self, msg: BusMessage) -> None:
         kind = msg.kind
@@ -253,9 +265,8 @@ class WebSocketHub:
             if remaining is None:
                 remaining = await self._queue_remaining(msg.workspace_id)
             frame = frames.json_frame("status", frames.status_data(remaining))
-            for conn in list(self.clients.values()):
-                if conn.workspace_id == msg.workspace_id:
-                    conn.enqueue(frame)
+            for conn in list(self._workspaces.get(msg.workspace_id, {}).values()):
+                conn.enqueue(frame)
             return
         self._track_running(msg)
         targets = self._targets(msg)
