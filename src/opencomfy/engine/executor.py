@@ -24,6 +24,7 @@ from opencomfy.engine.node_spec import SpecCache
 from opencomfy.engine.progress import (Interrupted, NodeContext, RunState, end_run, enter_node,
                                        leave_node)
 from opencomfy.engine.results import RunResult
+from opencomfy.engine.returns import LinkedValues, merge_outputs, parse_returns
 from opencomfy.engine.scheduler import ExecutionList
 from opencomfy.engine.validation import full_type_name
 
@@ -46,20 +47,12 @@ class DuplicateNodeError(Exception):
     """An expansion reused a node id that already exists."""
 
 
-class DependencyCycleError(Exception):
-    """Nodes created by expansion wait on each other."""
-
-
 class NodeFailure(Exception):
     """A node failed; `details` becomes the execution_error payload."""
 
     def __init__(self, details: dict):
         super().__init__(details.get("exception_message"))
         self.details = details
-
-
-class _LinkedValues(list):
-    """An expansion result that points at a node's output list (spliced in when merging)."""
 
 
 class PromptExecution:
@@ -332,68 +325,18 @@ class PromptExecution:
         self.tasks.add(waiter)
 
     async def _handle_results(self, node_id: str, spec, results: list[Any]) -> str:
-        per_call: list[Any] = []
-        uis: list[dict] = []
-        subgraphs: list[tuple[dict | None, Any]] = []
-        has_subgraph = False
-        n_outputs = len(spec.return_types)
-        for result in results:
-            if isinstance(result, dict):
-                if result.get("ui") is not None:
-                    uis.append(result["ui"])
-                if "expand" in result:
-                    has_subgraph = True
-                    value = result.get("result")
-                    if isinstance(value, ExecutionBlocker):
-                        value = (value,) * n_outputs
-                    subgraphs.append((result["expand"], value))
-                elif "result" in result:
-                    value = result["result"]
-                    if isinstance(value, ExecutionBlocker):
-                        value = (value,) * n_outputs
-                    per_call.append(value)
-                    subgraphs.append((None, value))
-            else:
-                if isinstance(result, ExecutionBlocker):
-                    result = (result,) * n_outputs
-                elif result is None:
-                    result = ()
-                elif not isinstance(result, (tuple, list)):
-                    result = (result,)
-                per_call.append(result)
-                subgraphs.append((None, result))
-        ui = None
-        if uis:
-            ui = {key: [item for one in uis for item in one.get(key, [])] for key in uis[0]}
+        parsed = parse_returns(results, len(spec.return_types))
+        ui = parsed.ui()
+        if ui is not None:
             self._record_ui(node_id, ui)
             self.sink.send("executed", {"node": node_id,
                                         "display_node": self.dynprompt.get_display_node_id(node_id),
                                         "output": ui, "prompt_id": self.prompt_id})
-        if has_subgraph:
-            await self._expand(node_id, subgraphs)
+        if parsed.has_subgraph:
+            await self._expand(node_id, parsed.subgraphs)
             return PENDING
-        self._store(node_id, spec, self._merge(per_call, spec), ui)
+        self._store(node_id, spec, merge_outputs(parsed.per_call, spec.output_is_list), ui)
         return SUCCESS
-
-    @staticmethod
-    def _merge(per_call: list[Any], spec) -> list[list[Any]]:
-        if not per_call:
-            return []
-        output_is_list = spec.output_is_list
-        outputs = []
-        for index in range(len(per_call[0])):
-            is_list = index < len(output_is_list) and output_is_list[index]
-            merged: list[Any] = []
-            for call in per_call:
-                value = call[index] if index < len(call) else None
-                if isinstance(value, _LinkedValues):
-                    merged.extend(value)
-                elif is_list and not isinstance(value, ExecutionBlocker):
-                    merged.extend(value)
-                else:
-                    merged.append(value)
-            outputs.append(merged)
-        return outputs
 
     def _store(self, node_id: str, spec, outputs: list[list[Any]], ui: dict | None) -> None:
         self.results[node_id] = outputs
@@ -469,11 +412,11 @@ class PromptExecution:
                     outputs = self._outputs_of(value[0])
                     slot = int(value[1])
                     values = outputs[slot] if outputs is not None and slot < len(outputs) else [None]
-                    resolved.append(_LinkedValues(values))
+                    resolved.append(LinkedValues(values))
                 else:
                     resolved.append(value)
             per_call.append(tuple(resolved))
-        return self._merge(per_call, spec)
+        return merge_outputs(per_call, spec.output_is_list)
 
     # -- errors -------------------------------------------------------------------------
     def _exception_details(self, node_id: str | None, ex: BaseException, inputs: dict) -> dict:
