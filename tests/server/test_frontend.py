@@ -33,6 +33,8 @@ def test_index_assets_are_served(web):
     for path in scripts:
         r = web.get("/" + path)
         assert r.status == 200 and "javascript" in r.headers["Content-Type"]
+        # Content-hashed build files may be kept by the browser for good.
+        assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     for path in styles:
         if path.startswith("api/"):
             continue  # the userdata route's, not a static file
@@ -104,3 +106,9 @@ def test_template_thumbnail_without_media_package_is_a_marked_placeholder(web):
         assert r.headers["Content-Type"] == "image/webp"
         assert Image.open(BytesIO(r.body)).size == (256, 256)
     assert web.get("/templates/not_a_template-1.webp").status == 404
+
+
+def test_unhashed_assets_are_not_cached_for_good(web):
+    r = web.get("/assets/favicon.ico")
+    assert r.status == 200
+    assert "immutable" not in r.headers.get("Cache-Control", "")

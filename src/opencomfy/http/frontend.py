@@ -15,6 +15,7 @@ import functools
 import importlib.resources
 import io
 import logging
+import re
 from pathlib import Path
 
 from aiohttp import web
@@ -25,6 +26,8 @@ from opencomfy.http.routing import services_of
 log = logging.getLogger(__name__)
 
 _NO_CACHE = {"Cache-Control": "no-cache"}
+#: A build file named by its content hash (`index-B2rHQ9Sn.js`).
+_HASHED_NAME = re.compile(r"-[A-Za-z0-9_-]{8}\.[a-z0-9]+$")
 
 
 def _package_dir(package: str, *parts: str) -> Path | None:
@@ -151,3 +154,12 @@ def setup(app: web.Application) -> None:
     if web_root.is_dir():
         # Last: `/` as a static prefix would shadow any route registered after it.
         app.router.add_static("/", web_root, follow_symlinks=False)
+        app.on_response_prepare.append(_cache_hashed_assets)
+
+
+async def _cache_hashed_assets(request: web.Request, response: web.StreamResponse) -> None:
+    """The frontend's build names files under /assets/ by content hash: they never change,
+    so browsers may keep them (index.html, never cached, names the current ones)."""
+    if (request.path.startswith("/assets/") and response.status == 200
+            and _HASHED_NAME.search(request.path) and "Cache-Control" not in response.headers):
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
