@@ -13,7 +13,8 @@ from tests.files.routes_server import files_server  # noqa: F401  (fixture)
 
 
 def _safetensors_with_thumbnail(thumbnail_png: bytes) -> bytes:
-    meta = {"modelspec.thumbnail": "data:image/png;base64," + base64.b64encode(thumbnail_png).decode()}
+    meta = {"modelspec.thumbnail": "data:image/png;base64," + base64.b64encode(thumbnail_png).decode(),
+            "modelspec.title": "Thumb"}
     header = json.dumps({"__metadata__": meta}).encode()
     return struct.pack("<Q", len(header)) + header
 
@@ -66,9 +67,23 @@ def test_model_previews(srv):
     img = decode(r.body)
     assert img.format == "WEBP" and img.size == (8, 8)
     assert img.convert("RGB").getpixel((4, 4))[0] > 240
-    embedded = decode(srv.get("/api/experiment/models/preview/loras/0/thumb.safetensors").body)
-    assert embedded.convert("RGB").getpixel((2, 2))[1] > 240
+    # The frontend asks for "<stem>.webp" whatever the model's extension.
+    assert decode(srv.get("/api/experiment/models/preview/checkpoints/0/a.webp").body).size == (8, 8)
+    for name in ("thumb.safetensors", "thumb.webp"):
+        embedded = decode(srv.get(f"/api/experiment/models/preview/loras/0/{name}").body)
+        assert embedded.convert("RGB").getpixel((2, 2))[1] > 240
     for bad in ["checkpoints/0/sd/b.ckpt", "checkpoints/5/a.safetensors", "checkpoints/x/a.safetensors",
                 "nope/0/a.safetensors", "checkpoints/0/..%2F..%2Fsecret.safetensors",
                 "checkpoints/0/%2Fetc%2Fpasswd"]:
         assert srv.get(f"/api/experiment/models/preview/{bad}").status == 404, bad
+
+
+def test_view_metadata(srv):
+    meta = srv.get("/api/view_metadata/loras?filename=thumb.safetensors").json()
+    assert meta["modelspec.title"] == "Thumb"
+    assert srv.get("/view_metadata/loras?filename=thumb.safetensors").status == 200
+    for folder, name in [("loras", "missing.safetensors"), ("checkpoints", "a.safetensors"),
+                         ("checkpoints", "sd/b.ckpt"), ("nope", "thumb.safetensors"),
+                         ("loras", "../loras/thumb.safetensors"), ("loras", "/etc/x.safetensors"), ("loras", "")]:
+        r = srv.get(f"/api/view_metadata/{folder}?filename={name}")
+        assert r.status == 404, (folder, name)

@@ -74,8 +74,8 @@ def model_files(folder: str) -> list[dict]:
     return out
 
 
-def _embedded_thumbnail(path: Path) -> bytes | None:
-    """`modelspec.thumbnail` (a data: URL) from a safetensors header, if there is one."""
+def _safetensors_header(path: str) -> dict | None:
+    """The JSON header of a safetensors file (bounded read), or None."""
     try:
         with open(path, "rb") as f:
             (length,) = struct.unpack("<Q", f.read(8))
@@ -84,7 +84,12 @@ def _embedded_thumbnail(path: Path) -> bytes | None:
             header = json.loads(f.read(length))
     except (OSError, struct.error, ValueError):
         return None
-    url = (header.get("__metadata__") or {}).get("modelspec.thumbnail")
+    return header if isinstance(header, dict) else None
+
+
+def _embedded_thumbnail(path: str) -> bytes | None:
+    """`modelspec.thumbnail` (a data: URL) from a safetensors header, if there is one."""
+    url = ((_safetensors_header(path) or {}).get("__metadata__") or {}).get("modelspec.thumbnail")
     if not isinstance(url, str) or not url.startswith("data:") or "," not in url:
         return None
     try:
@@ -93,30 +98,43 @@ def _embedded_thumbnail(path: Path) -> bytes | None:
         return None
 
 
-def model_preview(*, folder: str, path_index: int, filename: str) -> bytes | None:
-    """A model's preview image as WebP: a picture beside the file (`x.png`, `x.preview.png`,
-    ...) or the thumbnail in its safetensors metadata. None when it has none."""
-    from PIL import Image, UnidentifiedImageError
-
+def _confined_model_path(folder: str, path_index: int, filename: str) -> tuple[str, str]:
+    """(resolved folder root, resolved path of `filename` in it); refuses escapes."""
     name = _check_folder(folder)
     check_relative(filename)
     paths = folder_paths.folder_names_and_paths[name][0]
     if not 0 <= path_index < len(paths):
         raise UnknownFolder(f"{folder}/{path_index}")
     root = os.path.realpath(paths[path_index])
-    model = os.path.realpath(os.path.join(root, filename))
-    if not is_inside(root, model):
+    path = os.path.realpath(os.path.join(root, filename))
+    if not is_inside(root, path):
         raise UnsafePath("path leaves its folder")
-    stem = os.path.splitext(model)[0]
+    return root, path
+
+
+def model_preview(*, folder: str, path_index: int, filename: str) -> bytes | None:
+    """A model's preview image as WebP, None when it has none.
+
+    The frontend asks for `<model stem>.webp` whatever the model's extension, so the model is
+    found by its stem: a picture beside it (`x.png`, `x.preview.png`, ...) or the thumbnail in
+    the metadata of `x.safetensors`.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root, path = _confined_model_path(folder, path_index, filename)
+    stem = os.path.splitext(path)[0]
     candidates = [stem + ext for ext in _PREVIEW_EXTENSIONS]
     candidates += [stem + ".preview" + ext for ext in _PREVIEW_EXTENSIONS]
+    source: bytes | None = None
     for candidate in candidates:
         real = os.path.realpath(candidate)
         if is_inside(root, real) and os.path.isfile(real):
-            source: bytes | None = Path(real).read_bytes()
+            source = Path(real).read_bytes()
             break
     else:
-        source = _embedded_thumbnail(Path(model)) if model.endswith(".safetensors") else None
+        weights = os.path.realpath(stem + ".safetensors")
+        if is_inside(root, weights) and os.path.isfile(weights):
+            source = _embedded_thumbnail(weights)
     if source is None:
         return None
     try:
@@ -126,3 +144,18 @@ def model_preview(*, folder: str, path_index: int, filename: str) -> bytes | Non
             return out.getvalue()
     except (UnidentifiedImageError, OSError, ValueError):
         return None
+
+
+def model_metadata(*, folder: str, filename: str) -> dict | None:
+    """The `__metadata__` of a safetensors model (ComfyUI's /view_metadata), None without."""
+    if not filename.endswith(".safetensors"):
+        return None
+    name = _check_folder(folder)
+    check_relative(filename)
+    for root in folder_paths.folder_names_and_paths[name][0]:
+        real_root = os.path.realpath(root)
+        path = os.path.realpath(os.path.join(real_root, filename))
+        if is_inside(real_root, path) and os.path.isfile(path):
+            metadata = (_safetensors_header(path) or {}).get("__metadata__")
+            return metadata if isinstance(metadata, dict) else None
+    return None

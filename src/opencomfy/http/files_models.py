@@ -1,5 +1,5 @@
-"""Model listings: /models, /models/{folder}, /embeddings, /experiment/models[/{folder}] and
-model preview images, all from ComfyUI's `folder_paths`."""
+"""Model listings: /models, /models/{folder}, /embeddings, /experiment/models[/{folder}],
+model preview images and /view_metadata, all from ComfyUI's `folder_paths`."""
 
 from __future__ import annotations
 
@@ -71,6 +71,19 @@ async def model_preview(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", "no preview for this model")
     return web.Response(body=body, content_type="image/webp",
                         headers={"Cache-Control": "private, no-cache"})
+
+
+@routes.get("/view_metadata/{folder}")
+async def view_metadata(request: web.Request) -> web.Response:
+    """A safetensors model's `__metadata__` (`?filename=`); 404 when it has none."""
+    folder, filename = request.match_info["folder"], request.rel_url.query.get("filename", "")
+    try:
+        metadata = await asyncio.to_thread(models.model_metadata, folder=folder, filename=filename)
+    except (UnsafePath, models.UnknownFolder):
+        metadata = None
+    if metadata is None:
+        raise ApiError(404, "not_found", "no metadata for this model")
+    return web.json_response(metadata)
 
 
 def setup(app: web.Application) -> None:
