@@ -25,7 +25,8 @@ def registry(tmp_path_factory):
 
 def test_sync_entrypoint_and_v3_classes_in_v1_mappings_load(registry):
     reports = {r.name: r for r in registry.custom_node_reports}
-    assert reports["sync_entry_pack"].success and reports["sync_entry_pack"].nodes == ["V3SumList", "V3Range"]
+    assert reports["sync_entry_pack"].success and reports["sync_entry_pack"].nodes == [
+        "V3SumList", "V3Range", "V3MatchSwitch"]
     assert reports["mixed_pack"].success
     info = registry.node_info("MixedV3Upper")
     assert info["display_name"] == "Upper (mixed)"
@@ -60,3 +61,25 @@ async def test_v3_list_inputs_and_outputs_run(registry):
     assert result.status == "success", result.error
     assert result.outputs["3"]["text"] == ["6"]  # 0+1+2+3 in one call
     assert result.outputs["4"]["text"] == ["2:4"]  # hidden unique_id and prompt reached the clone
+
+
+async def test_match_type_nodes_describe_and_run(registry):
+    info = registry.node_info("V3MatchSwitch")
+    assert info["output"] == ["COMFY_MATCHTYPE_V3"] and info["output_name"] == ["output"]
+    assert info["output_matchtypes"] == ["switch"]
+    assert info["input"]["required"]["on_true"] == (
+        "COMFY_MATCHTYPE_V3", {"template": {"template_id": "switch", "allowed_types": "*"}})
+    engine = Engine(registry)
+    prompt = {"1": {"class_type": "PrimitiveInt", "inputs": {"value": 3}},
+              "2": {"class_type": "PrimitiveInt", "inputs": {"value": 5}},
+              "3": {"class_type": "V3MatchSwitch",
+                    "inputs": {"switch": False, "on_true": ["1", 0], "on_false": ["2", 0]}},
+              "4": {"class_type": "EmptyImage", "inputs": {"width": ["3", 0], "height": 2,
+                                                           "batch_size": 1, "color": 0}},
+              "5": {"class_type": "GetImageSize", "inputs": {"image": ["4", 0]}},
+              "6": {"class_type": "PreviewAny", "inputs": {"source": ["5", 0]}}}
+    validation = await engine.validate(prompt)
+    assert validation.ok, validation.node_errors
+    result = await engine.run(prompt, prompt_id="p", execute_outputs=validation.outputs)
+    assert result.status == "success", result.error
+    assert result.outputs["6"]["text"] == ["5"]

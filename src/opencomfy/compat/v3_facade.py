@@ -38,7 +38,7 @@ def make_v1_facade(v3_cls: type[ComfyNode], *, python_module: str | None = None)
         "V3_CLASS": v3_cls,
         "SCHEMA": schema,
         "RELATIVE_PYTHON_MODULE": v3_cls.RELATIVE_PYTHON_MODULE,
-        "RETURN_TYPES": tuple(_engine_type(o.io_type) for o in outputs),
+        "RETURN_TYPES": tuple(_engine_output_type(o) for o in outputs),
         "RETURN_NAMES": tuple(o.display_name or o.io_type for o in outputs),
         "OUTPUT_IS_LIST": tuple(o.is_output_list for o in outputs),
         "OUTPUT_TOOLTIPS": tuple(o.tooltip or None for o in outputs),
@@ -85,12 +85,25 @@ def _engine_input_types(facade) -> dict:
                 choices = list(options["options"])
                 options = {k: v for k, v in options.items() if k not in ("options", "multiselect")}
                 section[name] = (choices, options)
+            elif io_type == MATCHTYPE:
+                section[name] = (_engine_type(options["template"]["allowed_types"]), options)
             else:
                 section[name] = (_engine_type(io_type), options)
         out[kind] = section
     if schema.hidden:
         out["hidden"] = {HIDDEN_PREFIX + h.name: h.value for h in schema.hidden}
     return out
+
+
+MATCHTYPE = "COMFY_MATCHTYPE_V3"
+
+
+def _engine_output_type(output) -> str:
+    """A MatchType output carries whatever its template allows; others their own type."""
+    template = getattr(output, "template", None)
+    if output.io_type == MATCHTYPE and template is not None:
+        return _engine_type(template.as_dict()["allowed_types"])
+    return _engine_type(output.io_type)
 
 
 def _engine_type(io_type: str) -> str:
@@ -100,7 +113,7 @@ def _engine_type(io_type: str) -> str:
     ``io.AnyType`` "does not work currently"); V3 packs use it to mean "any", as newer ComfyUI
     versions accept, so the engine sees ``IO.ANY``. object_info still reports "*".
     """
-    if io_type == "*":
+    if io_type == "*" or "*" in io_type.split(","):
         from opencomfy.compat.comfy.comfy_types.node_typing import IO
 
         return IO.ANY

@@ -29,9 +29,24 @@ class V3Range(io.ComfyNode):
         return io.NodeOutput(list(range(n)))
 
 
+class V3MatchSwitch(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        template = io.MatchType.Template("switch")
+        return io.Schema(node_id="V3MatchSwitch", category="sync_entry",
+                         inputs=[io.Boolean.Input("switch", default=True),
+                                 io.MatchType.Input("on_true", template=template),
+                                 io.MatchType.Input("on_false", template=template)],
+                         outputs=[io.MatchType.Output(template=template, display_name="output")])
+
+    @classmethod
+    def execute(cls, switch, on_true, on_false):
+        return io.NodeOutput(on_true if switch else on_false)
+
+
 class SyncExtension(ComfyExtension):
     async def get_node_list(self):
-        return [V3SumList, V3Range]
+        return [V3SumList, V3Range, V3MatchSwitch]
 
 
 def comfy_entrypoint():

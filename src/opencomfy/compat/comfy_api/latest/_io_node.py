@@ -153,7 +153,7 @@ class Schema:
             output_is_list=[o.is_output_list for o in self.outputs],
             output_name=[o.display_name or o.io_type for o in self.outputs],
             output_tooltips=[o.tooltip or None for o in self.outputs],
-            output_matchtypes=None,
+            output_matchtypes=_output_matchtypes(self.outputs),
             name=self.node_id,
             display_name=self.display_name,
             description=self.description,
@@ -164,6 +164,14 @@ class Schema:
             experimental=self.is_experimental,
             api_node=self.is_api_node,
         )
+
+
+def _output_matchtypes(outputs: list) -> list | None:
+    """Template ids of MatchType outputs (None elsewhere); None when there are none."""
+    from opencomfy.compat.comfy_api.latest._io_types import MatchType
+
+    ids = [o.template.template_id if isinstance(o, MatchType.Output) else None for o in outputs]
+    return ids if any(i is not None for i in ids) else None
 
 
 class classproperty:  # noqa: N801 (reads like the built-in decorators)

@@ -449,3 +449,45 @@ for _name, _io_type in _PLAIN_TYPES:
     globals()[_name] = comfytype(io_type=_io_type)(
         type(_name, (ComfyTypeIO,), {"__module__": __name__, "__qualname__": _name}))
 del _name, _io_type
+
+
+@comfytype(io_type="COMFY_MATCHTYPE_V3")
+class MatchType(ComfyTypeIO):
+    """Inputs and outputs whose type is decided by what is linked (one template id)."""
+
+    class Template:
+        def __init__(self, template_id: str, allowed_types=None) -> None:
+            if allowed_types is None:
+                allowed_types = [globals()["AnyType"]]
+            elif not isinstance(allowed_types, (list, tuple)):
+                allowed_types = [allowed_types]
+            for t in allowed_types:
+                kind = t if isinstance(t, type) else type(t)
+                if not issubclass(kind, _ComfyType):
+                    raise ValueError(f"Allowed types must be ComfyTypes, got {kind.__name__}")
+            self.template_id = template_id
+            self.allowed_types = list(allowed_types)
+
+        def as_dict(self) -> dict:
+            return {"template_id": self.template_id,
+                    "allowed_types": ",".join(t.io_type for t in self.allowed_types)}
+
+    class Input(Input):
+        def __init__(self, id: str, template: "MatchType.Template", display_name: str | None = None,
+                     optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
+                     extra_dict: dict | None = None, raw_link: bool | None = None) -> None:
+            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link)
+            self.template = template
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"template": self.template.as_dict()}
+
+    class Output(Output):
+        def __init__(self, template: "MatchType.Template", id: str | None = None,
+                     display_name: str = "MATCHTYPE", tooltip: str | None = None,
+                     is_output_list: bool = False) -> None:
+            super().__init__(id, display_name, tooltip, is_output_list)
+            self.template = template
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"template": self.template.as_dict()}

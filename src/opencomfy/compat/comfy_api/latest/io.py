@@ -7,14 +7,14 @@ from opencomfy.compat.comfy_api.latest._io_node import (  # noqa: F401
 from opencomfy.compat.comfy_api.latest._io_types import *  # noqa: F401,F403
 from opencomfy.compat.comfy_api.latest._io_types import (  # noqa: F401
     PLAIN_TYPE_NAMES, Boolean, Combo, ComfyTypeI, ComfyTypeIO, Custom, Float, FolderType, Input,
-    Int, MultiCombo, MultiType, NumberDisplay, Output, RemoteOptions, String, UploadType,
+    Int, MatchType, MultiCombo, MultiType, NumberDisplay, Output, RemoteOptions, String, UploadType,
     Webcam, WidgetInput, comfytype,
 )
 
 __all__ = [
     "ComfyNode", "Hidden", "HiddenHolder", "NodeInfoV1", "NodeOutput", "Schema",
     "add_to_dict_v1", "add_to_dict_v3", "Boolean", "Combo", "ComfyTypeI", "ComfyTypeIO",
-    "Custom", "Float", "FolderType", "Input", "Int", "MultiCombo", "MultiType", "NumberDisplay",
+    "Custom", "Float", "FolderType", "Input", "Int", "MatchType", "MultiCombo", "MultiType", "NumberDisplay",
     "Output", "RemoteOptions", "String", "UploadType", "Webcam", "WidgetInput", "comfytype",
     *PLAIN_TYPE_NAMES,
 ]
