@@ -82,3 +82,15 @@ async def test_run_without_execute_outputs_runs_every_output_node():
     result = await engine.run(prompt, prompt_id="x")
     assert result.outputs == {"2": {"value": [3]}}
     assert result.history_status()["status_str"] == "success"
+
+
+async def test_output_nodes_and_their_parents_run_as_early_as_possible():
+    engine = make_engine()
+    # two independent branches: a long one, and a short one that ends in a preview
+    prompt = {"a1": node("IntConst", value=1), "a2": node("IntAdd", a=link("a1"), b=1),
+              "a3": node("IntAdd", a=link("a2"), b=1), "a4": node("IntAdd", a=link("a3"), b=1),
+              "b1": node("IntConst", value=5), "b2": node("IntAdd", a=link("b1"), b=1),
+              "preview": node("ScalarOutput", value=link("b2")),
+              "end": node("Output", value=link("a4"))}
+    _, _, sink = await run(engine, prompt, targets=["end", "preview"])
+    assert sink.executed_nodes()[:3] == ["b1", "b2", "preview"]

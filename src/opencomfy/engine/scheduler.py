@@ -22,8 +22,9 @@ class ExecutionList:
         self.pending: set[str] = set()
         self.block_count: dict[str, int] = {}
         self.dependents: dict[str, set[str]] = {}
-        self._ready_first: deque[str] = deque()  # output and async nodes (ComfyUI's UX pick)
-        self._ready: deque[str] = deque()
+        # Ready nodes by ComfyUI's "UX friendly" preference: async and output nodes first (a
+        # preview shows as soon as it can), then their parents, then grandparents, then the rest.
+        self._ready_tiers: tuple[deque[str], ...] = (deque(), deque(), deque(), deque())
         self._queued: set[str] = set()
         # node id -> nodes that waited on it and have not completed (for releasing outputs)
         self.readers: dict[str, set[str]] = {}
@@ -95,11 +96,19 @@ class ExecutionList:
         if node_id in self.pending and self.block_count.get(node_id, 0) == 0 \
                 and node_id not in self._queued:
             self._queued.add(node_id)
-            spec = self.spec_of(node_id)
-            if spec.is_output or spec.is_async:
-                self._ready_first.append(node_id)
-            else:
-                self._ready.append(node_id)
+            self._ready_tiers[self._tier(node_id)].append(node_id)
+
+    def _tier(self, node_id: str) -> int:
+        spec = self.spec_of(node_id)
+        if spec.is_output or spec.is_async:
+            return 0
+        children = self.dependents.get(node_id, ())
+        if any(self.spec_of(child).is_output for child in children):
+            return 1
+        if any(self.spec_of(grandchild).is_output
+               for child in children for grandchild in self.dependents.get(child, ())):
+            return 2
+        return 3
 
     def requeue(self, node_id: str) -> None:
         """Put back a node that returned PENDING, if nothing blocks it any more."""
@@ -107,7 +116,7 @@ class ExecutionList:
         self._queue_if_ready(node_id)
 
     def next_ready(self) -> str | None:
-        for queue in (self._ready_first, self._ready):
+        for queue in self._ready_tiers:
             while queue:
                 node_id = queue.popleft()
                 if node_id in self._queued and self.block_count.get(node_id, 0) == 0:
