@@ -108,3 +108,13 @@ def test_upload_limits(tmp_path):
     Image.new("1", (9000, 8000)).save(many, format="PNG")  # 72 MP > 64 MP
     with pytest.raises(ImageError):
         check_upload_limits(many)
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    p = tmp_path / "deep.png"
+    arr = np.full((4, 4), 0x8000, dtype=np.uint16)  # mid grey in 16 bits
+    Image.fromarray(arr).save(p)
+    assert Image.open(p).mode.startswith("I")
+    for rendition in (Rendition(channel="rgb"), Rendition(preview_format="webp"), Rendition(thumbnail=64)):
+        out = np.asarray(decode(render(p, rendition)).convert("L"))
+        assert 120 <= int(out.mean()) <= 136, rendition

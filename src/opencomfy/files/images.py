@@ -72,6 +72,18 @@ def _open(path: Path | BinaryIO, *, draft: int | None = None) -> Image.Image:
         raise ImageError(f"not a readable image: {exc}") from None
 
 
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16/32-bit integer images (16-bit PNGs) as 8-bit grayscale: Pillow's own conversion
+    clips everything above 255 to white."""
+    if img.mode.startswith("I"):
+        import numpy as np
+
+        arr = np.asarray(img).astype(np.uint32)
+        shift = 8 if arr.max(initial=0) <= 0xFFFF else 24
+        return Image.fromarray((arr >> shift).astype(np.uint8), "L")
+    return img
+
+
 def _alpha_of(img: Image.Image) -> Image.Image:
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         return img.convert("RGBA").getchannel("A")
@@ -81,7 +93,7 @@ def _alpha_of(img: Image.Image) -> Image.Image:
 def render(path: Path, rendition: Rendition) -> bytes:
     """Re-encode the image at `path` as `rendition` says; raises ImageError."""
     with _open(path, draft=rendition.thumbnail) as src:
-        img = ImageOps.exif_transpose(src) if rendition.thumbnail else src
+        img = _to_8bit(ImageOps.exif_transpose(src) if rendition.thumbnail else src)
         if rendition.channel == "rgb":
             img = img.convert("RGB")
         elif rendition.channel == "a":
