@@ -172,8 +172,8 @@ class Catalogue:
                                                  ensure_ascii=False, default=_json_fallback
                                                  ).encode()
             except Exception:  # a broken custom node must not take the catalogue down
-                log.exception("[ERROR] An error occurred while retrieving information for the "
-                              "'%s' node.", class_type)
+                log.exception("node %s is left out of /object_info: describing it failed",
+                              class_type)
         return encoded
 
     # -- staleness -------------------------------------------------------------------------

@@ -241,20 +241,27 @@ async def get_health(request: web.Request) -> web.Response:
 def _start_catalogue_build(app: web.Application) -> None:
     """Build the catalogue in the background right after start, so the first
     `/object_info` (the frontend asks early) does not pay for it."""
-    async def warm(app: web.Application) -> None:
-        from opencomfy.http.routing import SERVICES
+    from opencomfy.http.routing import SERVICES
 
+    warming: set[asyncio.Future] = set()  # holds the task until it is done
+
+    async def warm(app: web.Application) -> None:
         services = app.get(SERVICES)
         if services is None:
             return
         task = asyncio.ensure_future(services.catalogue.snapshot())
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        app[_WARM_TASK] = task
+        warming.add(task)
+        task.add_done_callback(_forget_warm_task(warming))
 
     app.on_startup.append(warm)
 
 
-_WARM_TASK = web.AppKey("catalogue_warm_task", asyncio.Future)
+def _forget_warm_task(warming: set) -> Any:
+    def done(task: asyncio.Future) -> None:
+        warming.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("building the node catalogue failed", exc_info=task.exception())
+    return done
 
 
 def setup(app: web.Application) -> None:
