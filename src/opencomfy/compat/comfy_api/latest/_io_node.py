@@ -168,7 +168,7 @@ class Schema:
 
 def _output_matchtypes(outputs: list) -> list | None:
     """Template ids of MatchType outputs (None elsewhere); None when there are none."""
-    from opencomfy.compat.comfy_api.latest._io_types import MatchType
+    from opencomfy.compat.comfy_api.latest._io_compound import MatchType
 
     ids = [o.template.template_id if isinstance(o, MatchType.Output) else None for o in outputs]
     return ids if any(i is not None for i in ids) else None

@@ -379,46 +379,6 @@ class Webcam(ComfyTypeIO):
                              None, extra_dict, raw_link)
 
 
-@comfytype(io_type="COMFY_MULTITYPED_V3")
-class MultiType(ComfyTypeI):
-    """An input that accepts several socket types (``types=[io.Image, io.Mask]``)."""
-
-    class Input(Input):
-        def __init__(self, id, types: list, display_name: str | None = None,
-                     optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
-                     extra_dict: dict | None = None, raw_link: bool | None = None) -> None:
-            # An Input as `id` is a widget to show, with these values overriding its own.
-            self.input_override = None
-            if isinstance(id, Input):
-                import copy
-
-                self.input_override = copy.copy(id)
-                optional = id.optional if id.optional is True else optional
-                tooltip = id.tooltip if id.tooltip is not None else tooltip
-                display_name = id.display_name if id.display_name is not None else display_name
-                lazy = id.lazy if id.lazy is not None else lazy
-                id = id.id
-                if isinstance(self.input_override, WidgetInput):
-                    self.input_override.widget_type = self.input_override.get_io_type()
-            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link)
-            self._io_types = types
-
-        @property
-        def io_types(self) -> list[type]:
-            return [t if isinstance(t, type) else type(t) for t in self._io_types]
-
-        def get_io_type(self) -> str:
-            names = [t.io_type for t in self.io_types]
-            if self.input_override is not None:
-                names.insert(0, self.input_override.get_io_type())
-            return ",".join(dict.fromkeys(names))
-
-        def as_dict(self) -> dict:
-            if self.input_override is not None:
-                return self.input_override.as_dict() | super().as_dict()
-            return super().as_dict()
-
-
 def _enum_value(value):
     return value.value if isinstance(value, Enum) else value
 
@@ -451,43 +411,9 @@ for _name, _io_type in _PLAIN_TYPES:
 del _name, _io_type
 
 
-@comfytype(io_type="COMFY_MATCHTYPE_V3")
-class MatchType(ComfyTypeIO):
-    """Inputs and outputs whose type is decided by what is linked (one template id)."""
-
-    class Template:
-        def __init__(self, template_id: str, allowed_types=None) -> None:
-            if allowed_types is None:
-                allowed_types = [globals()["AnyType"]]
-            elif not isinstance(allowed_types, (list, tuple)):
-                allowed_types = [allowed_types]
-            for t in allowed_types:
-                kind = t if isinstance(t, type) else type(t)
-                if not issubclass(kind, _ComfyType):
-                    raise ValueError(f"Allowed types must be ComfyTypes, got {kind.__name__}")
-            self.template_id = template_id
-            self.allowed_types = list(allowed_types)
-
-        def as_dict(self) -> dict:
-            return {"template_id": self.template_id,
-                    "allowed_types": ",".join(t.io_type for t in self.allowed_types)}
-
-    class Input(Input):
-        def __init__(self, id: str, template: "MatchType.Template", display_name: str | None = None,
-                     optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
-                     extra_dict: dict | None = None, raw_link: bool | None = None) -> None:
-            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link)
-            self.template = template
-
-        def as_dict(self) -> dict:
-            return super().as_dict() | {"template": self.template.as_dict()}
-
-    class Output(Output):
-        def __init__(self, template: "MatchType.Template", id: str | None = None,
-                     display_name: str = "MATCHTYPE", tooltip: str | None = None,
-                     is_output_list: bool = False) -> None:
-            super().__init__(id, display_name, tooltip, is_output_list)
-            self.template = template
-
-        def as_dict(self) -> dict:
-            return super().as_dict() | {"template": self.template.as_dict()}
+__all__ = [
+    "FolderType", "UploadType", "NumberDisplay", "RemoteOptions", "Input", "WidgetInput",
+    "Output", "ComfyTypeI", "ComfyTypeIO", "comfytype", "Custom", "Boolean", "Int", "Float",
+    "String", "Combo", "MultiCombo", "Webcam", "prune_dict", "PLAIN_TYPE_NAMES",
+    *PLAIN_TYPE_NAMES,
+]
