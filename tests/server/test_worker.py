@@ -49,6 +49,8 @@ class ScriptedEngine:
         sink.send("executing", {"node": "1", "display_node": "1", "prompt_id": prompt_id})
         if action == "crash":
             raise RuntimeError("the engine itself broke")
+        if action == "garbage":
+            return None
         if action == "wait":
             for _ in range(int(prompt["1"]["inputs"].get("seconds", 1) * 100)):
                 if interrupt.is_set():
@@ -229,3 +231,39 @@ async def test_an_idle_worker_sleeps_instead_of_polling(stack):
     await worker.start()
     await asyncio.sleep(0.5)
     assert claims <= 2
+
+
+async def test_a_result_the_worker_cannot_read_fails_the_job_and_the_loop_goes_on(stack):
+    jobs, bus, engine, worker = stack
+    ends: list[BusMessage] = []
+    bus.add_listener(ends.append, kinds=["execution_error", "executing"])
+    await worker.start()
+    bad = await submit(jobs, "garbage")
+    good = await submit(jobs, "ok")
+    row = await wait_finished(jobs, bad)
+    assert row.status == "failed" and "AttributeError" in row.error_message
+    assert (await wait_finished(jobs, good)).status == "completed"
+    mine = [(m.kind, m.data.get("node", "-")) for m in ends if m.prompt_id == bad]
+    assert mine[-2:] == [("execution_error", "-"), ("executing", None)]
+
+
+async def test_a_finish_that_cannot_be_stored_leaves_the_job_to_the_reaper(stack, monkeypatch):
+    monkeypatch.setattr("opencomfy.jobs.worker.FINISH_RETRY_DELAYS", (0.01,) * 5)
+    jobs, bus, engine, worker = stack
+    finish = jobs.finish_job
+    calls = 0
+
+    async def finish_once_broken(**kw):
+        nonlocal calls
+        calls += 1
+        if calls <= 5:  # every retry of the first job's finish fails
+            raise RuntimeError("database hiccup")
+        return await finish(**kw)
+
+    jobs.finish_job = finish_once_broken
+    await worker.start()
+    first = await submit(jobs, "ok")
+    second = await submit(jobs, "ok")
+    assert (await wait_finished(jobs, second, timeout=30)).status == "completed"
+    # The first job's outcome could not be stored; it stays leased until the reaper fails it.
+    assert (await jobs.get_job(workspace_id="local", job_id=first)).status == "in_progress"

@@ -51,6 +51,16 @@ def test_a_node_that_raises_fails_its_prompt_and_the_worker_goes_on(server):
     assert any(e["type"] == "execution_success" for e in good_events)
 
 
+def test_a_node_calling_sys_exit_fails_its_prompt_and_the_worker_goes_on(server):
+    bad = queue_prompt(server, raising_graph("SystemExit"))
+    good = queue_prompt(server, image_graph(random.randrange(1 << 24)))
+    server.wait_for_job(bad)
+    server.wait_for_job(good)
+    assert server.get(f"/api/jobs/{bad}").json()["status"] == "failed"
+    assert server.get(f"/api/jobs/{good}").json()["status"] == "completed"
+    assert server.get("/health").status == 200
+
+
 def test_interrupt_with_a_prompt_id_stops_only_that_prompt(server):
     cid = new_id()
     c = Client(server, cid)

@@ -31,6 +31,8 @@ LEASE_SECONDS = 60.0
 RENEW_EVERY_SECONDS = 15.0
 #: How long an idle worker sleeps before looking at the queue anyway (a missed wake-up).
 IDLE_POLL_SECONDS = 2.0
+#: Pauses between attempts to store a job's end (the database may be briefly unavailable).
+FINISH_RETRY_DELAYS = (0.2, 0.4, 0.8, 1.6, 3.2)
 
 _RESULT_TO_STATUS = {"success": "completed", "error": "failed", "interrupted": "cancelled"}
 
@@ -112,7 +114,11 @@ class WorkerRunner:
                 self._apply_free()
                 await self._idle(IDLE_POLL_SECONDS)
                 continue
-            await self.run_job(job, claimed_in=time.perf_counter() - claim_started)
+            try:
+                await self.run_job(job, claimed_in=time.perf_counter() - claim_started)
+            except Exception as exc:  # a bug of ours: end this job visibly, keep the loop
+                log.exception("the worker failed on prompt %s", job.prompt_id)
+                await self._fail_job(job, exc)
             self._apply_free()
 
     async def _idle(self, timeout: float) -> None:
@@ -167,7 +173,10 @@ class WorkerRunner:
             result = await self.engine.run(
                 job.prompt, prompt_id=job.prompt_id, extra_data=job.extra_data,
                 execute_outputs=job.outputs_to_execute, sink=sink, interrupt=interrupt)
-        except Exception as exc:  # the engine itself failed: fail the job, keep the worker
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - even a node's sys.exit() must not end the
+            # worker: the engine itself failed, so fail the job and keep going.
             log.exception("engine failed on prompt %s", job.prompt_id)
             error = _worker_error(job.prompt_id, exc)
             sink.send("execution_error", error)
@@ -182,18 +191,28 @@ class WorkerRunner:
         return JobOutcome(status=status, outputs=result.outputs or {}, meta=result.meta or {},
                           messages=list(result.messages or []), error=error)
 
+    async def _fail_job(self, job: WorkerJob, exc: BaseException) -> None:
+        error = _worker_error(job.prompt_id, exc)
+        sink = BusEventSink(self.api.publish, prompt_id=job.prompt_id,
+                            client_id=job.client_id, workspace_id=job.workspace_id)
+        try:
+            sink.send("execution_error", error)
+            await self._finish(job, JobOutcome(status="failed", error=error,
+                                               messages=[("execution_error", error)]))
+            sink.send("executing", {"node": None, "prompt_id": job.prompt_id})
+        except Exception:
+            log.exception("could not fail prompt %s; its lease will run out", job.prompt_id)
+
     async def _finish(self, job: WorkerJob, outcome: JobOutcome) -> None:
-        delay = 0.2
-        for attempt in range(5):
+        for attempt, delay in enumerate(FINISH_RETRY_DELAYS, 1):
             try:
                 await self.api.finish(prompt_id=job.prompt_id, worker_id=self.worker_id,
                                       outcome=outcome)
                 return
             except Exception:
                 log.exception("could not store the end of prompt %s (attempt %d)",
-                              job.prompt_id, attempt + 1)
+                              job.prompt_id, attempt)
                 await asyncio.sleep(delay)
-                delay *= 2
         # The lease runs out and the server fails the job as stalled: never lost, never stuck.
 
     async def _keep_lease(self, job: WorkerJob, interrupt: Any) -> None:
@@ -288,7 +307,13 @@ class EmbeddedWorker:
         remove = self._api.on_control(self.runner.on_control)
         self._ready.set()
         try:
-            await self.runner.run_forever()
+            while True:
+                try:
+                    await self.runner.run_forever()
+                    return  # asked to stop
+                except Exception:
+                    log.exception("the worker loop failed; restarting it")
+                    await asyncio.sleep(1.0)
         finally:
             remove()
 

@@ -74,6 +74,8 @@ class TestRaise:
         return {"required": {"image": ("IMAGE",), "message": ("STRING", {"default": "boom"})}}
 
     def run(self, image, message):
+        if message == "SystemExit":  # a pack that calls sys.exit() must not end the worker
+            raise SystemExit(3)
         raise ValueError(message)
 
 
