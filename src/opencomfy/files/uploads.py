@@ -8,6 +8,7 @@ without writing anything. `overwrite` replaces whatever is there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -44,12 +45,14 @@ def _digest(fileobj: BinaryIO) -> str:
     return h.hexdigest()
 
 
-def _same_bytes(path: Path, data: BinaryIO, size: int, data_digest: str) -> bool:
+def _same_bytes(path: Path, size: int, data_digest) -> bool:
+    """Does the file at `path` hold the upload's bytes? (`data_digest` is computed lazily:
+    only a clash of equal size needs it.)"""
     try:
-        if path.stat().st_size != size:
+        if not path.is_file() or path.stat().st_size != size:
             return False
         with open(path, "rb") as existing:
-            return _digest(existing) == data_digest
+            return _digest(existing) == data_digest()
     except OSError:
         return False
 
@@ -66,11 +69,12 @@ def choose_name(*, folder: Path, filename: str, data: BinaryIO, overwrite: bool)
     path = confined_path(folder, filename)
     if not path.exists() or (overwrite and path.is_file()):
         return path, filename, False
-    size, digest = _size_of(data), _digest(data)
+    size = _size_of(data)
+    digest = functools.cache(lambda: _digest(data))
     stem, ext = os.path.splitext(filename)
     n = 1
     while path.exists():
-        if path.is_file() and _same_bytes(path, data, size, digest):
+        if _same_bytes(path, size, digest):
             return path, filename, True
         filename = f"{stem} ({n}){ext}"
         path = confined_path(folder, filename)
