@@ -39,15 +39,16 @@ async def test_raw_link_input_receives_the_link_on_the_loop_thread():
 async def test_progress_state_is_coalesced_but_the_final_state_is_sent():
     engine = Engine(make_registry(), progress_state_interval=60)
     prompt = {"0": node("IntConst", value=0)}
-    for i in range(1, 50):
+    for i in range(1, 100):
         prompt[str(i)] = node("IntAdd", a=link(str(i - 1)), b=1)
-    prompt["out"] = node("Output", value=link("49"))
+    prompt["out"] = node("Output", value=link("99"))
     validation = await engine.validate(prompt)
     sink = RecordingSink()
     await engine.run(prompt, prompt_id="p", execute_outputs=validation.outputs, sink=sink)
     states = sink.of_type("progress_state")
-    assert len(states) == 2  # the first start, then one flush at the end
-    assert len(states[-1]["nodes"]) == 51
+    # every change up to 64 nodes (as ComfyUI), then one flush at the end
+    assert 64 * 2 - 2 <= len(states) <= 64 * 2 + 2
+    assert len(states[-1]["nodes"]) == 101
     assert all(s["state"] == "finished" for s in states[-1]["nodes"].values())
 
 
@@ -94,3 +95,18 @@ async def test_output_nodes_and_their_parents_run_as_early_as_possible():
               "end": node("Output", value=link("a4"))}
     _, _, sink = await run(engine, prompt, targets=["end", "preview"])
     assert sink.executed_nodes()[:3] == ["b1", "b2", "preview"]
+
+
+async def test_small_prompts_get_progress_state_on_every_change():
+    engine = Engine(make_registry())  # default coalescing interval
+    prompt = {"1": node("IntConst", value=1), "2": node("IntAdd", a=link("1"), b=1),
+              "3": node("Output", value=link("2"))}
+    validation = await engine.validate(prompt)
+    sink = RecordingSink()
+    await engine.run(prompt, prompt_id="p", execute_outputs=validation.outputs, sink=sink)
+    states = [{n: s["state"] for n, s in event["nodes"].items()} for event in sink.of_type("progress_state")]
+    assert states == [
+        {"1": "running"}, {"1": "finished"},
+        {"1": "finished", "2": "running"}, {"1": "finished", "2": "finished"},
+        {"1": "finished", "2": "finished", "3": "running"}, {"1": "finished", "2": "finished", "3": "finished"},
+    ]

@@ -56,6 +56,9 @@ class Engine:
             import gc
 
             gc.collect()
+            torch = sys.modules.get("torch")
+            if torch is not None and torch.cuda.is_available():
+                torch.cuda.empty_cache()
 
     # -- node instances, kept across prompts by (node id, class) as ComfyUI does ----------
     def instance_for(self, node_id: str, class_type: str, cls: type) -> Any:

@@ -21,6 +21,9 @@ __all__ = [
 ]
 
 
+UNTHROTTLED_NODES = 64  # progress_state is sent on every change up to this many nodes
+
+
 class Interrupted(Exception):
     """The prompt was interrupted (ComfyUI's InterruptProcessingException)."""
 
@@ -89,14 +92,15 @@ class RunState:
         self.send_progress_state(force=True)
 
     def send_progress_state(self, force: bool = False) -> None:
-        """Send every non-pending node's state; coalesced to one per interval unless forced.
+        """Send every non-pending node's state, as ComfyUI does on every change.
 
-        ComfyUI sends the whole map on every change, which is quadratic on long graphs; we
-        keep the same message but rate-limit it and always flush the last state.
+        The whole map on every change is quadratic on long graphs, so once a prompt has more
+        than UNTHROTTLED_NODES nodes in it, sends are coalesced to one per interval (the
+        last state is always flushed at the end).
         """
         now = time.monotonic()
-        if not force and self.progress_state_interval > 0 and \
-                now - self._last_state_sent < self.progress_state_interval:
+        if not force and self.progress_state_interval > 0 and len(self._nodes) > UNTHROTTLED_NODES \
+                and now - self._last_state_sent < self.progress_state_interval:
             self._state_dirty = True
             return
         with self._lock:
