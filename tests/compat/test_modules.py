@@ -282,3 +282,14 @@ def test_sampler_names_are_there_for_combo_lists():
     assert "karras" in comfy.samplers.KSampler.SCHEDULERS
     with pytest.raises(NotImplementedError):
         comfy.samplers.KSampler()
+
+
+def test_comfy_extras_modules_hold_the_core_classes_comfyui_keeps_there():
+    import nodes
+    from comfy_extras.nodes_mask import ImageCompositeMasked, SolidMask
+
+    assert SolidMask is nodes.NODE_CLASS_MAPPINGS["SolidMask"] or SolidMask.__name__ == "SolidMask"
+    assert "ImageCompositeMasked" in sys.modules["comfy_extras.nodes_mask"].NODE_CLASS_MAPPINGS
+    assert ImageCompositeMasked.FUNCTION
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("comfy_extras.nodes_that_do_not_exist")

@@ -19,7 +19,7 @@ from types import ModuleType
 # The names ComfyUI custom nodes import, each served by ``opencomfy.compat.<name>``.
 ALIASED_ROOTS: tuple[str, ...] = (
     "nodes", "folder_paths", "server", "node_helpers", "latent_preview",
-    "comfy", "comfy_execution", "comfy_api",
+    "comfy", "comfy_execution", "comfy_api", "comfy_extras",
 )
 
 # Imported eagerly by install(), so that `sys.modules` already holds the common ones.
@@ -67,14 +67,29 @@ class CompatFinder(importlib.abc.MetaPathFinder):
             module = importlib.import_module(real_name)
         except ModuleNotFoundError as exc:
             if exc.name == real_name or real_name.startswith((exc.name or "") + "."):
-                return None  # we do not provide it: let the import fail normally
-            raise
+                module = _synthetic_module(fullname, real_name)
+                if module is None:
+                    return None  # we do not provide it: let the import fail normally
+            else:
+                raise
         is_package = hasattr(module, "__path__")
         spec = importlib.machinery.ModuleSpec(
             fullname, _ExistingModuleLoader(module), is_package=is_package)
         if is_package:
             spec.submodule_search_locations = list(module.__path__)
         return spec
+
+
+def _synthetic_module(fullname: str, real_name: str) -> ModuleType | None:
+    """``comfy_extras.nodes_*``: made from the core registry (see opencomfy.compat.comfy_extras)."""
+    if not fullname.startswith("comfy_extras.nodes_") or fullname.count(".") != 1:
+        return None
+    from opencomfy.compat.comfy_extras import build_module
+
+    module = build_module(fullname)
+    if module is not None:
+        sys.modules[real_name] = module
+    return module
 
 
 _finder = CompatFinder()
