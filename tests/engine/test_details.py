@@ -110,3 +110,28 @@ async def test_small_prompts_get_progress_state_on_every_change():
         {"1": "finished", "2": "running"}, {"1": "finished", "2": "finished"},
         {"1": "finished", "2": "finished", "3": "running"}, {"1": "finished", "2": "finished", "3": "finished"},
     ]
+
+
+async def test_list_index_is_in_the_context_of_each_call():
+    engine = make_engine()
+    seen = []
+
+    class Indexed:
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"value": ("INT",)}}
+
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+
+        async def run(self, value):
+            ctx = progress_api.current_context()
+            seen.append((value, ctx.node_id, ctx.list_index))
+            return (value,)
+
+    engine.registry.add("Indexed", Indexed)
+    prompt = {"1": node("MakeList", start=10, count=3), "2": node("Indexed", value=link("1")),
+              "3": node("Output", value=link("2"))}
+    _, result, _ = await run(engine, prompt)
+    assert result.outputs["3"] == {"value": [10, 11, 12]}
+    assert sorted(seen) == [(10, "2", 0), (11, "2", 1), (12, "2", 2)]

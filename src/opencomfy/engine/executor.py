@@ -262,7 +262,7 @@ class PromptExecution:
                                      "display_node": self.dynprompt.get_display_node_id(node_id),
                                      "prompt_id": self.prompt_id})
         obj = self.engine.instance_for(node_id, class_type, spec.cls)
-        token = enter_node(NodeContext(self.run_state, node_id))
+        token = enter_node(NodeContext(self.run_state, node_id, 0))
         try:
             if spec.has_lazy_status and await self._wait_for_lazy(node_id, node, spec, obj, inputs, missing):
                 return PENDING

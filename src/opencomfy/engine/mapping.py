@@ -12,6 +12,7 @@ import asyncio
 import inspect
 from typing import Any, Callable
 
+from opencomfy.engine import progress
 from opencomfy.engine.graph_utils import ExecutionBlocker, _default_prefix
 
 
@@ -65,17 +66,27 @@ async def map_over_list(owner: Any, func_name: str, inputs: dict[str, list], *,
             continue
         if node_id is not None:
             _default_prefix.set([node_id, index, 0])
-        result = func(**call)
-        if isinstance(result, (tuple, dict, list)) or not inspect.isawaitable(result):
+        token = None
+        if index > 0:  # tell the node (and its tasks) which list element this call is
+            ctx = progress.current_context()
+            if ctx is not None:
+                token = progress._current.set(progress.NodeContext(ctx.run, ctx.node_id, index))
+        try:
+            result = func(**call)
+            # Start coroutines now: a task copies the context (node, list index, id prefix).
+            task = None if isinstance(result, (tuple, dict, list)) or not inspect.isawaitable(result) \
+                else asyncio.ensure_future(result)
+        finally:
+            if token is not None:
+                progress._current.reset(token)
+        if task is None:
             results.append(result)
             continue
-        results.append(await _start_awaitable(result, defer_async))
+        results.append(await _settle(task, defer_async))
     return results
 
 
-async def _start_awaitable(awaitable, defer_async: bool) -> Any:
-    # A new task copies the current context: the node context and the GraphBuilder prefix.
-    task = asyncio.ensure_future(awaitable)
+async def _settle(task: asyncio.Future, defer_async: bool) -> Any:
     await asyncio.sleep(0)  # give it a chance to finish without a round trip
     if task.done():
         return task.result()
