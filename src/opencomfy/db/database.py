@@ -2,10 +2,14 @@
 
 SQLite (the embedded default) runs in WAL mode with `synchronous=NORMAL`: a commit survives a
 killed process (the WAL is in the OS's page cache), readers never block the writer, and
-`busy_timeout` covers other processes. Writes inside this process go through
-`write_session()`, which serialises them with one lock, so that two writers never race for
-SQLite's write lock ("database is locked"). On PostgreSQL the lock is not needed and is a
-no-op; row-level locking (`FOR UPDATE SKIP LOCKED`) does the work there.
+`busy_timeout` covers other processes. Writes inside this process go through `write()`,
+`write_session()` or `run_write()`, which serialise them with one lock, so that two writers
+never race for SQLite's write lock ("database is locked"). On PostgreSQL the lock is not
+needed and is a no-op; row-level locking (`FOR UPDATE SKIP LOCKED`) does the work there.
+
+`run_write(fn)` is the hot path (the queue): on SQLite, `fn` runs with a plain synchronous
+connection on one writer thread, so a whole transaction costs one thread hop instead of one
+per statement; on PostgreSQL it runs through the async driver (`AsyncConnection.run_sync`).
 """
 
 from __future__ import annotations
@@ -13,14 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -34,6 +41,7 @@ class Database:
         self.is_sqlite = self.dialect == "sqlite"
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._sync_writer = _SqliteWriter(engine.url) if self.is_sqlite else None
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> "Database":
@@ -50,7 +58,19 @@ class Database:
             await conn.run_sync(_upgrade_to_head)
 
     async def close(self) -> None:
+        if self._sync_writer is not None:
+            async with self._writer_gate():
+                await self._sync_writer.close()
         await self.engine.dispose()
+
+    async def run_write(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn(connection)` (synchronous SQLAlchemy Core calls) in one write transaction,
+        committed when it returns, rolled back when it raises."""
+        if self._sync_writer is None:
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(fn)
+        async with self._writer_gate():
+            return await self._sync_writer.run(fn)
 
     def session(self) -> AsyncSession:
         """A new ORM session (reads; for writes on SQLite prefer `write_session`)."""
@@ -100,10 +120,42 @@ def _create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=8, max_overflow=8)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=8, max_overflow=8,
+                                     pool_reset_on_return=None)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False)
+
+
+class _SqliteWriter:
+    """One synchronous SQLite connection, used only from its own thread."""
+
+    def __init__(self, async_url) -> None:
+        self._url = async_url.set(drivername="sqlite")
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._engine = None
+        self._conn: Connection | None = None
+
+    def _transaction(self, fn: Callable[[Connection], T]) -> T:
+        if self._conn is None:
+            self._engine = create_engine(self._url, connect_args={"timeout": 30})
+            event.listen(self._engine, "connect", _sqlite_pragmas)
+            self._conn = self._engine.connect()
+        with self._conn.begin():
+            return fn(self._conn)
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, fn)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._engine.dispose()
+            self._conn = None
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
+        self._thread.shutdown(wait=True)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -40,6 +40,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
+def _count_unfinished(conn, workspace_id: str) -> int:
+    """Pending + running jobs of a workspace, on a synchronous connection."""
+    return int(conn.execute(q.count_unfinished(workspace_id=workspace_id)).scalar_one())
+
+
 class JobService:
     """Jobs of every workspace: submit, queue views, control, history, and the worker side."""
 
@@ -157,11 +162,12 @@ class JobService:
     async def _insert_rows(self, items: list[tuple[dict, bool]]
                            ) -> tuple[list[BaseException | None], dict[str, int]]:
         """One transaction: refuse taken ids, insert the rest, count each workspace's queue."""
-        results: list[BaseException | None] = [None] * len(items)
-        fresh: list[dict] = []
-        async with self.db.write() as conn:
+
+        def insert(conn) -> tuple[list[BaseException | None], dict[str, int]]:
+            results: list[BaseException | None] = [None] * len(items)
             chosen = [row["id"] for row, check in items if check]
-            taken = set((await conn.execute(q.existing_ids(chosen))).scalars()) if chosen else set()
+            taken = set(conn.execute(q.existing_ids(chosen)).scalars()) if chosen else set()
+            fresh: list[dict] = []
             for i, (row, _) in enumerate(items):
                 if row["id"] in taken:
                     results[i] = DuplicatePromptId(f"prompt_id {row['id']} already exists")
@@ -170,10 +176,12 @@ class JobService:
                     fresh.append(row)
             remaining = {}
             if fresh:
-                await conn.execute(q.insert_jobs(), fresh)
+                conn.execute(q.insert_jobs(), fresh)
                 for ws in {r["workspace_id"] for r in fresh}:
-                    remaining[ws] = await self._count_unfinished(conn, ws)
-        return results, remaining
+                    remaining[ws] = _count_unfinished(conn, ws)
+            return results, remaining
+
+        return await self.db.run_write(insert)
 
     # ----------------------------------------------------------------------- queue views
 
@@ -333,11 +341,14 @@ class JobService:
         now = now_ms()
         _, stmt = q.claim_next_job(worker_id=worker_id, lease_until=now + int(lease_seconds * 1000),
                                    now=now, skip_locked=not self.db.is_sqlite)
-        async with self.db.write() as conn:
-            row = (await conn.execute(stmt)).first()
-            if row is None:
-                return None
-            remaining = await self._count_unfinished(conn, row.workspace_id)
+
+        def claim(conn):
+            row = conn.execute(stmt).first()
+            return row, (_count_unfinished(conn, row.workspace_id) if row is not None else 0)
+
+        row, remaining = await self.db.run_write(claim)
+        if row is None:
+            return None
         self._announce_queue(row.workspace_id, remaining)
         extra = json.loads(row.extra_data)
         if row.sensitive:
@@ -369,10 +380,8 @@ class JobService:
     async def renew_lease(self, *, prompt_id: str, worker_id: str, lease_seconds: float) -> bool:
         """Extend a running job's lease; False when the job is no longer this worker's."""
         until = now_ms() + int(lease_seconds * 1000)
-        async with self.db.write() as conn:
-            result = await conn.execute(q.renew_lease(prompt_id=prompt_id, worker_id=worker_id,
-                                                      lease_until=until))
-        return result.rowcount == 1
+        stmt = q.renew_lease(prompt_id=prompt_id, worker_id=worker_id, lease_until=until)
+        return await self.db.run_write(lambda conn: conn.execute(stmt).rowcount == 1)
 
     async def finish_job(self, *, prompt_id: str, worker_id: str, status: str,
                          outputs: dict | None = None, meta: dict | None = None,
@@ -398,24 +407,29 @@ class JobService:
             preview_output=_dumps(summary.preview) if summary.preview else None,
             output_types="," + ",".join(sorted(summary.media_types)) + ",",
         )
-        async with self.db.write() as conn:
-            state = (await conn.execute(q.job_state(prompt_id=prompt_id))).first()
+
+        def finish(conn):
+            state = conn.execute(q.job_state(prompt_id=prompt_id)).first()
             if state is None:
-                return False
+                return None, 0
             # The engine's own timestamps when it sent them, else the claim and now.
             start = comfy_format.message_time(messages, ("execution_start",)) or state.start_time or now
             end = comfy_format.message_time(messages, comfy_format.END_EVENTS, last=True) or now
-            values.update(start_time=start, end_time=end, duration_ms=max(0, end - start),
-                          history_seq=self._next_history_seq())
-            _, stmt = tr.transition(tr.IN_PROGRESS, status,
-                                    where=(q.Job.id == prompt_id) & (q.Job.worker_id == worker_id),
-                                    **values)
-            updated = (await conn.execute(stmt)).rowcount == 1
-            remaining = await self._count_unfinished(conn, state.workspace_id) if updated else 0
+            _, stmt = tr.transition(
+                tr.IN_PROGRESS, status,
+                where=(q.Job.id == prompt_id) & (q.Job.worker_id == worker_id),
+                start_time=start, end_time=end, duration_ms=max(0, end - start),
+                history_seq=self._next_history_seq(), **values)
+            if conn.execute(stmt).rowcount != 1:
+                return None, 0
+            return state.workspace_id, _count_unfinished(conn, state.workspace_id)
+
+        workspace_id, remaining = await self.db.run_write(finish)
+        updated = workspace_id is not None
         if not updated:
             log.warning("job %s finished by %s, but it is no longer theirs", prompt_id, worker_id)
             return False
-        self._announce_queue(state.workspace_id, remaining)
+        self._announce_queue(workspace_id, remaining)
         return True
 
     async def fail_stalled_jobs(self) -> list[str]:
