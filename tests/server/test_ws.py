@@ -212,3 +212,19 @@ def test_a_stalled_socket_never_delays_another_clients_events(server):
         assert f"websocket client {stalled_id} is falling behind" in server.log()
     finally:
         stalled.close()
+
+
+def pong(msg) -> bool:
+    return isinstance(msg, dict) and msg["type"] == "event_pack.pong"
+
+
+def test_custom_nodes_send_sync_outside_a_run_reaches_the_sockets(server):
+    a, b = Client(server, new_id()), Client(server, new_id())
+    a.recv(), b.recv()
+    assert server.post("/event_pack/ping", {"n": 1, "sid": a_id(a)}).json() == {"sent": True}
+    assert server.post("/event_pack/ping", {"n": 2}).status == 200
+    assert a.until(pong)[-1]["data"] == {"n": 1}
+    assert a.until(pong)[-1]["data"] == {"n": 2}
+    assert b.until(pong)[-1]["data"] == {"n": 2}  # the broadcast; n=1 was a's alone
+    assert not [m for m in b.messages if pong(m) and m["data"]["n"] == 1]
+    a.close(), b.close()

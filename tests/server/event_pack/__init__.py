@@ -79,6 +79,16 @@ class TestRaise:
         raise ValueError(message)
 
 
+@PromptServer.instance.routes.post("/event_pack/ping")
+async def ping(request):
+    """Sends `event_pack.pong` outside any run: to `sid` when given, else to everyone."""
+    from aiohttp import web
+
+    body = await request.json()
+    PromptServer.instance.send_sync("event_pack.pong", {"n": body.get("n")}, body.get("sid"))
+    return web.json_response({"sent": True})
+
+
 NODE_CLASS_MAPPINGS = {"TestSlowImage": TestSlowImage, "TestPreviewBurst": TestPreviewBurst,
                        "TestRaise": TestRaise}
 NODE_DISPLAY_NAME_MAPPINGS = {"TestSlowImage": "Slow image (test)",
