@@ -209,3 +209,18 @@ async def test_long_chain_validates_without_recursion_limit(engine):
     prompt["out"] = node("Output", value=link("2999"))
     v = await engine.validate(prompt)
     assert v.ok
+
+
+async def test_self_loop_is_a_cycle(engine):
+    prompt = {"1": node("IntAdd", a=link("1"), b=1), "2": node("Output", value=link("1"))}
+    v = await engine.validate(prompt)
+    assert only_error(v, "1")["type"] == "dependency_cycle"
+    assert v.node_errors["1"]["dependent_outputs"] == ["2"]
+
+
+async def test_unvalidated_cycle_fails_at_run_time_instead_of_hanging(engine):
+    prompt = {"1": node("IntAdd", a=link("2"), b=1), "2": node("IntAdd", a=link("1"), b=1),
+              "3": node("Output", value=link("2"))}
+    result = await engine.run(prompt, prompt_id="x", execute_outputs=["3"])
+    assert result.status == "error"
+    assert result.error["exception_type"] == "graph.DependencyCycleError"

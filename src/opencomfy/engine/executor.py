@@ -43,6 +43,12 @@ def _format_value(value: Any) -> Any:
     return str(value)
 
 
+def _task_result(task: asyncio.Task) -> Any:
+    if task.cancelled():  # CancelledError is a BaseException: turn it into a node failure
+        raise RuntimeError("the node's async task was cancelled")
+    return task.result()
+
+
 class DuplicateNodeError(Exception):
     """An expansion reused a node id that already exists."""
 
@@ -233,7 +239,7 @@ class PromptExecution:
         spec = self.specs.get(class_type)
 
         if node_id in self.async_pending:
-            results = [task.result() if isinstance(task, asyncio.Task) else task
+            results = [_task_result(task) if isinstance(task, asyncio.Task) else task
                        for task in self.async_pending.pop(node_id)]
             return await self._handle_results(node_id, spec, results)
         if node_id in self.subgraph_pending:
