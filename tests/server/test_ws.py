@@ -10,6 +10,7 @@ import struct
 import time
 
 import pytest
+import websocket
 
 from tests.server.wsutil import (Client, binary_type, database_url, image_graph, is_final,
                                  json_events, new_id, queue_prompt, server_with_pack)
@@ -35,6 +36,16 @@ def test_connect_without_client_id_gets_a_generated_sid(server):
     sid = first["data"]["sid"]
     assert len(sid) == 32 and int(sid, 16) >= 0
     assert isinstance(first["data"]["status"]["exec_info"]["queue_remaining"], int)
+
+
+def test_the_api_alias_and_a_too_long_client_id(server):
+    ws = websocket.create_connection(server.ws_url.replace("/ws", "/api/ws?clientId=alias"),
+                                     timeout=20)
+    assert json.loads(ws.recv())["data"]["sid"] == "alias"
+    ws.close()
+    with pytest.raises(websocket.WebSocketBadStatusException) as bad:
+        websocket.create_connection(server.ws_url + "?clientId=" + "x" * 300, timeout=20)
+    assert bad.value.status_code == 400
 
 
 def test_client_id_is_kept_and_feature_flags_are_answered(server):

@@ -54,7 +54,9 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     sid = request.query.get("clientId") or uuid.uuid4().hex
     if len(sid) > MAX_CLIENT_ID:
         raise web.HTTPBadRequest(text="clientId too long")
-    ws = web.WebSocketResponse(max_msg_size=1024 * 1024)
+    # No permessage-deflate: previews are already compressed and events are small, so it
+    # would only cost the event loop CPU.
+    ws = web.WebSocketResponse(max_msg_size=1024 * 1024, compress=False)
     await ws.prepare(request)
     conn = await hub.connect(sid=sid, workspace_id=_workspace_of(request),
                              transport=_AiohttpTransport(ws, request))
