@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
@@ -145,8 +146,13 @@ async def test_v1_and_v3_image_nodes_together(engine, loaded):
         "3": {"class_type": "V3PreviewImage", "inputs": {"images": ["2", 0]}},
         "4": {"class_type": "V1SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "pack"}},
     }
-    result, _ = await run(engine, prompt, extra_data={"extra_pnginfo": {"workflow": {"w": 1}}})
+    result, sink = await run(engine, prompt, extra_data={"extra_pnginfo": {"workflow": {"w": 1}}})
     assert result.status == "success", result.error
+    # The ProgressBar preview of V1SolidImage went out as a PNG for node 1.
+    (image_format, data, metadata), = sink.previews
+    assert image_format == "PNG" and metadata["node_id"] == "1"
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.size == (4, 4) and img.getpixel((0, 0)) == (63, 63, 63)
     preview = result.outputs["3"]
     assert preview["animated"] == (False,) or preview["animated"] == [False]
     (entry,) = preview["images"]
@@ -177,3 +183,16 @@ async def test_v3_blocked_execution_stops_downstream_but_not_the_prompt(engine):
     assert result.status == "success"
     errors = sink.of_type("execution_error")
     assert [e["exception_message"] for e in errors] == ["Execution Blocked: gate closed"]
+
+
+async def test_interrupt_requested_by_a_node_stops_the_prompt(engine):
+    from opencomfy.engine import InterruptFlag
+
+    prompt = {"1": {"class_type": "V1Add", "inputs": {"a": 1, "b": 1}},
+              "2": {"class_type": "V1StopHere", "inputs": {"value": ["1", 0]}},
+              "3": {"class_type": "V1ShowInt", "inputs": {"value": ["2", 0]}}}
+    flag = InterruptFlag()
+    result, sink = await run(engine, prompt, interrupt=flag)
+    assert flag.is_set()
+    assert result.status == "interrupted"
+    assert "3" not in result.outputs and sink.of_type("execution_interrupted")

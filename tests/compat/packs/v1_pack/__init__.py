@@ -4,6 +4,7 @@ import json
 
 import torch
 from aiohttp import web
+from PIL import Image
 
 import comfy.model_management
 import comfy.utils
@@ -110,6 +111,8 @@ class V1SolidImage:
 
     def make(self, value, size):
         image = torch.full((1, size, size, 3), value, dtype=torch.float32)
+        preview = Image.new("RGB", (size, size), (int(255 * value),) * 3)
+        comfy.utils.ProgressBar(1).update_absolute(1, 1, ("PNG", preview, 512))
         return (comfy.utils.common_upscale(image.movedim(-1, 1), size * 2, size * 2,
                                            "nearest-exact", "disabled").movedim(1, -1),)
 
@@ -129,6 +132,24 @@ class V1Explode:
         raise RuntimeError("V1Explode ran")
 
 
+class V1StopHere:
+    """Asks for the prompt to stop, then reports progress: the progress bar raises."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {"forceInput": True})}}
+
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "run"
+    CATEGORY = "v1pack"
+
+    def run(self, value):
+        nodes.interrupt_processing()
+        assert comfy.model_management.processing_interrupted()
+        comfy.utils.ProgressBar(2).update(1)
+        return (value,)
+
+
 class V1SaveImage(nodes.SaveImage):
     """Subclasses a core node, as many packs do."""
 
@@ -142,6 +163,7 @@ NODE_CLASS_MAPPINGS = {
     "V1ShowInt": V1ShowInt,
     "V1SolidImage": V1SolidImage,
     "V1Explode": V1Explode,
+    "V1StopHere": V1StopHere,
     "V1SaveImage": V1SaveImage,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {"V1Add": "Add (V1 pack)", "V1ShowInt": "Show Int (V1 pack)"}
