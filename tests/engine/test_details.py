@@ -135,3 +135,17 @@ async def test_list_index_is_in_the_context_of_each_call():
     _, result, _ = await run(engine, prompt)
     assert result.outputs["3"] == {"value": [10, 11, 12]}
     assert sorted(seen) == [(10, "2", 0), (11, "2", 1), (12, "2", 2)]
+
+
+async def test_concurrent_runs_take_turns():
+    import asyncio
+    import time
+
+    engine = make_engine(cache_mode="none")
+    prompt = {"1": node("AsyncSleep", value=1, seconds=0.2), "2": node("Output", value=link("1"))}
+    validation = await engine.validate(prompt)
+    started = time.monotonic()
+    results = await asyncio.gather(*(engine.run(prompt, prompt_id=f"p{i}", execute_outputs=validation.outputs)
+                                     for i in range(2)))
+    assert [r.status for r in results] == ["success", "success"]
+    assert time.monotonic() - started >= 0.4  # one after the other, not interleaved

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
+import threading
 from typing import Any
 
 from opencomfy.engine.cache import make_cache
@@ -17,7 +19,8 @@ from opencomfy.engine.validation import validate_prompt
 class Engine:
     """Validates and executes API-format prompts with ComfyUI's semantics.
 
-    One prompt runs at a time per engine (the caches are shared between runs). `run` executes
+    One prompt runs at a time per engine (the caches are shared; a second `run` waits for the
+    first). `run` executes
     on the caller's event loop: sync node functions run on that loop's thread, coroutine
     node functions run as concurrent tasks.
     """
@@ -29,6 +32,8 @@ class Engine:
         self.cache = make_cache(cache_mode, lru_size)
         self.progress_state_interval = progress_state_interval
         self._instances: dict[tuple[str, str], Any] = {}
+        # Runs share the caches, so they take turns (callers may sit on different threads/loops).
+        self._run_lock = threading.Lock()
 
     async def validate(self, prompt: dict, partial_execution_targets: list | None = None
                        ) -> ValidationResult:
@@ -42,11 +47,16 @@ class Engine:
             execute_outputs = [node_id for node_id, node in prompt.items()
                                if getattr(self.registry.get(node.get("class_type")), "OUTPUT_NODE", False)
                                == True]  # noqa: E712
-        execution = PromptExecution(self, prompt, prompt_id=prompt_id, extra_data=extra_data or {},
-                                    execute_outputs=list(execute_outputs), sink=sink or NullSink(),
-                                    interrupt=interrupt)
-        with _inference_mode():
-            return await execution.run()
+        while not self._run_lock.acquire(blocking=False):
+            await asyncio.sleep(0.01)
+        try:
+            execution = PromptExecution(self, prompt, prompt_id=prompt_id, extra_data=extra_data or {},
+                                        execute_outputs=list(execute_outputs), sink=sink or NullSink(),
+                                        interrupt=interrupt)
+            with _inference_mode():
+                return await execution.run()
+        finally:
+            self._run_lock.release()
 
     def free(self, unload_models: bool = False, free_memory: bool = False) -> None:
         """Drop cached outputs and node instances (`POST /api/free`)."""
