@@ -104,3 +104,12 @@ def test_classes_that_describe_themselves_keep_their_info():
     registry.add("SelfDescribed", SelfDescribed, display_name="Shown", python_module="custom_nodes.p")
     info = registry.node_info("SelfDescribed")
     assert info["display_name"] == "Shown" and info["python_module"] == "custom_nodes.p"
+
+
+def test_get_input_info():
+    from opencomfy.engine.node_spec import get_input_info
+
+    assert get_input_info(Minimal, "x") == ("INT", "required", {"default": 1, "tooltip": "an int"})
+    assert get_input_info(Minimal, "y") == ("FLOAT", "optional", {})
+    assert get_input_info(Minimal, "uid") == ("UNIQUE_ID", "hidden", {})
+    assert get_input_info(Minimal, "nope") == (None, None, None)

@@ -95,3 +95,17 @@ def signature_params(func) -> tuple[list[str], bool]:
     except TypeError:
         return [], True
     return list(argspec.args) + list(argspec.kwonlyargs), argspec.varkw is not None
+
+
+def get_input_info(class_def: type, input_name: str, valid_inputs: dict | None = None
+                   ) -> tuple[Any, str | None, dict | None]:
+    """(input type, category, options) of a declared input, as ComfyUI's `get_input_info`."""
+    valid_inputs = valid_inputs or class_def.INPUT_TYPES()
+    for category in ("required", "optional", "hidden"):
+        section = valid_inputs.get(category) or {}
+        if input_name in section:
+            info = section[input_name]
+            if isinstance(info, (tuple, list)):
+                return info[0], category, (info[1] if len(info) > 1 else {})
+            return info, category, {}
+    return None, None, None

@@ -13,6 +13,10 @@ from typing import Callable
 from opencomfy.engine.graph_utils import is_link
 
 
+class DependencyCycleError(Exception):
+    """Nodes wait on each other (only expansion can create this after validation)."""
+
+
 class ExecutionList:
     def __init__(self, dynprompt, spec_of: Callable[[str], object],
                  is_available: Callable[[str], bool]):
