@@ -235,3 +235,14 @@ async def test_none_mode_loop_still_works():
     }
     _, result, _ = await run(engine, prompt)
     assert result.outputs["out"] == {"value": [15]}
+
+
+async def test_lru_keeps_what_the_starting_prompt_uses():
+    engine = make_engine(cache_mode="lru", lru_size=4)
+    a, b = two_prompts()
+    await run(engine, a)
+    await run(engine, b)  # 6 entries > 4: a's oldest evicted at the end of b
+    a_only_output = {"1": node("IntConst", value=50), "2": node("IntAdd", a=link("1"), b=1),
+                     "9": node("ScalarOutput", value=link("2"))}
+    _, _, sink = await run(engine, a_only_output)  # b's nodes 1 and 2 are reused
+    assert sink.executed_nodes() == ["9"]

@@ -96,6 +96,10 @@ class LRUCache(OutputCache):
 
     def start_prompt(self, prompt_keys):
         self._generation += 1
+        for key in prompt_keys:  # what the new prompt uses is the most recently used
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                self._generation_of[key] = self._generation
         self._evict()
 
     def end_prompt(self):
