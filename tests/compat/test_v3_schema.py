@@ -209,3 +209,24 @@ def test_combo_accepts_an_enum():
 
     combo = io.Combo.Input("mode", options=Mode, default=Mode.b)
     assert combo.options == ["alpha", "beta"] and combo.default == "beta"
+
+
+def test_options_of_newer_comfyui_versions_are_accepted():
+    from comfy_api.latest import io
+
+    class Newer(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="Newer", search_aliases=["new"], essentials_category="x",
+                             inputs=[io.Int.Input("n", default=1, advanced=True, some_future_flag=1),
+                                     io.String.Input("s", multiline=False, future=True)],
+                             outputs=[io.Int.Output()])
+
+        @classmethod
+        def execute(cls, n, s):
+            return io.NodeOutput(n)
+
+    info = Newer.GET_NODE_INFO_V1()
+    assert info["input"]["required"]["n"] == ("INT", {"advanced": True, "default": 1})
+    assert info["input"]["required"]["s"] == ("STRING", {"multiline": False})
+    assert "search_aliases" not in info

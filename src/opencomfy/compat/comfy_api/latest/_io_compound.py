@@ -18,7 +18,8 @@ class MultiType(ComfyTypeI):
     class Input(Input):
         def __init__(self, id, types: list, display_name: str | None = None,
                      optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
-                     extra_dict: dict | None = None, raw_link: bool | None = None) -> None:
+                     extra_dict: dict | None = None, raw_link: bool | None = None,
+                     **kwargs) -> None:
             # An Input as `id` is a widget to show, with these values overriding its own.
             self.input_override = None
             if isinstance(id, Input):
@@ -30,7 +31,7 @@ class MultiType(ComfyTypeI):
                 id = id.id
                 if isinstance(self.input_override, WidgetInput):
                     self.input_override.widget_type = self.input_override.get_io_type()
-            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link)
+            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link, **kwargs)
             self._io_types = types
 
         @property
@@ -72,8 +73,9 @@ class MatchType(ComfyTypeIO):
     class Input(Input):
         def __init__(self, id: str, template: "MatchType.Template", display_name: str | None = None,
                      optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
-                     extra_dict: dict | None = None, raw_link: bool | None = None) -> None:
-            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link)
+                     extra_dict: dict | None = None, raw_link: bool | None = None,
+                     **kwargs) -> None:
+            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link, **kwargs)
             self.template = template
 
         def as_dict(self) -> dict:

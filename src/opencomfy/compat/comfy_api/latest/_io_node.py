@@ -107,6 +107,13 @@ class Schema:
     is_api_node: bool = False
     not_idempotent: bool = False
     enable_expand: bool = False
+    # Newer ComfyUI schema fields, accepted so packs written for them load; not reported.
+    search_aliases: list | None = None
+    essentials_category: str | None = None
+    has_intermediate_output: bool = False
+    is_dev_only: bool = False
+    accept_all_inputs: bool = False
+    price_badge: Any = None
 
     def validate(self) -> None:
         """Ids must be unique among inputs, among outputs, and between the two."""

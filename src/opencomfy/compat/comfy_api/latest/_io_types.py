@@ -85,7 +85,8 @@ class Input(_IOBase):
 
     def __init__(self, id: str, display_name: str | None = None, optional: bool = False,
                  tooltip: str | None = None, lazy: bool | None = None, extra_dict: dict | None = None,
-                 raw_link: bool | None = None) -> None:
+                 raw_link: bool | None = None, advanced: bool | None = None,
+                 **newer_options) -> None:
         self.id = id
         self.display_name = display_name
         self.optional = optional
@@ -93,11 +94,16 @@ class Input(_IOBase):
         self.lazy = lazy
         self.extra_dict = extra_dict if extra_dict is not None else {}
         self.rawLink = raw_link
+        self.advanced = advanced
+        # Options of ComfyUI versions newer than the one we follow: accepted, not reported,
+        # so that a pack written for a newer ComfyUI still loads.
+        self.newer_options = newer_options
 
     def as_dict(self) -> dict:
         return prune_dict({
             "display_name": self.display_name, "optional": self.optional,
             "tooltip": self.tooltip, "lazy": self.lazy, "rawLink": self.rawLink,
+            "advanced": self.advanced,
         }) | prune_dict(self.extra_dict)
 
     def get_io_type(self) -> str:
@@ -114,8 +120,9 @@ class WidgetInput(Input):
                  tooltip: str | None = None, lazy: bool | None = None, default: Any = None,
                  socketless: bool | None = None, widget_type: str | None = None,
                  force_input: bool | None = None, extra_dict: dict | None = None,
-                 raw_link: bool | None = None) -> None:
-        super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link)
+                 raw_link: bool | None = None,
+                 **kwargs) -> None:
+        super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link, **kwargs)
         self.default = default
         self.socketless = socketless
         self.widget_type = widget_type
@@ -211,9 +218,10 @@ class Boolean(ComfyTypeIO):
                      tooltip: str | None = None, lazy: bool | None = None, default: bool | None = None,
                      label_on: str | None = None, label_off: str | None = None,
                      socketless: bool | None = None, force_input: bool | None = None,
-                     extra_dict: dict | None = None, raw_link: bool | None = None) -> None:
+                     extra_dict: dict | None = None, raw_link: bool | None = None,
+                     **kwargs) -> None:
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None,
-                             force_input, extra_dict, raw_link)
+                             force_input, extra_dict, raw_link, **kwargs)
             self.label_on = label_on
             self.label_off = label_off
 
@@ -233,9 +241,10 @@ class Int(ComfyTypeIO):
                      control_after_generate: bool | None = None,
                      display_mode: NumberDisplay | None = None, socketless: bool | None = None,
                      force_input: bool | None = None, extra_dict: dict | None = None,
-                     raw_link: bool | None = None) -> None:
+                     raw_link: bool | None = None,
+                     **kwargs) -> None:
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None,
-                             force_input, extra_dict, raw_link)
+                             force_input, extra_dict, raw_link, **kwargs)
             self.min, self.max, self.step = min, max, step
             self.control_after_generate = control_after_generate
             self.display_mode = display_mode
@@ -259,9 +268,10 @@ class Float(ComfyTypeIO):
                      max: float | None = None, step: float | None = None,
                      round: float | None = None, display_mode: NumberDisplay | None = None,
                      socketless: bool | None = None, force_input: bool | None = None,
-                     extra_dict: dict | None = None, raw_link: bool | None = None) -> None:
+                     extra_dict: dict | None = None, raw_link: bool | None = None,
+                     **kwargs) -> None:
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None,
-                             force_input, extra_dict, raw_link)
+                             force_input, extra_dict, raw_link, **kwargs)
             self.min, self.max, self.step, self.round = min, max, step, round
             self.display_mode = display_mode
 
@@ -282,9 +292,10 @@ class String(ComfyTypeIO):
                      placeholder: str | None = None, default: str | None = None,
                      dynamic_prompts: bool | None = None, socketless: bool | None = None,
                      force_input: bool | None = None, extra_dict: dict | None = None,
-                     raw_link: bool | None = None) -> None:
+                     raw_link: bool | None = None,
+                     **kwargs) -> None:
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None,
-                             force_input, extra_dict, raw_link)
+                             force_input, extra_dict, raw_link, **kwargs)
             self.multiline = multiline
             self.placeholder = placeholder
             self.dynamic_prompts = dynamic_prompts
@@ -308,13 +319,14 @@ class Combo(ComfyTypeIO):
                      default=None, control_after_generate: bool | None = None,
                      upload: UploadType | None = None, image_folder: FolderType | None = None,
                      remote: RemoteOptions | None = None, socketless: bool | None = None,
-                     extra_dict: dict | None = None, raw_link: bool | None = None) -> None:
+                     extra_dict: dict | None = None, raw_link: bool | None = None,
+                     **kwargs) -> None:
             if isinstance(options, type) and issubclass(options, Enum):
                 options = [member.value for member in options]
             if isinstance(default, Enum):
                 default = default.value
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None,
-                             None, extra_dict, raw_link)
+                             None, extra_dict, raw_link, **kwargs)
             self.multiselect = False
             self.options = options
             self.control_after_generate = control_after_generate
@@ -351,10 +363,11 @@ class MultiCombo(ComfyTypeI):
                      optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
                      default=None, placeholder: str | None = None, chip: bool | None = None,
                      control_after_generate: bool | None = None, socketless: bool | None = None,
-                     extra_dict: dict | None = None, raw_link: bool | None = None) -> None:
+                     extra_dict: dict | None = None, raw_link: bool | None = None,
+                     **kwargs) -> None:
             super().__init__(id, options, display_name, optional, tooltip, lazy, default,
                              control_after_generate, socketless=socketless,
-                             extra_dict=extra_dict, raw_link=raw_link)
+                             extra_dict=extra_dict, raw_link=raw_link, **kwargs)
             self.multiselect = True
             self.placeholder = placeholder
             self.chip = chip
@@ -374,9 +387,10 @@ class Webcam(ComfyTypeIO):
         def __init__(self, id: str, display_name: str | None = None, optional: bool = False,
                      tooltip: str | None = None, lazy: bool | None = None, default: str | None = None,
                      socketless: bool | None = None, extra_dict: dict | None = None,
-                     raw_link: bool | None = None) -> None:
+                     raw_link: bool | None = None,
+                     **kwargs) -> None:
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None,
-                             None, extra_dict, raw_link)
+                             None, extra_dict, raw_link, **kwargs)
 
 
 def _enum_value(value):
