@@ -59,6 +59,9 @@ def test_subscribe_streams_logs_to_that_client_only(server):
     ws = websocket.create_connection(f"{server.ws_url}?clientId={listener}", timeout=10)
     other = websocket.create_connection(f"{server.ws_url}?clientId={bystander}", timeout=10)
     try:
+        # A client is registered once greeted: subscribe only after its first `status`.
+        for sock in (ws, other):
+            _wait_for(sock, "status")
         r = server.request("PATCH", "/internal/logs/subscribe",
                            {"clientId": listener, "enabled": True})
         assert r.status == 200
@@ -87,6 +90,15 @@ def test_subscribe_streams_logs_to_that_client_only(server):
     finally:
         ws.close()
         other.close()
+
+
+def _wait_for(ws, message_type: str, timeout: float = 10) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = ws.recv()
+        if isinstance(msg, str) and json.loads(msg)["type"] == message_type:
+            return json.loads(msg)
+    raise AssertionError(f"no {message_type} message")
 
 
 def _receive_logs(ws, *, until: str, timeout: float = 10) -> list[dict]:
