@@ -11,10 +11,28 @@ from tests.server.queue_helpers import (Blocker, database_url, graph, new_id, pr
                                         queue, server_with_pack, wait_idle, wait_status)
 
 
+# A custom node pack that rewrites POST /prompt bodies, as ComfyUI lets packs do.
+ON_PROMPT_PACK = """
+from server import PromptServer
+
+def tag(json_data):
+    extra = json_data.get("extra_data")
+    if isinstance(extra, dict) and extra.get("tag_me"):
+        extra["tagged_by_handler"] = True
+    return json_data
+
+PromptServer.instance.add_on_prompt_handler(tag)
+NODE_CLASS_MAPPINGS = {}
+"""
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def server(request, tmp_path_factory):
-    srv = server_with_pack(tmp_path_factory.mktemp(f"prompt-{request.param}"),
-                           database_url(request.param)).start()
+    base = tmp_path_factory.mktemp(f"prompt-{request.param}")
+    pack = base / "custom_nodes" / "on_prompt_pack"
+    pack.mkdir(parents=True)
+    (pack / "__init__.py").write_text(ON_PROMPT_PACK)
+    srv = server_with_pack(base, database_url(request.param)).start()
     yield srv
     srv.stop()
 
@@ -55,6 +73,13 @@ def test_client_prompt_id_number_and_extra_data_are_honoured(server):
     assert job["workflow"]["extra_data"]["note"] == "hi"
     assert job["priority"] == 7.5
     assert server.get("/api/jobs?workflow_id=wf-prompt-test").json()["pagination"]["total"] == 1
+
+
+def test_on_prompt_handlers_rewrite_the_body(server):
+    pid = queue(server, extra_data={"tag_me": True})
+    wait_status(server, pid, "completed")
+    extra = server.get(f"/api/jobs/{pid}").json()["workflow"]["extra_data"]
+    assert extra["tagged_by_handler"] is True
 
 
 def test_front_and_number_order_the_queue(server):

@@ -72,6 +72,8 @@ async def post_prompt(request: web.Request) -> web.Response:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         return prompt_error("invalid_json", "Invalid JSON", f"request body is not valid JSON: {exc}")
+    if isinstance(body, dict):
+        body = _run_on_prompt_handlers(body)
     try:
         req = parse_prompt_request(body)
     except BadRequest as exc:
@@ -92,6 +94,17 @@ async def post_prompt(request: web.Request) -> web.Response:
         return prompt_error("duplicate_prompt_id", "Duplicate prompt_id", str(exc))
     return web.json_response({"prompt_id": job.prompt_id, "number": job.number,
                               "node_errors": result.node_errors})
+
+
+def _run_on_prompt_handlers(body: dict) -> dict:
+    """Custom nodes may rewrite every POST /prompt body (`PromptServer.add_on_prompt_handler`)."""
+    from opencomfy.compat.server import PromptServer
+
+    server = PromptServer.instance
+    if server is None or not getattr(server, "on_prompt_handlers", None):
+        return body
+    rewritten = server.trigger_on_prompt(body)
+    return rewritten if isinstance(rewritten, dict) else body
 
 
 # ------------------------------------------------------------------------------- /queue
