@@ -238,11 +238,11 @@ async def test_none_mode_loop_still_works():
 
 
 async def test_lru_keeps_what_the_starting_prompt_uses():
-    engine = make_engine(cache_mode="lru", lru_size=4)
-    a, b = two_prompts()
-    await run(engine, a)
-    await run(engine, b)  # 6 entries > 4: a's oldest evicted at the end of b
-    a_only_output = {"1": node("IntConst", value=50), "2": node("IntAdd", a=link("1"), b=1),
-                     "9": node("ScalarOutput", value=link("2"))}
-    _, _, sink = await run(engine, a_only_output)  # b's nodes 1 and 2 are reused
+    engine = make_engine(cache_mode="lru", lru_size=2)
+    _, b = two_prompts()
+    await run(engine, b)  # 3 entries of the current prompt: kept although over the size
+    assert len(engine.cache) == 3
+    same_parents = {"1": node("IntConst", value=50), "2": node("IntAdd", a=link("1"), b=1),
+                    "9": node("ScalarOutput", value=link("2"))}
+    _, _, sink = await run(engine, same_parents)  # the oldest entry (node 1) must not go first
     assert sink.executed_nodes() == ["9"]
