@@ -72,8 +72,9 @@ def test_facade_speaks_the_v1_protocol(loaded):
     assert facade.FUNCTION == "EXECUTE_V3"
     assert loaded.registry.get("V3AsyncSleep").FUNCTION == "EXECUTE_V3_ASYNC"
     inputs = facade.INPUT_TYPES()
-    # Dropdowns in the classic list form, hidden inputs under names no real input can take.
-    assert inputs["required"]["mode"][0] == ["mul", "add"]
+    # Dropdowns as ComfyUI declares them, hidden inputs under names no input can take.
+    assert inputs["required"]["mode"] == ("COMBO", {"default": "mul", "multiselect": False,
+                                                    "options": ["mul", "add"]})
     assert inputs["required"]["factor"] == ("INT", {"default": 2, "min": 1, "max": 10,
                                                     "display": "slider"})
     assert inputs["hidden"] == {"__v3_hidden__unique_id": "UNIQUE_ID"}
@@ -230,3 +231,30 @@ def test_options_of_newer_comfyui_versions_are_accepted():
     assert info["input"]["required"]["n"] == ("INT", {"advanced": True, "default": 1})
     assert info["input"]["required"]["s"] == ("STRING", {"multiline": False})
     assert "search_aliases" not in info
+
+
+async def test_multiselect_combo_runs_with_a_list_value():
+    from comfy_api.latest import io
+
+    from opencomfy.compat.loader import register_node_class
+    from opencomfy.engine import Engine, NodeRegistry
+
+    class Pick(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="Pick", is_output_node=True,
+                             inputs=[io.MultiCombo.Input("tags", options=["a", "b", "c"])])
+
+        @classmethod
+        def execute(cls, tags):
+            return io.NodeOutput(ui={"tags": list(tags)})
+
+    registry = NodeRegistry()
+    register_node_class(registry, "Pick", Pick, python_module="custom_nodes.test")
+    assert registry.node_info("Pick")["input"]["required"]["tags"][1]["multi_select"] is True
+    engine = Engine(registry)
+    prompt = {"1": {"class_type": "Pick", "inputs": {"tags": {"__value__": ["a", "c"]}}}}
+    validation = await engine.validate(prompt)
+    assert validation.ok, validation.node_errors
+    result = await engine.run(prompt, prompt_id="p", execute_outputs=validation.outputs)
+    assert result.outputs["1"] == {"tags": ["a", "c"]}

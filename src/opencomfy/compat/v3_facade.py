@@ -6,8 +6,8 @@ from the engine's keyword arguments, run the node's own classmethod on a fresh c
 whose ``hidden`` holds them, and translate ``io.NodeOutput`` into V1 return values.
 
 Two views of the inputs exist on purpose:
-- ``INPUT_TYPES()`` is what the engine executes against: combos as option lists and hidden
-  inputs under private names (a V3 node may have a real input called ``prompt``);
+- ``INPUT_TYPES()`` is what the engine executes against: hidden inputs under private names
+  (a V3 node may have a real input called ``prompt``), "any" and match types the engine's way;
 - ``GET_NODE_INFO_V1()`` is what object_info reports, identical to ComfyUI's.
 """
 
@@ -80,11 +80,10 @@ def _engine_input_types(facade) -> dict:
             continue
         section = {}
         for name, (io_type, options) in info[kind].items():
-            if io_type == "COMBO" and options.get("options") is not None and not options.get("multiselect"):
-                # The classic V1 spelling of a dropdown: the engine checks membership.
-                choices = list(options["options"])
-                options = {k: v for k, v in options.items() if k not in ("options", "multiselect")}
-                section[name] = (choices, options)
+            if io_type == "COMBO" and options.get("multiselect"):
+                # A list of choices: the engine's single-value membership check would refuse
+                # it, so the node's own validation is all there is (as for a V1 "*" input).
+                section[name] = (_engine_type("*"), options)
             elif io_type == MATCHTYPE:
                 section[name] = (_engine_type(options["template"]["allowed_types"]), options)
             else:
