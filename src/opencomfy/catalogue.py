@@ -16,6 +16,7 @@ so `/object_info` and `/object_info/{class}` are both plain byte copies.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import json
 import logging
@@ -39,6 +40,8 @@ _MAX_WATCHED_DIRS = 2_000
 #: A folder changed this recently may change again within the same mtime tick (coarse
 #: filesystem clocks): a build that saw such an mtime is redone once the folder is older.
 _SETTLE_SECONDS = 2.0
+#: Bodies from this size on are also kept gzip-compressed (compressed once per build).
+GZIP_MIN_BYTES = 32 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,13 @@ class CatalogueSnapshot:
     build_seconds: float
     #: True when a watched folder had changed just before the build (see _SETTLE_SECONDS).
     unsettled: bool = False
+    #: The body gzip-compressed (for remote browsers), when it is large enough to matter.
+    gzip_body: bytes | None = field(default=None, repr=False)
+
+    @property
+    def gzip_etag(self) -> str:
+        """The compressed representation's own ETag (a different byte sequence)."""
+        return self.etag[:-1] + '-gzip"'
 
     def node_body(self, class_type: str) -> bytes:
         """`{class_type: info}` as JSON bytes, or `{}` for an unknown class (as ComfyUI)."""
@@ -155,6 +165,8 @@ class Catalogue:
                 registry_version=version, folder_signature=signature,
                 built_at=built_at, build_seconds=time.perf_counter() - started,
                 unsettled=newest_ns / 1e9 > built_at - _SETTLE_SECONDS,
+                gzip_body=(gzip.compress(body, compresslevel=6, mtime=0)
+                           if len(body) >= GZIP_MIN_BYTES else None),
             )
             self._snapshot = snap
             self._last_check = time.monotonic()

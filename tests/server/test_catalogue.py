@@ -190,3 +190,18 @@ def test_holes_in_a_definition_are_filled_to_match_the_spec(setup):
     assert info["display_name"] == "V3Like"
     assert (info["description"], info["category"]) == ("", "sd")
     assert info["output_tooltips"] == ["the image", ""]
+
+
+def test_large_catalogues_are_also_kept_compressed(setup):
+    import gzip
+
+    from opencomfy.catalogue import GZIP_MIN_BYTES
+
+    registry, config, _ = setup
+    small = Catalogue(registry, config).snapshot_sync()
+    assert small.gzip_body is None
+    for i in range(GZIP_MIN_BYTES // 100):
+        registry.add(f"Node{i}", CountingNode)
+    big = Catalogue(registry, config).snapshot_sync()
+    assert gzip.decompress(big.gzip_body) == big.body
+    assert big.gzip_etag != big.etag

@@ -53,6 +53,28 @@ def test_object_info_is_the_same_cached_bytes_with_an_etag(server):
     assert changed.status == 200 and changed.body == first.body
 
 
+def test_object_info_is_sent_gzipped_to_clients_that_accept_it(server):
+    import gzip
+
+    from opencomfy.catalogue import GZIP_MIN_BYTES
+
+    plain = server.get("/api/object_info")
+    if len(plain.body) < GZIP_MIN_BYTES:
+        pytest.skip("catalogue too small to be compressed")
+    packed = server.get("/api/object_info", headers={"Accept-Encoding": "br, gzip"})
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert packed.headers["Vary"] == plain.headers["Vary"] == "Accept-Encoding"
+    assert len(packed.body) < len(plain.body) / 3
+    assert gzip.decompress(packed.body) == plain.body
+    # Each representation has its own ETag, and each revalidates.
+    assert packed.headers["ETag"] != plain.headers["ETag"]
+    again = server.get("/api/object_info", headers={"Accept-Encoding": "gzip",
+                                                    "If-None-Match": packed.headers["ETag"]})
+    assert again.status == 304
+    refused = server.get("/api/object_info", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in refused.headers and refused.body == plain.body
+
+
 def test_object_info_of_one_node(server):
     everything = server.get("/api/object_info").json()
     r = server.get("/api/object_info/ImageInvert")

@@ -58,11 +58,28 @@ def _cached_json(request: web.Request, body: bytes, etag: str) -> web.Response:
     return web.Response(body=body, content_type="application/json", headers=headers)
 
 
+def _accepts_gzip(request: web.Request) -> bool:
+    for coding in request.headers.get("Accept-Encoding", "").split(","):
+        name, _, params = coding.strip().partition(";")
+        if name.strip().lower() == "gzip":
+            return params.replace(" ", "") not in ("q=0", "q=0.0")
+    return False
+
+
 @routes.get("/object_info")
 async def get_object_info(request: web.Request) -> web.Response:
-    """Every node's definition, served from the catalogue's cached bytes."""
+    """Every node's definition, served from the catalogue's cached bytes (gzip-compressed
+    ahead of time for clients that accept it)."""
     snap = await services_of(request).catalogue.snapshot()
-    return _cached_json(request, snap.body, snap.etag)
+    if snap.gzip_body is not None and _accepts_gzip(request):
+        response = _cached_json(request, snap.gzip_body, snap.gzip_etag)
+        if response.status == 200:
+            response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = _cached_json(request, snap.body, snap.etag)
+    if snap.gzip_body is not None:
+        response.headers["Vary"] = "Accept-Encoding"
+    return response
 
 
 @routes.get("/object_info/{node_class}")
