@@ -347,6 +347,7 @@ class PromptExecution:
 
     def _store(self, node_id: str, spec, outputs: list[list[Any]], ui: dict | None) -> None:
         self.results[node_id] = outputs
+        self.node_inputs.pop(node_id, None)  # kept only to report a failure
         key = self.keys.keys.get(node_id) or self.keys.key_of(node_id)
         if not is_unique_key(key):
             root = key if node_id in self.prompt else \
