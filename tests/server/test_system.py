@@ -3,9 +3,6 @@ and the `/api` aliases."""
 
 from __future__ import annotations
 
-import json
-import os
-import statistics
 import time
 
 import pytest
@@ -106,18 +103,6 @@ def test_object_info_sees_a_new_input_file(server):
             break
         time.sleep(0.2)
     assert name in choices
-
-
-def test_object_info_is_served_quickly(server):
-    server.get("/api/object_info")  # built (or being built) after start; wait for it
-    samples = []
-    for _ in range(15):
-        started = time.perf_counter()
-        r = server.get("/api/object_info")
-        samples.append(time.perf_counter() - started)
-        assert r.status == 200
-    # Cached bytes: far below ComfyUI's 70-100 ms rebuild (generous bound for a busy CI box).
-    assert statistics.median(samples) < 0.05, samples
 
 
 # -- /system_stats ---------------------------------------------------------------------------
