@@ -36,6 +36,7 @@ def make_v1_facade(v3_cls: type[ComfyNode], *, python_module: str | None = None)
         "__qualname__": v3_cls.__qualname__,
         "__doc__": v3_cls.__doc__,
         "V3_CLASS": v3_cls,
+        "V3_FACADE": True,
         "SCHEMA": schema,
         "RELATIVE_PYTHON_MODULE": v3_cls.RELATIVE_PYTHON_MODULE,
         "RETURN_TYPES": tuple(_engine_output_type(o) for o in outputs),

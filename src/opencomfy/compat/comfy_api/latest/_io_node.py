@@ -235,6 +235,24 @@ def _overrides(cls: type, name: str) -> bool:
     return False
 
 
+class _DefaultLazyStatus:
+    """ComfyNode's default ``check_lazy_status``: ask for every input that is still None.
+
+    The engine asks a node for its lazy status when the class *has* the method; ComfyUI only
+    does when a node overrides it. So on the V1 facade of a class that does not override it
+    (the facade sets ``V3_FACADE``), the attribute is absent.
+    """
+
+    def __get__(self, obj, owner):
+        if owner.__dict__.get("V3_FACADE"):
+            raise AttributeError("check_lazy_status")
+        return self._default.__get__(owner, owner)
+
+    @staticmethod
+    def _default(cls, **kwargs) -> list[str]:
+        return [name for name, value in kwargs.items() if value is None]
+
+
 class ComfyNode:
     """Base class of V3 nodes: override ``define_schema`` and ``execute`` (classmethods)."""
 
@@ -258,9 +276,7 @@ class ComfyNode:
     def fingerprint_inputs(cls, **kwargs) -> Any:
         raise NotImplementedError
 
-    @classmethod
-    def check_lazy_status(cls, **kwargs) -> list[str]:
-        return [name for name, value in kwargs.items() if value is None]
+    check_lazy_status = _DefaultLazyStatus()
 
     @classmethod
     def GET_BASE_CLASS(cls):  # noqa: N802
