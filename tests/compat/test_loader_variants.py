@@ -28,6 +28,9 @@ def test_sync_entrypoint_and_v3_classes_in_v1_mappings_load(registry):
     assert reports["sync_entry_pack"].success and reports["sync_entry_pack"].nodes == [
         "V3SumList", "V3Range", "V3MatchSwitch"]
     assert reports["mixed_pack"].success
+    assert reports["mixed_pack"].nodes == ["MixedV3Upper", "MixedV1Marker"]
+    assert "Input ids must be unique" in reports["mixed_pack"].node_errors["MixedBadSchema"]
+    assert "MixedBadSchema" not in registry
     info = registry.node_info("MixedV3Upper")
     assert info["display_name"] == "Upper (mixed)"
     assert info["python_module"] == "custom_nodes.mixed_pack"

@@ -41,11 +41,13 @@ class PackReport:
     error: str | None = None
     web_directory: str | None = None
     skipped_nodes: list[str] = field(default_factory=list)
+    node_errors: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "path": self.path, "success": self.success,
                 "seconds": round(self.seconds, 4), "nodes": self.nodes, "error": self.error,
-                "web_directory": self.web_directory, "skipped_nodes": self.skipped_nodes}
+                "web_directory": self.web_directory, "skipped_nodes": self.skipped_nodes,
+                "node_errors": self.node_errors}
 
 
 class PackLoadError(Exception):
@@ -214,9 +216,8 @@ def register_pack_nodes(registry, module, report: PackReport, *, core_names: fro
                 log.warning("custom node pack %s tried to replace core node %s; ignored",
                             report.name, class_type)
                 continue
-            register_node_class(registry, class_type, cls, python_module=python_module,
-                                display_name=display_names.get(class_type))
-            report.nodes.append(class_type)
+            _register_one(registry, report, class_type, cls, python_module,
+                          display_names.get(class_type))
         return
     entrypoint = getattr(module, "comfy_entrypoint", None)
     if entrypoint is None:
@@ -225,15 +226,37 @@ def register_pack_nodes(registry, module, report: PackReport, *, core_names: fro
     if not callable(entrypoint):
         raise PackLoadError("comfy_entrypoint is not callable")
     for cls in run_coroutine(_v3_node_list(entrypoint)):
-        schema = cls.GET_SCHEMA()
+        try:
+            schema = cls.GET_SCHEMA()
+        except Exception as exc:
+            report.node_errors[getattr(cls, "__name__", repr(cls))] = _one_line(exc)
+            log.warning("custom node pack %s: node %r has an invalid schema: %s",
+                        report.name, cls, exc)
+            continue
         if schema.node_id in core_names:
             report.skipped_nodes.append(schema.node_id)
             log.warning("custom node pack %s tried to replace core node %s; ignored",
                         report.name, schema.node_id)
             continue
-        register_node_class(registry, schema.node_id, cls, python_module=python_module,
-                            display_name=schema.display_name)
-        report.nodes.append(schema.node_id)
+        _register_one(registry, report, schema.node_id, cls, python_module, schema.display_name)
+
+
+def _register_one(registry, report: PackReport, class_type: str, cls, python_module: str,
+                  display_name: str | None) -> None:
+    """Register one node; a node that cannot be (a V3 class with a bad schema) is reported
+    and the pack's other nodes still load."""
+    try:
+        register_node_class(registry, class_type, cls, python_module=python_module,
+                            display_name=display_name)
+    except Exception as exc:
+        report.node_errors[class_type] = _one_line(exc)
+        log.warning("custom node pack %s: node %s not loaded: %s", report.name, class_type, exc)
+        return
+    report.nodes.append(class_type)
+
+
+def _one_line(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
 def load_pack(registry, path: Path, *, core_names: frozenset[str]) -> PackReport:
@@ -255,7 +278,7 @@ def load_pack(registry, path: Path, *, core_names: frozenset[str]) -> PackReport
         register_pack_nodes(registry, module, report, core_names=core_names)
         report.success = True
     except (Exception, SystemExit) as exc:  # a pack calling sys.exit() must not stop the server
-        report.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        report.error = _one_line(exc)
         log.warning("Cannot import %s module for custom nodes: %s\n%s", path, exc,
                     traceback.format_exc())
     finally:

@@ -45,4 +45,17 @@ class MixedLate:
 
 nodes.NODE_CLASS_MAPPINGS["MixedLate"] = MixedLate
 
-NODE_CLASS_MAPPINGS = {"MixedV3Upper": MixedV3Upper, "MixedV1Marker": MixedV1Marker}
+class MixedBadSchema(io.ComfyNode):
+    """Two inputs with one id: this node cannot load, the others still do."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="MixedBadSchema", inputs=[io.Int.Input("x"), io.Int.Input("x")])
+
+    @classmethod
+    def execute(cls, x):
+        return io.NodeOutput()
+
+
+NODE_CLASS_MAPPINGS = {"MixedV3Upper": MixedV3Upper, "MixedBadSchema": MixedBadSchema,
+                       "MixedV1Marker": MixedV1Marker}
