@@ -196,3 +196,41 @@ async def test_interrupt_requested_by_a_node_stops_the_prompt(engine):
     assert flag.is_set()
     assert result.status == "interrupted"
     assert "3" not in result.outputs and sink.of_type("execution_interrupted")
+
+
+async def test_execution_context_and_async_api_progress_inside_a_run():
+    from comfy_api.v0_0_2 import ComfyAPI, io
+    from comfy_execution.utils import get_executing_context
+    from server import PromptServer
+
+    from opencomfy.compat.loader import register_node_class
+    from opencomfy.engine import NodeRegistry
+
+    seen = {}
+
+    class Probe(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="Probe", is_output_node=True,
+                             inputs=[io.Int.Input("n", default=1)])
+
+        @classmethod
+        async def execute(cls, n):
+            ctx = get_executing_context()
+            seen["context"] = (ctx.prompt_id, ctx.node_id)
+            seen["server"] = (PromptServer.instance.last_node_id,
+                              PromptServer.instance.last_prompt_id, PromptServer.instance.client_id)
+            await ComfyAPI().execution.set_progress(n, 4)
+            PromptServer.instance.send_progress_text("half way", ctx.node_id)
+            return io.NodeOutput(ui={"n": [n]})
+
+    registry = NodeRegistry()
+    register_node_class(registry, "Probe", Probe, python_module="custom_nodes.test")
+    prompt = {"9": {"class_type": "Probe", "inputs": {"n": 2}}}
+    result, sink = await run(Engine(registry), prompt, extra_data={"client_id": "c1"})
+    assert result.status == "success", result.error
+    assert seen["context"] == ("p1", "9")
+    assert seen["server"] == ("9", "p1", "c1")
+    assert [(p["value"], p["max"], p["node"]) for p in sink.of_type("progress")] == [(2, 4, "9")]
+    assert sink.texts == [("9", "half way")]
+    assert get_executing_context() is None
