@@ -258,3 +258,46 @@ async def test_multiselect_combo_runs_with_a_list_value():
     assert validation.ok, validation.node_errors
     result = await engine.run(prompt, prompt_id="p", execute_outputs=validation.outputs)
     assert result.outputs["1"] == {"tags": ["a", "c"]}
+
+
+async def test_dynamic_combo_describes_its_options_and_nests_the_chosen_inputs():
+    from comfy_api.latest import io
+
+    from opencomfy.compat.loader import register_node_class
+    from opencomfy.engine import Engine, NodeRegistry
+
+    class Shape(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(
+                node_id="Shape", is_output_node=True,
+                inputs=[io.DynamicCombo.Input("shape", options=[
+                    io.DynamicCombo.Option("square", [io.Int.Input("side", default=2, min=1)]),
+                    io.DynamicCombo.Option("rect", [io.Int.Input("side", default=2, min=1),
+                                                    io.Int.Input("height", default=3)]),
+                ])])
+
+        @classmethod
+        def execute(cls, shape):
+            area = shape["side"] * shape.get("height", shape["side"])
+            return io.NodeOutput(ui={"shape": [shape["shape"]], "area": [area]})
+
+    registry = NodeRegistry()
+    register_node_class(registry, "Shape", Shape, python_module="custom_nodes.test")
+    info = registry.node_info("Shape")["input"]["required"]["shape"]
+    assert info[0] == "COMFY_DYNAMICCOMBO_V3"
+    assert [o["key"] for o in info[1]["options"]] == ["square", "rect"]
+    assert info[1]["options"][1]["inputs"]["required"]["height"] == ("INT", {"default": 3})
+    engine = Engine(registry)
+    prompt = {"1": {"class_type": "Shape",
+                    "inputs": {"shape": "rect", "shape.side": 4, "shape.height": 5}}}
+    validation = await engine.validate(prompt)
+    assert validation.ok, validation.node_errors
+    result = await engine.run(prompt, prompt_id="p", execute_outputs=validation.outputs)
+    assert result.outputs["1"] == {"shape": ["rect"], "area": [20]}
+    prompt["1"]["inputs"] = {"shape": "square", "shape.side": 3, "shape.height": 5}
+    result = await engine.run(prompt, prompt_id="p2", execute_outputs=["1"])
+    assert result.outputs["1"] == {"shape": ["square"], "area": [9]}  # height is not square's
+    prompt["1"]["inputs"]["shape"] = "circle"
+    validation = await engine.validate(prompt)
+    assert validation.node_errors["1"]["errors"][0]["type"] == "value_not_in_list"

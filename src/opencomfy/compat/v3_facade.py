@@ -76,6 +76,7 @@ def _engine_input_types(facade) -> dict:
     schema = v3_cls.FINALIZE_SCHEMA()
     info = schema.get_v1_info(v3_cls).input
     out: dict = {}
+    nested: dict = {}  # the inputs of dynamic combo options, all optional to the engine
     for kind in ("required", "optional"):
         if kind not in info:
             continue
@@ -87,15 +88,50 @@ def _engine_input_types(facade) -> dict:
                 section[name] = (_engine_type("*"), options)
             elif io_type == MATCHTYPE:
                 section[name] = (_engine_type(options["template"]["allowed_types"]), options)
+            elif io_type == DYNAMIC_COMBO:
+                section[name] = _dynamic_combo_inputs(name, options, nested)
             else:
                 section[name] = (_engine_type(io_type), options)
         out[kind] = section
+    if nested:
+        optional = out.setdefault("optional", {})
+        for name, entry in nested.items():
+            optional.setdefault(name, entry)
     if schema.hidden:
         out["hidden"] = {HIDDEN_PREFIX + h.name: h.value for h in schema.hidden}
     return out
 
 
 MATCHTYPE = "COMFY_MATCHTYPE_V3"
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
+
+
+def _dynamic_combo_inputs(name: str, options: dict, nested_section: dict) -> tuple:
+    """The dropdown of option keys; every option's inputs become optional ``name.id`` inputs."""
+    for option in options["options"]:
+        for kind in ("required", "optional"):
+            for input_id, (io_type, input_options) in option["inputs"].get(kind, {}).items():
+                nested_section.setdefault(f"{name}.{input_id}", (_engine_type(io_type), input_options))
+    keys = [option["key"] for option in options["options"]]
+    return ("COMBO", {k: v for k, v in options.items() if k != "options"} | {"options": keys})
+
+
+def _nest_dynamic_inputs(schema: Schema, inputs: dict) -> dict:
+    """ComfyUI's shape for dynamic combos: ``{id: {id: key, input: value, ...}}``."""
+    from opencomfy.compat.comfy_api.latest._io_compound import DynamicCombo
+
+    for combo in schema.inputs:
+        if not isinstance(combo, DynamicCombo.Input) or combo.id not in inputs:
+            continue
+        key = inputs.pop(combo.id)
+        prefix = combo.id + "."
+        values = {name[len(prefix):]: inputs.pop(name) for name in list(inputs) if name.startswith(prefix)}
+        chosen = next((o for o in combo.options if o.key == key), None)
+        wanted = {i.id for i in chosen.inputs} if chosen is not None else set()
+        nested = {input_id: value for input_id, value in values.items() if input_id in wanted}
+        nested[combo.id] = key
+        inputs[combo.id] = nested
+    return inputs
 
 
 def _engine_output_type(output) -> str:
@@ -152,12 +188,12 @@ def _wrap_hook(v3_cls: type, name: str, schema: Schema):
         async def hook(cls_or_self, *args, **kwargs):
             inputs, hidden = _split_hidden(kwargs, is_input_list=is_list)
             clone = v3_cls.PREPARE_CLASS_CLONE(hidden)
-            return await getattr(clone, name)(*args, **inputs)
+            return await getattr(clone, name)(*args, **_nest_dynamic_inputs(schema, inputs))
     else:
         def hook(cls_or_self, *args, **kwargs):
             inputs, hidden = _split_hidden(kwargs, is_input_list=is_list)
             clone = v3_cls.PREPARE_CLASS_CLONE(hidden)
-            return getattr(clone, name)(*args, **inputs)
+            return getattr(clone, name)(*args, **_nest_dynamic_inputs(schema, inputs))
 
     first = inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     hook.__signature__ = user_sig.replace(parameters=[first, *user_sig.parameters.values()])
@@ -169,7 +205,7 @@ def _wrap_hook(v3_cls: type, name: str, schema: Schema):
 def _run(facade, kwargs: dict):
     v3_cls = facade.V3_CLASS
     inputs, hidden = _split_hidden(kwargs, is_input_list=facade.INPUT_IS_LIST)
-    return v3_cls, v3_cls.PREPARE_CLASS_CLONE(hidden), inputs
+    return v3_cls, v3_cls.PREPARE_CLASS_CLONE(hidden), _nest_dynamic_inputs(facade.SCHEMA, inputs)
 
 
 def _execute_v3(facade, **kwargs):

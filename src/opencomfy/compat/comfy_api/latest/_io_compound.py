@@ -90,3 +90,41 @@ class MatchType(ComfyTypeIO):
 
         def as_dict(self) -> dict:
             return super().as_dict() | {"template": self.template.as_dict()}
+
+
+@comfytype(io_type="COMFY_DYNAMICCOMBO_V3")
+class DynamicCombo(ComfyTypeI):
+    """A dropdown whose choice decides which further inputs the node shows.
+
+    The node receives one dict for it: ``{"<id>": chosen key, "<input id>": value, ...}``
+    holding the inputs of the chosen option (prompt ids ``<id>.<input id>``).
+    """
+
+    class Option:
+        def __init__(self, key: str, inputs: list) -> None:
+            self.key = key
+            self.inputs = list(inputs)
+
+        def as_dict(self) -> dict:
+            from opencomfy.compat.comfy_api.latest._io_node import create_input_dict_v1
+
+            return {"key": self.key, "inputs": create_input_dict_v1(self.inputs)}
+
+    class Input(Input):
+        def __init__(self, id: str, options: list, display_name: str | None = None,
+                     optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
+                     extra_dict: dict | None = None, **kwargs) -> None:
+            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, **kwargs)
+            self.options = list(options)
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"options": [o.as_dict() for o in self.options]}
+
+        def get_all(self) -> list:
+            # Options often reuse input ids; they are never live together.
+            return [self]
+
+        def validate(self) -> None:
+            for option in self.options:
+                for nested in option.inputs:
+                    nested.validate()
