@@ -234,3 +234,38 @@ async def test_execution_context_and_async_api_progress_inside_a_run():
     assert [(p["value"], p["max"], p["node"]) for p in sink.of_type("progress")] == [(2, 4, "9")]
     assert sink.texts == [("9", "half way")]
     assert get_executing_context() is None
+
+
+async def test_send_sync_inside_a_run_goes_to_the_run_unless_addressed_elsewhere():
+    from comfy_api.latest import io
+    from server import PromptServer
+
+    from opencomfy.compat.loader import register_node_class
+    from opencomfy.engine import NodeRegistry
+
+    class Notify(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="Notify", is_output_node=True)
+
+        @classmethod
+        def execute(cls):
+            PromptServer.instance.send_sync("pack.mine", {"a": 1})
+            PromptServer.instance.send_sync("pack.mine", {"a": 2}, "c1")
+            PromptServer.instance.send_sync("pack.other", {"a": 3}, "someone-else")
+            return io.NodeOutput()
+
+    registry = NodeRegistry()
+    register_node_class(registry, "Notify", Notify, python_module="custom_nodes.test")
+    host = []
+    instance = PromptServer.instance
+    previous = instance._send
+    instance.attach(send=lambda event, data, sid: host.append((event, data, sid)))
+    try:
+        result, sink = await run(Engine(registry), {"1": {"class_type": "Notify", "inputs": {}}},
+                                 extra_data={"client_id": "c1"})
+    finally:
+        instance._send = previous
+    assert result.status == "success", result.error
+    assert sink.of_type("pack.mine") == [{"a": 1}, {"a": 2}]
+    assert host == [("pack.other", {"a": 3}, "someone-else")]
