@@ -234,3 +234,24 @@ async def test_concurrent_claimers_never_share_a_job(jobs):
 
     claimed = [pid for got in await asyncio.gather(*(worker(f"w{i}") for i in range(5))) for pid in got]
     assert len(claimed) == 20 and set(claimed) == submitted
+
+
+async def test_job_counts_stay_in_step_with_the_rows(jobs, db):
+    from sqlalchemy import func, select
+
+    from opencomfy.db.models import Job, JobCount
+
+    ids = [(await submit(jobs, workspace_id=ws)).prompt_id for ws in ("a", "a", "b", "a", "b", "a")]
+    job = await jobs.claim_next_job(worker_id="w", lease_seconds=30)
+    await jobs.finish_job(prompt_id=job.prompt_id, worker_id="w", status="completed")
+    job = await jobs.claim_next_job(worker_id="w", lease_seconds=30)
+    await jobs.cancel(workspace_id="a", job_id=ids[3])
+    await jobs.clear_pending(workspace_id="b")
+    await jobs.delete_history(workspace_id="a", prompt_ids=[ids[0]])
+    async with db.read() as conn:
+        actual = {(ws, st): n for ws, st, n in (await conn.execute(
+            select(Job.workspace_id, Job.status, func.count()).group_by(Job.workspace_id, Job.status))).all()}
+        kept = {(ws, st): n for ws, st, n in (await conn.execute(
+            select(JobCount.workspace_id, JobCount.status, JobCount.n))).all() if n}
+    assert kept == actual
+    assert await jobs.queue_remaining(workspace_id="a") == 2  # ids[1] running, ids[5] pending

@@ -180,6 +180,6 @@ def _upgrade_to_head(sync_conn) -> None:
     level = alembic_log.level
     alembic_log.setLevel(logging.WARNING)
     try:
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")  # every branch: parts of the server add migrations in parallel
     finally:
         alembic_log.setLevel(level)

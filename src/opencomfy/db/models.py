@@ -76,3 +76,14 @@ class Job(Base):
               sqlite_where=text("status = 'in_progress'"),
               postgresql_where=text("status = 'in_progress'")),
     )
+
+
+class JobCount(Base):
+    """How many jobs each workspace has in each status, kept in step with every status change
+    (same transaction), so queue_remaining and the jobs API's totals never count rows."""
+
+    __tablename__ = "job_counts"
+
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

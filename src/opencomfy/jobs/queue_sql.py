@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from sqlalchemy import Select, and_, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from opencomfy.db.models import Job
+from opencomfy.db.models import Job, JobCount
 from opencomfy.jobs import transitions as tr
 
 # Columns of one ComfyUI history entry (the adapter splices their JSON text).
@@ -97,10 +99,35 @@ def pending_jobs(*, workspace_id: str) -> Select:
             .order_by(Job.number, Job.seq))
 
 
+def bump_count(*, dialect: str, workspace_id: str, status: str, delta: int):
+    """every status change: add `delta` to a workspace's count of jobs in `status` (upsert)."""
+    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(JobCount).values(
+        workspace_id=workspace_id, status=status, n=delta)
+    return stmt.on_conflict_do_update(index_elements=[JobCount.workspace_id, JobCount.status],
+                                      set_={"n": JobCount.n + stmt.excluded.n})
+
+
+def count_by_status(*, workspace_id: str, statuses: Iterable[str] | None) -> Select:
+    """queue_remaining, GET /jobs totals: a workspace's jobs in these statuses (job_counts PK)."""
+    stmt = select(func.coalesce(func.sum(JobCount.n), 0)).where(JobCount.workspace_id == workspace_id)
+    if statuses is not None:
+        stmt = stmt.where(JobCount.status.in_(list(statuses)))
+    return stmt
+
+
 def count_unfinished(*, workspace_id: str) -> Select:
-    """queue_remaining: pending + running jobs of a workspace (ix_jobs_workspace_status)."""
-    return (select(func.count()).select_from(Job)
-            .where(Job.workspace_id == workspace_id, Job.status.in_(tr.UNFINISHED)))
+    """queue_remaining: pending + running jobs of a workspace (job_counts PK)."""
+    return count_by_status(workspace_id=workspace_id, statuses=tr.UNFINISHED)
+
+
+def finished_status_counts(*, workspace_id: str, prompt_ids: Sequence[str] | None) -> Select:
+    """POST /history: how many finished jobs of each status a delete will remove."""
+    stmt = (select(Job.status, func.count()).where(Job.workspace_id == workspace_id,
+                                                   Job.status.in_(tr.TERMINAL))
+            .group_by(Job.status))
+    if prompt_ids is not None:
+        stmt = stmt.where(Job.id.in_(prompt_ids))
+    return stmt
 
 
 def running_ids(*, workspace_id: str, prompt_id: str | None) -> Select:

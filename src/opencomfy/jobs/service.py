@@ -1,9 +1,10 @@
 """JobService: the queue, the history and the worker interface over the `jobs` table.
 
 Call it on the server's event loop (the embedded worker hops there through worker_api).
-Every status change goes through `transitions`, is committed, and only then announced on the
-bus (`queue_changed`, `interrupt`). Submits that arrive together are written in one
-transaction (group commit), so a burst of prompts costs one commit, not one per prompt.
+Every status change goes through `transitions`, updates `job_counts` in the same
+transaction, is committed, and only then announced on the bus (`queue_changed`,
+`interrupt`). Submits that arrive together are written in one transaction (group commit),
+so a burst of prompts costs one commit, not one per prompt.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 import uuid
 from typing import Any, Sequence
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from opencomfy.db.database import Database
@@ -22,7 +24,8 @@ from opencomfy.events.base import BusMessage, EventBus
 from opencomfy.jobs import comfy_format, queue_sql as q
 from opencomfy.jobs import transitions as tr
 from opencomfy.jobs.models import (SENSITIVE_EXTRA_DATA_KEYS, ClaimedJob, DuplicatePromptId,
-                                   JobNotFound, JobPage, SubmittedJob)
+                                   JobNotFound, SubmittedJob)
+from opencomfy.jobs.reads import JobReads
 from opencomfy.jobs.submit_batch import SubmitBatcher
 
 log = logging.getLogger(__name__)
@@ -40,12 +43,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
-def _count_unfinished(conn, workspace_id: str) -> int:
-    """Pending + running jobs of a workspace, on a synchronous connection."""
-    return int(conn.execute(q.count_unfinished(workspace_id=workspace_id)).scalar_one())
-
-
-class JobService:
+class JobService(JobReads):
     """Jobs of every workspace: submit, queue views, control, history, and the worker side."""
 
     def __init__(self, *, db: Database, bus: EventBus) -> None:
@@ -98,6 +96,16 @@ class JobService:
         self._history_seq += 1
         return self._history_seq
 
+    # ------------------------------------------------------------- counts, in transactions
+
+    def _move(self, conn: Connection, workspace_id: str, moves: dict[str, int]) -> int:
+        """Apply count changes for one workspace; returns its queue_remaining afterwards."""
+        for status, delta in moves.items():
+            if delta:
+                conn.execute(q.bump_count(dialect=self.db.dialect, workspace_id=workspace_id,
+                                          status=status, delta=delta))
+        return int(conn.execute(q.count_unfinished(workspace_id=workspace_id)).scalar_one())
+
     # ------------------------------------------------------------------------------ submit
 
     async def submit(self, *, workspace_id: str, prompt: dict, outputs_to_execute: Sequence[str],
@@ -127,9 +135,10 @@ class JobService:
         extra["create_time"] = created
         if workflow_id is None:
             workflow_id = comfy_format.workflow_id_of(extra)
+        owner = extra.get("client_id")
         row = dict(
             id=prompt_id, workspace_id=workspace_id, seq=seq, number=float(number),
-            status=tr.PENDING, client_id=extra.get("client_id") if isinstance(extra.get("client_id"), str) else None,
+            status=tr.PENDING, client_id=owner if isinstance(owner, str) else None,
             workflow_id=workflow_id, workflow_version_id=workflow_version_id,
             prompt=_dumps(prompt), extra_data=_dumps(extra),
             sensitive=_dumps(sensitive) if sensitive else None,
@@ -146,11 +155,11 @@ class JobService:
         except IntegrityError:
             # Another process took an id between our check and the insert: one by one.
             results, remaining = [], {}
-            for item in items:
+            for row, _ in items:
                 try:
-                    (error,), counts = await self._insert_rows([(item[0], True)])
+                    (error,), counts = await self._insert_rows([(row, True)])
                 except IntegrityError:
-                    error, counts = DuplicatePromptId(f"prompt_id {item[0]['id']} already exists"), {}
+                    error, counts = DuplicatePromptId(f"prompt_id {row['id']} already exists"), {}
                 results.append(error)
                 remaining.update(counts)
         for ws, n in remaining.items():
@@ -163,7 +172,7 @@ class JobService:
                            ) -> tuple[list[BaseException | None], dict[str, int]]:
         """One transaction: refuse taken ids, insert the rest, count each workspace's queue."""
 
-        def insert(conn) -> tuple[list[BaseException | None], dict[str, int]]:
+        def insert(conn: Connection):
             results: list[BaseException | None] = [None] * len(items)
             chosen = [row["id"] for row, check in items if check]
             taken = set(conn.execute(q.existing_ids(chosen)).scalars()) if chosen else set()
@@ -177,34 +186,21 @@ class JobService:
             remaining = {}
             if fresh:
                 conn.execute(q.insert_jobs(), fresh)
-                for ws in {r["workspace_id"] for r in fresh}:
-                    remaining[ws] = _count_unfinished(conn, ws)
+                per_workspace: dict[str, int] = {}
+                for r in fresh:
+                    per_workspace[r["workspace_id"]] = per_workspace.get(r["workspace_id"], 0) + 1
+                for ws, n in per_workspace.items():
+                    remaining[ws] = self._move(conn, ws, {tr.PENDING: n})
             return results, remaining
 
         return await self.db.run_write(insert)
-
-    # ----------------------------------------------------------------------- queue views
-
-    async def queue_snapshot(self, *, workspace_id: str) -> tuple[list, list]:
-        """(running rows, pending rows in queue order) of a workspace."""
-        async with self.db.read() as conn:
-            running = (await conn.execute(q.running_jobs(workspace_id=workspace_id))).all()
-            pending = (await conn.execute(q.pending_jobs(workspace_id=workspace_id))).all()
-        return running, pending
-
-    async def queue_remaining(self, *, workspace_id: str) -> int:
-        """Pending plus running jobs of a workspace (ComfyUI's `queue_remaining`)."""
-        async with self.db.read() as conn:
-            return await self._count_unfinished(conn, workspace_id)
-
-    @staticmethod
-    async def _count_unfinished(conn, workspace_id: str) -> int:
-        return int((await conn.execute(q.count_unfinished(workspace_id=workspace_id))).scalar_one())
 
     # ---------------------------------------------------------------------------- control
 
     async def delete_pending(self, *, workspace_id: str, prompt_ids: Sequence[str]) -> list[str]:
         """Take these pending jobs off the queue (they end cancelled). Returns those taken."""
+        if not prompt_ids:
+            return []
         return await self._cancel_pending(workspace_id=workspace_id, prompt_ids=list(prompt_ids))
 
     async def clear_pending(self, *, workspace_id: str) -> list[str]:
@@ -212,24 +208,25 @@ class JobService:
         return await self._cancel_pending(workspace_id=workspace_id, prompt_ids=None)
 
     async def _cancel_pending(self, *, workspace_id: str, prompt_ids: list[str] | None) -> list[str]:
-        if prompt_ids is not None and not prompt_ids:
-            return []
         now = now_ms()
-        async with self.db.write() as conn:
-            ids = list((await conn.execute(
-                q.pending_ids(workspace_id=workspace_id, prompt_ids=prompt_ids))).scalars())
-            if ids:
-                messages = [("execution_interrupted", {"prompt_id": None, "node_id": None,
-                                                       "node_type": None, "executed": [],
-                                                       "timestamp": now})]
-                _, stmt = tr.transition(
-                    tr.PENDING, tr.CANCELLED, where=q.Job.id.in_(ids),
-                    history_seq=self._next_history_seq(), end_time=now, update_time=now,
-                    outputs="{}", meta="{}", messages=_dumps(messages),
-                    error_message="cancelled before it started", outputs_count=0,
-                    previewable_count=0, output_types=",")
-                await conn.execute(stmt)
-            remaining = await self._count_unfinished(conn, workspace_id)
+        messages = [["execution_interrupted", {"prompt_id": None, "node_id": None, "node_type": None,
+                                               "executed": [], "timestamp": now}]]
+
+        def cancel(conn: Connection):
+            ids = list(conn.execute(q.pending_ids(workspace_id=workspace_id,
+                                                  prompt_ids=prompt_ids)).scalars())
+            if not ids:
+                return ids, 0
+            _, stmt = tr.transition(
+                tr.PENDING, tr.CANCELLED, where=q.Job.id.in_(ids),
+                history_seq=self._next_history_seq(), end_time=now, update_time=now,
+                outputs="{}", meta="{}", messages=_dumps(messages),
+                error_message="cancelled before it started", outputs_count=0,
+                previewable_count=0, output_types=",")
+            moved = conn.execute(stmt).rowcount
+            return ids, self._move(conn, workspace_id, {tr.PENDING: -moved, tr.CANCELLED: moved})
+
+        ids, remaining = await self.db.run_write(cancel)
         if ids:
             self._announce_queue(workspace_id, remaining)
         return ids
@@ -237,11 +234,15 @@ class JobService:
     async def request_interrupt(self, *, workspace_id: str, prompt_id: str | None = None) -> list[str]:
         """Stop running jobs: the one named (only if it is running) or all of the workspace's.
         They end cancelled once the engine reports the interruption. Returns their ids."""
-        async with self.db.write() as conn:
-            ids = list((await conn.execute(
-                q.running_ids(workspace_id=workspace_id, prompt_id=prompt_id))).scalars())
+
+        def mark(conn: Connection) -> list[str]:
+            ids = list(conn.execute(q.running_ids(workspace_id=workspace_id,
+                                                  prompt_id=prompt_id)).scalars())
             if ids:
-                await conn.execute(q.mark_cancel_requested(workspace_id=workspace_id, prompt_ids=ids))
+                conn.execute(q.mark_cancel_requested(workspace_id=workspace_id, prompt_ids=ids))
+            return ids
+
+        ids = await self.db.run_write(mark)
         for job_id in ids:
             self.bus.publish(BusMessage(kind="interrupt", data={"prompt_id": job_id},
                                         workspace_id=workspace_id, prompt_id=job_id))
@@ -270,69 +271,18 @@ class JobService:
         self.bus.publish(BusMessage(kind="free", data={"unload_models": bool(unload_models),
                                                        "free_memory": bool(free_memory)}))
 
-    # ------------------------------------------------------------------------------ reads
-
-    async def history_page(self, *, workspace_id: str, max_items: int | None,
-                           offset: int | None) -> list:
-        """Finished jobs in completion order, windowed exactly as ComfyUI's get_history:
-        offset < 0 with max_items means the newest max_items; max_items <= 0 quirks kept."""
-        offset = -1 if offset is None else offset
-        async with self.db.read() as conn:
-            if offset < 0 and max_items is not None:
-                if max_items <= 0:
-                    return []
-                rows = (await conn.execute(q.history_rows_newest(
-                    workspace_id=workspace_id, limit=max_items))).all()
-                rows.reverse()
-                return rows
-            # ComfyUI adds an item before checking the count, so max_items <= 0 yields one.
-            limit = None if max_items is None else max(max_items, 1)
-            return (await conn.execute(q.history_rows_from(
-                workspace_id=workspace_id, offset=max(offset, 0), limit=limit))).all()
-
-    async def history_page_newest_first(self, *, workspace_id: str, offset: int,
-                                        limit: int | None) -> list:
-        """Finished jobs newest first (history_v2)."""
-        async with self.db.read() as conn:
-            return (await conn.execute(q.history_rows_desc(
-                workspace_id=workspace_id, offset=offset, limit=limit))).all()
-
-    async def history_entry(self, *, workspace_id: str, prompt_id: str):
-        """One finished job's history row, or None."""
-        async with self.db.read() as conn:
-            return (await conn.execute(q.history_row(
-                workspace_id=workspace_id, prompt_id=prompt_id))).first()
-
     async def delete_history(self, *, workspace_id: str, prompt_ids: Sequence[str] | None) -> int:
         """Forget finished jobs (these ids, or all with None). Queued jobs are untouched."""
-        async with self.db.write() as conn:
-            result = await conn.execute(q.delete_history(
-                workspace_id=workspace_id, prompt_ids=None if prompt_ids is None else list(prompt_ids)))
-        return int(result.rowcount or 0)
+        ids = None if prompt_ids is None else list(prompt_ids)
 
-    async def list_jobs(self, *, workspace_id: str, statuses: Sequence[str] | None = None,
-                        workflow_id: str | None = None, output_type: str | None = None,
-                        sort_by: str = "create_time", descending: bool = True,
-                        offset: int = 0, limit: int = 100) -> JobPage:
-        """One page of jobs and the total matching the filters."""
-        filters = dict(workspace_id=workspace_id, statuses=statuses, workflow_id=workflow_id,
-                       output_type=output_type)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(q.page_jobs(**filters, sort_by=sort_by, descending=descending,
-                                                   offset=offset, limit=limit))).all()
-            if offset == 0 and len(rows) < limit:
-                total = len(rows)  # the page holds everything: no count query needed
-            else:
-                total = int((await conn.execute(q.count_jobs(**filters))).scalar_one())
-        return JobPage(rows=rows, total=total)
+        def forget(conn: Connection) -> int:
+            by_status = dict(conn.execute(q.finished_status_counts(
+                workspace_id=workspace_id, prompt_ids=ids)).all())
+            deleted = conn.execute(q.delete_history(workspace_id=workspace_id, prompt_ids=ids)).rowcount
+            self._move(conn, workspace_id, {status: -n for status, n in by_status.items()})
+            return int(deleted or 0)
 
-    async def get_job(self, *, workspace_id: str, job_id: str):
-        """Everything about one job, or raise JobNotFound."""
-        async with self.db.read() as conn:
-            row = (await conn.execute(q.job_detail(workspace_id=workspace_id, prompt_id=job_id))).first()
-        if row is None:
-            raise JobNotFound(job_id)
-        return row
+        return await self.db.run_write(forget)
 
     # ------------------------------------------------------------------- worker interface
 
@@ -342,9 +292,11 @@ class JobService:
         _, stmt = q.claim_next_job(worker_id=worker_id, lease_until=now + int(lease_seconds * 1000),
                                    now=now, skip_locked=not self.db.is_sqlite)
 
-        def claim(conn):
+        def claim(conn: Connection):
             row = conn.execute(stmt).first()
-            return row, (_count_unfinished(conn, row.workspace_id) if row is not None else 0)
+            if row is None:
+                return None, 0
+            return row, self._move(conn, row.workspace_id, {tr.PENDING: -1, tr.IN_PROGRESS: 1})
 
         row, remaining = await self.db.run_write(claim)
         if row is None:
@@ -408,7 +360,7 @@ class JobService:
             output_types="," + ",".join(sorted(summary.media_types)) + ",",
         )
 
-        def finish(conn):
+        def finish(conn: Connection):
             state = conn.execute(q.job_state(prompt_id=prompt_id)).first()
             if state is None:
                 return None, 0
@@ -422,11 +374,11 @@ class JobService:
                 history_seq=self._next_history_seq(), **values)
             if conn.execute(stmt).rowcount != 1:
                 return None, 0
-            return state.workspace_id, _count_unfinished(conn, state.workspace_id)
+            return state.workspace_id, self._move(conn, state.workspace_id,
+                                                  {tr.IN_PROGRESS: -1, status: 1})
 
         workspace_id, remaining = await self.db.run_write(finish)
-        updated = workspace_id is not None
-        if not updated:
+        if workspace_id is None:
             log.warning("job %s finished by %s, but it is no longer theirs", prompt_id, worker_id)
             return False
         self._announce_queue(workspace_id, remaining)
@@ -442,25 +394,31 @@ class JobService:
     async def _fail_running(self, *, prompt_id: str, worker_id: str | None, reason: str) -> bool:
         now = now_ms()
         error = comfy_format.synthetic_error(prompt_id=prompt_id, message=reason, timestamp=now)
-        messages = [["execution_error", error]]
         where = q.Job.id == prompt_id
         if worker_id is not None:  # a renewed lease or a finish since we looked wins
             where = where & (q.Job.worker_id == worker_id) & (q.Job.lease_expires_at < now)
-        async with self.db.write() as conn:
-            state = (await conn.execute(q.job_state(prompt_id=prompt_id))).first()
+
+        def fail(conn: Connection):
+            state = conn.execute(q.job_state(prompt_id=prompt_id)).first()
             if state is None:
-                return False
+                return None, 0
             _, stmt = tr.transition(
                 tr.IN_PROGRESS, tr.FAILED, where=where, history_seq=self._next_history_seq(),
                 end_time=now, update_time=now, lease_expires_at=None,
                 duration_ms=max(0, now - (state.start_time or now)),
-                outputs="{}", meta="{}", messages=_dumps(messages), error=_dumps(error),
-                error_message=reason, outputs_count=0, previewable_count=0, output_types=",")
-            updated = (await conn.execute(stmt)).rowcount == 1
-            remaining = await self._count_unfinished(conn, state.workspace_id) if updated else 0
-        if updated:
-            self._announce_queue(state.workspace_id, remaining)
-        return updated
+                outputs="{}", meta="{}", messages=_dumps([["execution_error", error]]),
+                error=_dumps(error), error_message=reason, outputs_count=0, previewable_count=0,
+                output_types=",")
+            if conn.execute(stmt).rowcount != 1:
+                return None, 0
+            return state.workspace_id, self._move(conn, state.workspace_id,
+                                                  {tr.IN_PROGRESS: -1, tr.FAILED: 1})
+
+        workspace_id, remaining = await self.db.run_write(fail)
+        if workspace_id is None:
+            return False
+        self._announce_queue(workspace_id, remaining)
+        return True
 
     async def _reap_forever(self) -> None:
         while True:
