@@ -51,6 +51,8 @@ class ScriptedEngine:
             raise RuntimeError("the engine itself broke")
         if action == "garbage":
             return None
+        if action == "block":  # a synchronous node: holds the worker's loop
+            time.sleep(prompt["1"]["inputs"]["seconds"])
         if action == "wait":
             for _ in range(int(prompt["1"]["inputs"].get("seconds", 1) * 100)):
                 if interrupt.is_set():
@@ -267,3 +269,30 @@ async def test_a_finish_that_cannot_be_stored_leaves_the_job_to_the_reaper(stack
     assert (await wait_finished(jobs, second, timeout=30)).status == "completed"
     # The first job's outcome could not be stored; it stays leased until the reaper fails it.
     assert (await jobs.get_job(workspace_id="local", job_id=first)).status == "in_progress"
+
+
+async def test_a_synchronous_node_holding_the_loop_keeps_its_lease(stack, monkeypatch):
+    monkeypatch.setattr("opencomfy.jobs.worker.LEASE_SECONDS", 0.6)
+    monkeypatch.setattr("opencomfy.jobs.worker.RENEW_EVERY_SECONDS", 0.1)
+    jobs, bus, engine, worker = stack
+    await worker.start()
+    pid = await submit(jobs, "block", seconds=2.0)
+    while pid not in engine.ran:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(1.2)  # twice the lease, with the worker's loop blocked all along
+    assert await jobs.fail_stalled_jobs() == []
+    assert (await wait_finished(jobs, pid)).status == "completed"
+
+
+async def test_a_lost_lease_stops_the_job(stack, monkeypatch):
+    monkeypatch.setattr("opencomfy.jobs.worker.RENEW_EVERY_SECONDS", 0.05)
+    jobs, bus, engine, worker = stack
+
+    async def never_ours(**kw):
+        return False
+
+    jobs.renew_lease = never_ours
+    await worker.start()
+    pid = await submit(jobs, "wait", seconds=30)
+    row = await wait_finished(jobs, pid)
+    assert row.status == "cancelled"

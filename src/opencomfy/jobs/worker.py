@@ -56,6 +56,7 @@ class WorkerRunner:
         # Interrupts aimed at a prompt that was not running yet (it may be claimed next).
         self._early_interrupts: collections.deque[str] = collections.deque(maxlen=64)
         self._pending_free: dict[str, bool] | None = None
+        self._lease = LeaseKeeper(api=api, worker_id=worker_id)
         self.jobs_run = 0
 
     # -- control (any thread) -------------------------------------------------------------
@@ -101,6 +102,14 @@ class WorkerRunner:
     async def run_forever(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._lease.start()
+        try:
+            await self._run_until_stopped()
+        finally:
+            self._lease.stop()
+
+    async def _run_until_stopped(self) -> None:
+        assert self._wake is not None
         while not self._stopping:
             self._wake.clear()  # before claiming: a control message from now on wakes us
             claim_started = time.perf_counter()
@@ -151,11 +160,11 @@ class WorkerRunner:
                 interrupt.set()
         sink = BusEventSink(self.api.publish, prompt_id=job.prompt_id,
                             client_id=job.client_id, workspace_id=job.workspace_id)
-        renewer = asyncio.ensure_future(self._keep_lease(job, interrupt))
+        self._lease.hold(job, interrupt)
         try:
             outcome = await self._execute(job, sink, interrupt)
         finally:
-            renewer.cancel()
+            self._lease.release()
             with self._lock:
                 self._current = None
         ran = time.perf_counter()
@@ -215,19 +224,63 @@ class WorkerRunner:
                 await asyncio.sleep(delay)
         # The lease runs out and the server fails the job as stalled: never lost, never stuck.
 
-    async def _keep_lease(self, job: WorkerJob, interrupt: Any) -> None:
-        while True:
-            await asyncio.sleep(RENEW_EVERY_SECONDS)
-            try:
-                still_ours = await self.api.renew_lease(
-                    prompt_id=job.prompt_id, worker_id=self.worker_id, lease_seconds=LEASE_SECONDS)
-            except Exception:
-                log.exception("lease renewal failed for prompt %s", job.prompt_id)
-                continue
-            if not still_ours:
+
+class LeaseKeeper:
+    """Renews the running job's lease from its own thread.
+
+    Synchronous nodes run on the worker's event loop and may hold it for minutes (a sampler);
+    a renewal scheduled on that loop would starve and the job would be failed as stalled while
+    it still runs. This thread, with its own small loop, never waits on node code.
+    """
+
+    def __init__(self, *, api: WorkerAPI, worker_id: str) -> None:
+        self.api = api
+        self.worker_id = worker_id
+        self._lock = threading.Lock()
+        self._held: tuple[WorkerJob, Any] | None = None   # (job, InterruptFlag)
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stopped.clear()
+        self._thread = threading.Thread(target=self._run, name="opencomfy-lease", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def hold(self, job: WorkerJob, interrupt: Any) -> None:
+        with self._lock:
+            self._held = (job, interrupt)
+
+    def release(self) -> None:
+        with self._lock:
+            self._held = None
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            while not self._stopped.wait(RENEW_EVERY_SECONDS):
+                with self._lock:
+                    held = self._held
+                if held is not None:
+                    loop.run_until_complete(self._renew(*held))
+        finally:
+            loop.close()
+
+    async def _renew(self, job: WorkerJob, interrupt: Any) -> None:
+        try:
+            still_ours = await self.api.renew_lease(
+                prompt_id=job.prompt_id, worker_id=self.worker_id, lease_seconds=LEASE_SECONDS)
+        except Exception:
+            log.exception("lease renewal failed for prompt %s", job.prompt_id)
+            return
+        if not still_ours:
+            with self._lock:
+                current = self._held
+            if current is not None and current[0] is job:
                 log.warning("lost the lease on prompt %s; stopping it", job.prompt_id)
                 interrupt.set()
-                return
 
 
 def _new_interrupt_flag() -> Any:

@@ -63,7 +63,8 @@ class WorkerAPI(abc.ABC):
 
     @abc.abstractmethod
     async def renew_lease(self, *, prompt_id: str, worker_id: str, lease_seconds: float) -> bool:
-        """Extend the lease; False means the job is no longer ours (stop running it)."""
+        """Extend the lease; False means the job is no longer ours (stop running it).
+        Called from the lease keeper's own thread and event loop, not the worker's."""
 
     @abc.abstractmethod
     def publish(self, msg: BusMessage) -> None:
