@@ -93,6 +93,18 @@ def test_bad_windows_are_400(server, query):
     assert server.get("/api/history_v2" + query).status == 400
 
 
+def test_history_and_numbering_survive_a_restart(server, finished):
+    before = server.get("/api/history").json()
+    server.stop()
+    server.start()
+    assert server.get("/api/history").json() == before
+    last_number = max(entry["prompt"][0] for entry in before.values())
+    pid = queue(server)
+    entry = server.wait_for_job(pid)
+    assert entry["prompt"][0] > last_number  # the queue counter continues
+    server.post("/api/history", {"delete": [pid]})
+
+
 def test_delete_and_clear_history(server, finished):
     assert server.post("/api/history", {"delete": [finished[0]]}).status == 200
     assert finished[0] not in keys(server)

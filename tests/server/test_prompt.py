@@ -4,6 +4,7 @@ ComfyUI's body fields, and bad input."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -152,3 +153,15 @@ def test_duplicate_prompt_id_is_refused(server):
     assert prompt_error_shape(r)["type"] == "duplicate_prompt_id"
     wait_idle(server)
 
+
+
+def test_concurrent_submits_are_all_stored_once(server):
+    wait_idle(server)
+    before = server.get("/api/jobs?limit=1").json()["pagination"]["total"]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: server.post("/api/prompt", {"prompt": graph()}), range(64)))
+    assert all(r.status == 200 for r in answers)
+    bodies = [r.json() for r in answers]
+    assert len({b["prompt_id"] for b in bodies}) == 64 and len({b["number"] for b in bodies}) == 64
+    assert server.get("/api/jobs?limit=1").json()["pagination"]["total"] == before + 64
+    wait_idle(server, timeout=120)
