@@ -24,6 +24,7 @@ CORE_NODE_MODULES: tuple[str, ...] = (
     "opencomfy.nodes.primitives",
     "opencomfy.nodes.strings",
     "opencomfy.nodes.preview_any",
+    "opencomfy.nodes.diffusion",   # empty NODES without the optional diffusion extra
 )
 
 

@@ -1,0 +1,151 @@
+"""Classifier-free guidance over ComfyUI's CONDITIONING lists.
+
+A CONDITIONING is ``[[tensor [1, tokens, dim], options], ...]``. Each entry of a list is
+evaluated by the UNet and the entries are blended, weighted by ``strength`` and by their
+``area`` (with an 8-pixel feather inside the image) or ``mask``; entries outside their
+``start_percent``/``end_percent`` range are skipped at that step. Entries with the same area
+shape run in one batch; token lengths that differ are repeated up to a common multiple, which
+leaves attention unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from opencomfy.diffusion.text_encoder import lcm_length
+from opencomfy.engine.progress import throw_if_interrupted
+
+FEATHER = 8
+
+
+@dataclass
+class Cond:
+    """One entry of a CONDITIONING list, resolved against the latent's size."""
+
+    context: torch.Tensor           # [1 or B, tokens, dim]
+    area: tuple[int, int, int, int] | None   # (h, w, y, x) in latent pixels
+    weight: torch.Tensor | None     # [1 or B, 1, h, w] multiplier over the area
+    strength: float
+    sigma_range: tuple[float, float]  # (sigma at start, sigma at end)
+
+    def active(self, sigma: float) -> bool:
+        high, low = self.sigma_range
+        return low <= sigma <= high
+
+
+def _area_and_weight(options: dict, height: int, width: int):
+    area = None
+    if "area" in options:
+        a = options["area"]
+        if isinstance(a[0], str) and a[0] == "percentage":
+            h = max(1, round(a[1] * height))
+            w = max(1, round(a[2] * width))
+            y, x = round(a[3] * height), round(a[4] * width)
+        else:
+            h, w, y, x = (int(v) for v in a[:4])
+        y, x = min(y, height - 1), min(x, width - 1)
+        area = (min(h, height - y), min(w, width - x), y, x)
+    weight = None
+    mask = options.get("mask")
+    if mask is not None:
+        mask = mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float()
+        mask = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False)
+        if options.get("set_area_to_bounds"):
+            nonzero = (mask[0, 0] > 0).nonzero()
+            if len(nonzero):
+                y0, x0 = nonzero.min(0).values.tolist()
+                y1, x1 = nonzero.max(0).values.tolist()
+                area = (y1 - y0 + 1, x1 - x0 + 1, y0, x0)
+            else:
+                area = (8, 8, 0, 0)
+        weight = mask * options.get("mask_strength", 1.0)
+    if area is not None:
+        h, w, y, x = area
+        if weight is not None:
+            weight = weight[:, :, y:y + h, x:x + w]
+        else:
+            weight = torch.ones(1, 1, h, w)
+            for t in range(min(FEATHER, h // 2)):
+                ramp = (t + 1) / FEATHER
+                if y != 0:
+                    weight[:, :, t] *= ramp
+                if y + h < height:
+                    weight[:, :, h - 1 - t] *= ramp
+            for t in range(min(FEATHER, w // 2)):
+                ramp = (t + 1) / FEATHER
+                if x != 0:
+                    weight[:, :, :, t] *= ramp
+                if x + w < width:
+                    weight[:, :, :, w - 1 - t] *= ramp
+    return area, weight
+
+
+def resolve(conditioning, *, schedule, height: int, width: int) -> list[Cond]:
+    """CONDITIONING -> :class:`Cond` list for a latent of ``height`` x ``width``."""
+    out = []
+    for tensor, options in conditioning:
+        area, weight = _area_and_weight(options, height, width)
+        high = schedule.percent_to_sigma(options.get("start_percent", 0.0))
+        low = schedule.percent_to_sigma(options.get("end_percent", 1.0))
+        out.append(Cond(context=tensor, area=area, weight=weight,
+                        strength=float(options.get("strength", 1.0)), sigma_range=(high, low)))
+    return out
+
+
+def _piece_input(x: torch.Tensor, cond: Cond) -> torch.Tensor:
+    if cond.area is None:
+        return x
+    h, w, y, xx = cond.area
+    return x[:, :, y:y + h, xx:xx + w]
+
+
+def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]]) -> list[torch.Tensor]:
+    """x0 predictions, one per cond set, each the weighted blend of its active entries.
+
+    Call inside ``models_in_use(model)``; ``x`` is on the compute device.
+    """
+    throw_if_interrupted()
+    batch = x.shape[0]
+    device = x.device
+    jobs = [(i, c) for i, conds in enumerate(cond_sets) for c in conds if c.active(sigma)]
+    sums = [torch.zeros_like(x) for _ in cond_sets]
+    counts = [torch.full_like(x, 1e-37) for _ in cond_sets]
+    groups: dict[tuple, list] = {}
+    for job in jobs:
+        groups.setdefault(tuple(_piece_input(x, job[1]).shape), []).append(job)
+    for group in groups.values():
+        tokens = lcm_length(c.context.shape[1] for _, c in group)
+        xs, contexts = [], []
+        for _, c in group:
+            xs.append(_piece_input(x, c))
+            ctx = c.context.to(device)
+            ctx = ctx.repeat(1, tokens // ctx.shape[1], 1)
+            contexts.append(ctx.expand(batch, -1, -1) if ctx.shape[0] == 1 else ctx)
+        x_in = torch.cat(xs)
+        sigmas = torch.full((x_in.shape[0],), sigma, device=device)
+        eps = model.predict_noise(x_in, sigmas, torch.cat(contexts))
+        x0 = model.schedule.denoised(x_in, sigmas, eps)
+        for k, (set_index, c) in enumerate(group):
+            piece = x0[k * batch:(k + 1) * batch]
+            mult = c.strength * (c.weight.to(device) if c.weight is not None else torch.ones_like(piece[:, :1]))
+            if c.area is None:
+                sums[set_index] += piece * mult
+                counts[set_index] += mult.expand_as(piece)
+            else:
+                h, w, y, xx = c.area
+                sums[set_index][:, :, y:y + h, xx:xx + w] += piece * mult
+                counts[set_index][:, :, y:y + h, xx:xx + w] += mult.expand_as(piece)
+    return [s / n for s, n in zip(sums, counts)]
+
+
+def guided(model, positive: list[Cond], negative: list[Cond], cfg: float):
+    """``denoise(x, sigma) -> x0`` with classifier-free guidance (negative skipped at cfg 1)."""
+    def denoise(x, sigma):
+        if cfg == 1.0:
+            return predict(model, x, sigma, [positive])[0]
+        cond, uncond = predict(model, x, sigma, [positive, negative])
+        return uncond + (cond - uncond) * cfg
+    return denoise

@@ -1,0 +1,158 @@
+"""Load single-file checkpoints (LDM layout) into diffusers and transformers modules, offline.
+
+The layout is detected from the weights (:mod:`detect`); diffusers' own converters rename the
+keys; modules are built on the meta device and the converted tensors assigned to them, so
+nothing is initialised twice and nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+from opencomfy.diffusion.detect import (CheckpointLayout, UnsupportedCheckpoint, detect_layout,
+                                        sd1_text_encoder_config, vae_config)
+from opencomfy.diffusion.ldm_keys import SD1_CLIP_PREFIX, VAE_PREFIX
+from opencomfy.diffusion.memory import offload_device, weight_dtype
+
+log = logging.getLogger(__name__)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+PICKLE_EXTENSIONS = {".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pt2"}
+ALLOW_PICKLE_ENV = "OPENCOMFY_ALLOW_PICKLE"
+
+
+class PickleRefused(ValueError):
+    """A pickle checkpoint was given and the user did not opt in."""
+
+
+def pickle_allowed() -> bool:
+    return os.environ.get(ALLOW_PICKLE_ENV, "").lower() in ("1", "true", "yes")
+
+
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """All tensors of a ``.safetensors`` file (or, when opted in, a pickle checkpoint)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".safetensors", ".sft"):
+        from safetensors.torch import load_file
+
+        return load_file(path, device="cpu")
+    if ext in PICKLE_EXTENSIONS:
+        if not pickle_allowed():
+            raise PickleRefused(
+                f"{os.path.basename(path)} is a pickle checkpoint, which can run code when "
+                f"loaded; convert it to .safetensors or set {ALLOW_PICKLE_ENV}=1 to load it")
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(data, dict) and "state_dict" in data:
+            data = data["state_dict"]
+        return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    raise UnsupportedCheckpoint(f"unknown checkpoint format: {os.path.basename(path)}")
+
+
+def _shapes(state_dict: dict) -> dict[str, tuple]:
+    return {k: tuple(v.shape) for k, v in state_dict.items()}
+
+
+def _assign(module, state_dict: dict, dtype: torch.dtype):
+    """Give a meta-device module its weights (strictly: every key must match)."""
+    converted = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
+    missing, unexpected = module.load_state_dict(converted, strict=False, assign=True)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise UnsupportedCheckpoint(f"{type(module).__name__}: weights do not match the detected "
+                                    f"architecture (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    return module.to(offload_device()).eval().requires_grad_(False)
+
+
+def build_unet(state_dict: dict, config: dict):
+    from accelerate import init_empty_weights
+    from diffusers import UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+
+    converted = convert_ldm_unet_checkpoint(state_dict, config)
+    with init_empty_weights():
+        unet = UNet2DConditionModel.from_config(config)
+    return _assign(unet, converted, weight_dtype("unet"))
+
+
+def build_vae(state_dict: dict, config: dict):
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKL
+    from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
+
+    converted = convert_ldm_vae_checkpoint(state_dict, config)
+    with init_empty_weights():
+        vae = AutoencoderKL.from_config(config)
+    return _assign(vae, converted, weight_dtype("vae"))
+
+
+def build_sd1_text_encoder(state_dict: dict, config: dict, prefix: str = SD1_CLIP_PREFIX):
+    from accelerate import init_empty_weights
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    with init_empty_weights():
+        model = CLIPTextModel(CLIPTextConfig(**config))
+    wants_prefix = any(k.startswith("text_model.") for k in model.state_dict())
+    own = {}
+    for key, value in state_dict.items():
+        if key.startswith(prefix):
+            name = key[len(prefix):]
+            if name == "embeddings.position_ids":
+                continue
+            own[("text_model." + name) if wants_prefix else name] = value
+    return _assign(model, own, weight_dtype("text_encoder"))
+
+
+def build_checkpoint(state_dict: dict, layout: CheckpointLayout | None = None):
+    """(MODEL, CLIP, VAE) objects from a full single-file checkpoint (None for absent parts)."""
+    from opencomfy.diffusion.model_sampling import DiscreteSchedule
+    from opencomfy.diffusion.models import VAE, DiffusionModel
+    from opencomfy.diffusion.text_encoder import TextEncoder
+    from opencomfy.diffusion.tokenizer import clip_tokenizer
+
+    layout = layout or detect_layout(_shapes(state_dict))
+    model = clip = vae = None
+    if layout.unet is not None:
+        scale = (layout.vae or {}).get("scaling_factor", 0.18215)
+        model = DiffusionModel(unet=build_unet(state_dict, layout.unet),
+                               schedule=DiscreteSchedule.from_config(layout.scheduler),
+                               scale_factor=scale, family=layout.family)
+    if layout.text_encoder is not None:
+        clip = TextEncoder(model=build_sd1_text_encoder(state_dict, layout.text_encoder),
+                           tokenizer=clip_tokenizer())
+    if layout.vae is not None:
+        vae = VAE(autoencoder=build_vae(state_dict, layout.vae))
+    return model, clip, vae
+
+
+def load_checkpoint_file(path: str):
+    """(MODEL, CLIP, VAE) from a checkpoint file."""
+    return build_checkpoint(read_state_dict(path))
+
+
+def load_vae_file(path: str):
+    """A VAE from a standalone VAE file (LDM keys with or without ``first_stage_model.``)."""
+    from opencomfy.diffusion.models import VAE
+
+    state_dict = read_state_dict(path)
+    if not any(k.startswith(VAE_PREFIX) for k in state_dict):
+        state_dict = {VAE_PREFIX + k: v for k, v in state_dict.items()}
+    config = vae_config(_shapes(state_dict), "sd1")
+    return VAE(autoencoder=build_vae(state_dict, config))
+
+
+def load_clip_file(path: str):
+    """An SD1 CLIP text encoder from a standalone file (transformers or LDM key names)."""
+    from opencomfy.diffusion.text_encoder import TextEncoder
+    from opencomfy.diffusion.tokenizer import clip_tokenizer
+
+    state_dict = read_state_dict(path)
+    if not any(k.startswith(SD1_CLIP_PREFIX) for k in state_dict):
+        state_dict = {SD1_CLIP_PREFIX + (k[len("text_model."):] if k.startswith("text_model.") else k): v
+                      for k, v in state_dict.items()}
+    config = sd1_text_encoder_config(_shapes(state_dict))
+    return TextEncoder(model=build_sd1_text_encoder(state_dict, config), tokenizer=clip_tokenizer())

@@ -1,0 +1,115 @@
+"""LoRA files: kohya-style (``lora_unet_input_blocks_1_1_..._to_q.lora_down.weight`` with LDM or
+diffusers module paths, ``.alpha``) and PEFT/diffusers-style (``unet.<path>.lora_A.weight``).
+
+A LoRA is matched against one loaded module once (:meth:`LoraFile.for_unet`,
+:meth:`LoraFile.for_text_encoder`); the resulting :class:`LoraPatch` adds
+``strength * alpha / rank * up @ down`` to each weight while the model runs and puts the
+original weights back afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from opencomfy.diffusion.ldm_keys import unet_key_to_ldm
+
+log = logging.getLogger(__name__)
+
+_DOWN = (".lora_down.weight", ".lora_A.weight", ".lora.down.weight")
+_UP = (".lora_up.weight", ".lora_B.weight", ".lora.up.weight")
+
+
+class LoraPatch:
+    """LoRA deltas for named parameters of one module."""
+
+    def __init__(self, deltas: dict[str, tuple[torch.Tensor, torch.Tensor, float]]):
+        self.deltas = deltas   # param name -> (up, down, alpha / rank)
+
+    def delta(self, name: str, weight: torch.Tensor) -> torch.Tensor:
+        up, down, scale = self.deltas[name]
+        product = up.flatten(1).float() @ down.flatten(1).float()
+        return (product * scale).reshape(weight.shape)
+
+    def apply(self, module: torch.nn.Module, strength: float):
+        """Add the deltas in place; return a function that restores the original weights."""
+        params = dict(module.named_parameters())
+        saved = {}
+        with torch.no_grad():
+            for name in self.deltas:
+                weight = params[name]
+                saved[name] = weight.detach().clone()
+                weight.add_((self.delta(name, weight) * strength).to(weight.device, weight.dtype))
+
+        def restore():
+            with torch.no_grad():
+                for name, original in saved.items():
+                    params[name].copy_(original)
+        return restore
+
+    def __len__(self) -> int:
+        return len(self.deltas)
+
+
+class LoraFile:
+    """The pairs (down, up, alpha) of a LoRA file, by module name as written in the file."""
+
+    def __init__(self, state_dict: dict[str, torch.Tensor]):
+        self.pairs: dict[str, tuple[torch.Tensor, torch.Tensor, float]] = {}
+        for key, down in state_dict.items():
+            suffix = next((s for s in _DOWN if key.endswith(s)), None)
+            if suffix is None:
+                continue
+            base = key[:-len(suffix)]
+            up_suffix = _UP[_DOWN.index(suffix)]
+            up = state_dict.get(base + up_suffix)
+            if up is None:
+                continue
+            rank = down.shape[0]
+            alpha = state_dict.get(base + ".alpha")
+            scale = float(alpha) / rank if alpha is not None else 1.0
+            self.pairs[base] = (up, down, scale)
+
+    def _match(self, module, names_for) -> LoraPatch:
+        deltas = {}
+        for param in (n for n, p in module.named_parameters() if n.endswith(".weight")):
+            for candidate in names_for(param[:-len(".weight")]):
+                if candidate in self.pairs:
+                    deltas[param] = self.pairs[candidate]
+                    break
+        return LoraPatch(deltas)
+
+    def for_unet(self, unet) -> LoraPatch:
+        config = unet.config
+        with_attention = {i for i, t in enumerate(config.up_block_types) if "CrossAttn" in t}
+
+        def names(module_path):
+            out = ["lora_unet_" + module_path.replace(".", "_"), "unet." + module_path]
+            try:
+                ldm = unet_key_to_ldm(module_path + ".weight", layers_per_block=config.layers_per_block,
+                                      up_blocks_with_attention=with_attention)[:-len(".weight")]
+                out.insert(0, "lora_unet_" + ldm.replace(".", "_"))
+            except KeyError:
+                pass
+            return out
+
+        patch = self._match(unet, names)
+        log.info("LoRA: %d UNet weights patched", len(patch))
+        return patch
+
+    def for_text_encoder(self, text_model) -> LoraPatch:
+        def names(module_path):
+            path = module_path[len("text_model."):] if module_path.startswith("text_model.") else module_path
+            flat = "text_model_" + path.replace(".", "_")
+            return ["lora_te_" + flat, "lora_te1_" + flat, "text_encoder.text_model." + path]
+
+        patch = self._match(text_model, names)
+        log.info("LoRA: %d text encoder weights patched", len(patch))
+        return patch
+
+
+def load_lora_file(path: str) -> LoraFile:
+    from opencomfy.diffusion.loading import read_state_dict
+
+    return LoraFile(read_state_dict(path))

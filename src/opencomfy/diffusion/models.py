@@ -1,0 +1,128 @@
+"""The objects that travel between nodes as MODEL and VAE (CLIP is in :mod:`text_encoder`).
+
+They wrap diffusers modules with ComfyUI's conventions: a LATENT's ``samples`` are the VAE's
+raw latents (the model's scale factor is applied on the way into sampling and removed on the
+way out), an IMAGE is ``[B, H, W, C]`` floats in 0..1 on the CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from opencomfy.diffusion.memory import models_in_use
+from opencomfy.diffusion.model_sampling import DiscreteSchedule
+
+# Latent -> RGB for cheap previews (a least-squares fit of SD 1.x latents to pixels).
+SD1_LATENT_RGB = [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350],
+                  [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]]
+
+
+class DiffusionModel:
+    """ComfyUI's MODEL: the UNet, its noise schedule, its latent scale and LoRA patches."""
+
+    def __init__(self, *, unet, schedule: DiscreteSchedule, scale_factor: float, family: str,
+                 latent_rgb=SD1_LATENT_RGB):
+        self.unet = unet
+        self.schedule = schedule
+        self.scale_factor = scale_factor
+        self.family = family
+        self.latent_rgb = latent_rgb
+        self.patches: list = []
+        self.model_options: dict = {}
+
+    def module(self):
+        return self.unet
+
+    def clone(self) -> "DiffusionModel":
+        other = copy.copy(self)
+        other.patches = list(self.patches)
+        other.model_options = dict(self.model_options)
+        return other
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.unet.config.in_channels)
+
+    def process_latent_in(self, latent: torch.Tensor) -> torch.Tensor:
+        return latent * self.scale_factor
+
+    def process_latent_out(self, latent: torch.Tensor) -> torch.Tensor:
+        return latent / self.scale_factor
+
+    def predict_noise(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """The UNet's epsilon for samples ``x`` at per-sample ``sigma`` (call inside models_in_use)."""
+        dtype = self.unet.dtype
+        device = x.device
+        timestep = self.schedule.timestep(sigma.float().cpu()).to(device)
+        model_in = self.schedule.model_input(x, sigma.to(device))
+        out = self.unet(model_in.to(dtype), timestep, encoder_hidden_states=context.to(device, dtype),
+                        return_dict=False)[0]
+        return out.float()
+
+    def __repr__(self) -> str:
+        return f"<MODEL {self.family} patches={len(self.patches)}>"
+
+
+class VAE:
+    """ComfyUI's VAE over a diffusers ``AutoencoderKL``."""
+
+    downscale_ratio = 8
+
+    def __init__(self, *, autoencoder):
+        self.autoencoder = autoencoder
+        self.patches: list = []
+
+    def module(self):
+        return self.autoencoder
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.autoencoder.config.latent_channels)
+
+    def _crop_to_multiple(self, pixels: torch.Tensor) -> torch.Tensor:
+        r = self.downscale_ratio
+        h, w = (pixels.shape[1] // r) * r, (pixels.shape[2] // r) * r
+        if (h, w) != tuple(pixels.shape[1:3]):
+            top, left = (pixels.shape[1] % r) // 2, (pixels.shape[2] % r) // 2
+            pixels = pixels[:, top:top + h, left:left + w, :]
+        return pixels
+
+    def decode(self, samples: torch.Tensor) -> torch.Tensor:
+        """Raw latents ``[B, C, h, w]`` -> IMAGE ``[B, 8h, 8w, 3]``."""
+        with models_in_use(self) as device:
+            dtype = self.autoencoder.dtype
+            out = self.autoencoder.decode(samples.to(device, dtype), return_dict=False)[0]
+        return ((out.float() + 1.0) / 2.0).clamp(0, 1).permute(0, 2, 3, 1).cpu()
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """IMAGE ``[B, H, W, C]`` -> raw latents (the mean of the encoder's distribution)."""
+        pixels = self._crop_to_multiple(pixels[..., :3])
+        with models_in_use(self) as device:
+            dtype = self.autoencoder.dtype
+            x = pixels.permute(0, 3, 1, 2).to(device, dtype) * 2.0 - 1.0
+            dist = self.autoencoder.encode(x, return_dict=False)[0]
+            latent = dist.mode()
+        return latent.float().cpu()
+
+    def decode_tiled(self, samples: torch.Tensor, *, tile: int = 64, overlap: int = 8) -> torch.Tensor:
+        """Decode in overlapping latent tiles (``tile`` and ``overlap`` in latent pixels)."""
+        from opencomfy.diffusion.tiling import run_tiled
+
+        r = self.downscale_ratio
+        out = run_tiled(samples, lambda t: self.decode(t).permute(0, 3, 1, 2), tile=tile,
+                        overlap=overlap, scale=r, out_channels=3)
+        return out.permute(0, 2, 3, 1)
+
+    def encode_tiled(self, pixels: torch.Tensor, *, tile: int = 512, overlap: int = 64) -> torch.Tensor:
+        """Encode in overlapping pixel tiles (``tile`` and ``overlap`` in pixels)."""
+        from opencomfy.diffusion.tiling import run_tiled
+
+        r = self.downscale_ratio
+        pixels = self._crop_to_multiple(pixels[..., :3]).permute(0, 3, 1, 2)
+        return run_tiled(pixels, lambda t: self.encode(t.permute(0, 2, 3, 1)), tile=tile,
+                         overlap=overlap, scale=1 / r, out_channels=self.latent_channels, step=r)
+
+    def __repr__(self) -> str:
+        return "<VAE>"

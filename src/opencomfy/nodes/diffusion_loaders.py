@@ -1,0 +1,168 @@
+"""Loader nodes over :mod:`opencomfy.diffusion` (ComfyUI's ``nodes.py`` loaders)."""
+
+from __future__ import annotations
+
+from opencomfy.compat import folder_paths
+
+
+def _load_cached(kind: str, folder: str, name: str, load):
+    from opencomfy.diffusion import cache
+
+    path = folder_paths.get_full_path_or_raise(folder, name)
+    return cache.get_or_load(cache.file_key(path, kind), lambda: load(path))
+
+
+class CheckpointLoaderSimple:
+    """A single-file checkpoint -> MODEL, CLIP, VAE (architecture detected from the weights)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "ckpt_name": (folder_paths.get_filename_list("checkpoints"),
+                          {"tooltip": "The name of the checkpoint (model) to load."}),
+        }}
+
+    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
+    OUTPUT_TOOLTIPS = ("The model used for denoising latents.",
+                       "The CLIP model used for encoding text prompts.",
+                       "The VAE model used for encoding and decoding images to and from latent space.")
+    FUNCTION = "load_checkpoint"
+    CATEGORY = "loaders"
+    DESCRIPTION = "Loads a diffusion model checkpoint, diffusion models are used to denoise latents."
+
+    def load_checkpoint(self, ckpt_name):
+        from opencomfy.diffusion.loading import load_checkpoint_file
+
+        model, clip, vae = _load_cached("checkpoint", "checkpoints", ckpt_name, load_checkpoint_file)
+        if model is None:
+            raise RuntimeError(f"ERROR: {ckpt_name} has no diffusion model")
+        return (model, clip, vae)
+
+
+class VAELoader:
+    """A standalone VAE file -> VAE."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"vae_name": (folder_paths.get_filename_list("vae"),)}}
+
+    RETURN_TYPES = ("VAE",)
+    FUNCTION = "load_vae"
+    CATEGORY = "loaders"
+
+    def load_vae(self, vae_name):
+        from opencomfy.diffusion.loading import load_vae_file
+
+        return (_load_cached("vae", "vae", vae_name, load_vae_file),)
+
+
+class CLIPLoader:
+    """A standalone SD 1.x CLIP text encoder file -> CLIP."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "clip_name": (folder_paths.get_filename_list("text_encoders"),),
+            "type": (["stable_diffusion"],),
+        }, "optional": {"device": (["default", "cpu"], {"advanced": True})}}
+
+    RETURN_TYPES = ("CLIP",)
+    FUNCTION = "load_clip"
+    CATEGORY = "advanced/loaders"
+    DESCRIPTION = "[Recipes]\n\nstable_diffusion: clip-l"
+
+    def load_clip(self, clip_name, type="stable_diffusion", device="default"):
+        from opencomfy.diffusion.loading import load_clip_file
+
+        return (_load_cached("clip", "text_encoders", clip_name, load_clip_file),)
+
+
+class CLIPSetLastLayer:
+    """Stop the text encoder at an earlier layer ("clip skip")."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "clip": ("CLIP",),
+            "stop_at_clip_layer": ("INT", {"default": -1, "min": -24, "max": -1, "step": 1}),
+        }}
+
+    RETURN_TYPES = ("CLIP",)
+    FUNCTION = "set_last_layer"
+    CATEGORY = "conditioning"
+
+    def set_last_layer(self, clip, stop_at_clip_layer):
+        clip = clip.clone()
+        clip.clip_layer(stop_at_clip_layer)
+        return (clip,)
+
+
+class LoraLoader:
+    """Patch MODEL and CLIP with a LoRA file at the given strengths."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The diffusion model the LoRA will be applied to."}),
+            "clip": ("CLIP", {"tooltip": "The CLIP model the LoRA will be applied to."}),
+            "lora_name": (folder_paths.get_filename_list("loras"), {"tooltip": "The name of the LoRA."}),
+            "strength_model": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01,
+                                         "tooltip": "How strongly to modify the diffusion model. "
+                                                    "This value can be negative."}),
+            "strength_clip": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01,
+                                        "tooltip": "How strongly to modify the CLIP model. "
+                                                   "This value can be negative."}),
+        }}
+
+    RETURN_TYPES = ("MODEL", "CLIP")
+    OUTPUT_TOOLTIPS = ("The modified diffusion model.", "The modified CLIP model.")
+    FUNCTION = "load_lora"
+    CATEGORY = "loaders"
+    DESCRIPTION = ("LoRAs are used to modify diffusion and CLIP models, altering the way in which "
+                   "latents are denoised such as applying styles. Multiple LoRA nodes can be linked "
+                   "together.")
+
+    def load_lora(self, model, clip, lora_name, strength_model, strength_clip):
+        from opencomfy.diffusion.lora import load_lora_file
+
+        if strength_model == 0 and strength_clip == 0:
+            return (model, clip)
+        lora = _load_cached("lora", "loras", lora_name, load_lora_file)
+        new_model, new_clip = model, clip
+        if strength_model != 0 and model is not None:
+            new_model = model.clone()
+            new_model.patches.append((lora.for_unet(model.unet), strength_model))
+        if strength_clip != 0 and clip is not None:
+            new_clip = clip.clone()
+            new_clip.patches.append((lora.for_text_encoder(clip.model), strength_clip))
+        return (new_model, new_clip)
+
+
+class LoraLoaderModelOnly(LoraLoader):
+    """Patch only the MODEL with a LoRA file."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL",),
+            "lora_name": (folder_paths.get_filename_list("loras"),),
+            "strength_model": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01}),
+        }}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load_lora_model_only"
+    OUTPUT_TOOLTIPS = None
+    DESCRIPTION = None
+
+    def load_lora_model_only(self, model, lora_name, strength_model):
+        return (self.load_lora(model, None, lora_name, strength_model, 0)[0],)
+
+
+NODES = [
+    ("CheckpointLoaderSimple", CheckpointLoaderSimple, "Load Checkpoint", "nodes"),
+    ("VAELoader", VAELoader, "Load VAE", "nodes"),
+    ("CLIPLoader", CLIPLoader, "Load CLIP", "nodes"),
+    ("CLIPSetLastLayer", CLIPSetLastLayer, "CLIP Set Last Layer", "nodes"),
+    ("LoraLoader", LoraLoader, "Load LoRA", "nodes"),
+    ("LoraLoaderModelOnly", LoraLoaderModelOnly, "LoraLoaderModelOnly", "nodes"),
+]
