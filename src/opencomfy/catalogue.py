@@ -250,6 +250,8 @@ def _collect_dir_mtimes(path: str, out: list[tuple[str, int]], *, depth: int,
 #: NodeInfo fields the spec types as strings, and what a missing (None) value becomes.
 _STRING_DEFAULTS = {"display_name": None, "description": "", "category": "sd",
                     "python_module": "nodes", "name": None}
+_LIST_FIELDS = ("output", "output_is_list", "output_name")
+_BOOL_FIELDS = ("output_node", "deprecated", "experimental", "api_node")
 
 
 def _conform(class_type: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -258,8 +260,19 @@ def _conform(class_type: str, info: dict[str, Any]) -> dict[str, Any]:
     for key, default in _STRING_DEFAULTS.items():
         if key in info and info[key] is None:
             info[key] = class_type if default is None else default
-    tooltips = info.get("output_tooltips")
-    if isinstance(tooltips, (list, tuple)) and any(t is None for t in tooltips):
+    for key in _LIST_FIELDS:
+        if key in info and info[key] is None:
+            info[key] = []
+    for key in _BOOL_FIELDS:
+        if key in info and info[key] is None:
+            info[key] = False
+    for key in ("input", "input_order"):
+        if key in info and info[key] is None:
+            info[key] = {}
+    tooltips = info.get("output_tooltips", [])
+    if tooltips is None:
+        del info["output_tooltips"]  # optional: absent rather than null
+    elif isinstance(tooltips, (list, tuple)) and any(t is None for t in tooltips):
         info["output_tooltips"] = ["" if t is None else t for t in tooltips]
     return info
 

@@ -183,13 +183,23 @@ def test_holes_in_a_definition_are_filled_to_match_the_spec(setup):
         @classmethod
         def GET_NODE_INFO_V1(cls):
             return {"display_name": None, "description": None, "category": None,
-                    "output": ["IMAGE", "MASK"], "output_tooltips": ["the image", None]}
+                    "output": ["IMAGE", "MASK"], "output_tooltips": ["the image", None],
+                    "output_name": None, "deprecated": None}
+
+    class NoTooltips(V3Like):
+        @classmethod
+        def GET_NODE_INFO_V1(cls):
+            return {"output": ["IMAGE"], "output_tooltips": None}
 
     registry.add("V3Like", V3Like)
-    info = json.loads(Catalogue(registry, config).snapshot_sync().node_body("V3Like"))["V3Like"]
+    registry.add("NoTooltips", NoTooltips)
+    snap = Catalogue(registry, config).snapshot_sync()
+    info = json.loads(snap.node_body("V3Like"))["V3Like"]
     assert info["display_name"] == "V3Like"
     assert (info["description"], info["category"]) == ("", "sd")
     assert info["output_tooltips"] == ["the image", ""]
+    assert (info["output_name"], info["deprecated"]) == ([], False)
+    assert "output_tooltips" not in json.loads(snap.node_body("NoTooltips"))["NoTooltips"]
 
 
 def test_large_catalogues_are_also_kept_compressed(setup):
