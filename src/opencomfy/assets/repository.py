@@ -1,0 +1,233 @@
+"""SQL over asset contents, records and tags. Every record or tag query takes the workspace id."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from opencomfy.assets.models import Asset, AssetContent, AssetTag
+from opencomfy.assets.schemas import AssetQuery, PageRequest
+
+A = Asset.__table__.c
+T = AssetTag.__table__.c
+C = AssetContent.__table__.c
+
+
+def _insert_ignore(conn, table, values: dict[str, Any]):
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+
+
+# -- contents ---------------------------------------------------------------------------------
+
+async def get_content(conn, content_hash: str) -> dict | None:
+    row = (await conn.execute(select(AssetContent.__table__).where(C.hash == content_hash))
+           ).mappings().first()
+    return dict(row) if row else None
+
+
+async def ensure_content(conn, *, content_hash: str, size: int, mime_type: str | None,
+                         in_store: bool, source_url: str | None, now: int) -> bool:
+    """Insert the content row unless present (then mark it stored if it now is); True if new."""
+    result = await _insert_ignore(conn, AssetContent.__table__, {
+        "hash": content_hash, "size_bytes": size, "mime_type": mime_type, "in_store": in_store,
+        "source_url": source_url, "created_at": now})
+    if result.rowcount:
+        return True
+    values: dict[str, Any] = {}
+    if in_store:
+        values["in_store"] = True
+    if source_url:
+        values["source_url"] = source_url
+    if values:
+        await conn.execute(update(AssetContent).where(C.hash == content_hash).values(**values))
+    return False
+
+
+async def content_by_source_url(conn, url: str) -> dict | None:
+    row = (await conn.execute(select(AssetContent.__table__).where(
+        C.source_url == url, C.in_store.is_(True)).limit(1))).mappings().first()
+    return dict(row) if row else None
+
+
+async def count_content_refs(conn, content_hash: str) -> int:
+    """Records (of any workspace) that use this content."""
+    return (await conn.execute(select(func.count()).select_from(Asset).where(
+        A.content_hash == content_hash))).scalar_one()
+
+
+async def delete_content(conn, content_hash: str) -> None:
+    await conn.execute(delete(AssetContent).where(C.hash == content_hash))
+
+
+# -- records ----------------------------------------------------------------------------------
+
+async def insert_asset(conn, row: dict[str, Any], tags: dict[str, str]) -> None:
+    """Insert a record and its tags (`tags`: tag -> origin)."""
+    await conn.execute(insert(Asset).values(**row))
+    if tags:
+        await conn.execute(insert(AssetTag), [
+            {"asset_id": row["id"], "tag": tag, "workspace_id": row["workspace_id"], "origin": origin}
+            for tag, origin in tags.items()])
+
+
+async def get_asset(conn, *, workspace_id: str, asset_id: str) -> dict | None:
+    row = (await conn.execute(select(Asset.__table__).where(
+        A.id == asset_id, A.workspace_id == workspace_id))).mappings().first()
+    return dict(row) if row else None
+
+
+async def find_asset(conn, *, workspace_id: str, content_hash: str, name: str | None = None) -> dict | None:
+    """A record of this workspace with this content (and name, when given)."""
+    where = [A.workspace_id == workspace_id, A.content_hash == content_hash]
+    if name is not None:
+        where.append(A.name == name)
+    row = (await conn.execute(select(Asset.__table__).where(*where).order_by(A.created_at).limit(1))
+           ).mappings().first()
+    return dict(row) if row else None
+
+
+async def get_assets(conn, *, workspace_id: str, asset_ids: Sequence[str]) -> list[dict]:
+    if not asset_ids:
+        return []
+    rows = (await conn.execute(select(Asset.__table__).where(
+        A.workspace_id == workspace_id, A.id.in_(list(asset_ids))))).mappings().all()
+    return [dict(r) for r in rows]
+
+
+async def assets_of_jobs(conn, *, workspace_id: str, job_ids: Sequence[str]) -> list[dict]:
+    rows = (await conn.execute(select(Asset.__table__).where(
+        A.workspace_id == workspace_id, A.job_id.in_(list(job_ids))).order_by(A.created_at, A.id))
+            ).mappings().all()
+    return [dict(r) for r in rows]
+
+
+async def assets_named(conn, *, workspace_id: str, names: Iterable[str]) -> list[dict]:
+    names = list(set(names))
+    if not names:
+        return []
+    rows = (await conn.execute(select(Asset.__table__).where(
+        A.workspace_id == workspace_id, A.name.in_(names)))).mappings().all()
+    return [dict(r) for r in rows]
+
+
+async def update_asset(conn, *, workspace_id: str, asset_id: str, values: dict[str, Any]) -> None:
+    await conn.execute(update(Asset).where(A.id == asset_id, A.workspace_id == workspace_id)
+                       .values(**values))
+
+
+async def delete_asset(conn, *, workspace_id: str, asset_id: str) -> None:
+    await conn.execute(delete(AssetTag).where(T.asset_id == asset_id, T.workspace_id == workspace_id))
+    await conn.execute(delete(Asset).where(A.id == asset_id, A.workspace_id == workspace_id))
+
+
+async def count_preview_refs(conn, *, workspace_id: str, asset_id: str) -> int:
+    """Other records that use this one as their preview."""
+    return (await conn.execute(select(func.count()).select_from(Asset).where(
+        A.workspace_id == workspace_id, A.preview_id == asset_id, A.id != asset_id))).scalar_one()
+
+
+async def records_with_files(conn, *, workspace_id: str) -> list[dict]:
+    rows = (await conn.execute(select(A.id, A.file_path, A.file_mtime_ns, A.size, A.is_missing,
+                                      A.content_hash).where(
+        A.workspace_id == workspace_id, A.file_path.is_not(None)))).mappings().all()
+    return [dict(r) for r in rows]
+
+
+# -- tags -------------------------------------------------------------------------------------
+
+async def tags_of(conn, asset_ids: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {aid: [] for aid in asset_ids}
+    if asset_ids:
+        rows = await conn.execute(select(T.asset_id, T.tag).where(T.asset_id.in_(list(asset_ids))))
+        for asset_id, tag in rows:
+            out[asset_id].append(tag)
+    return out
+
+
+async def add_tags(conn, *, workspace_id: str, asset_id: str, tags: Sequence[str], origin: str) -> None:
+    for tag in tags:
+        await _insert_ignore(conn, AssetTag.__table__, {"asset_id": asset_id, "tag": tag,
+                                                        "workspace_id": workspace_id, "origin": origin})
+
+
+async def remove_tags(conn, *, workspace_id: str, asset_id: str, tags: Sequence[str]) -> None:
+    if tags:
+        await conn.execute(delete(AssetTag).where(T.asset_id == asset_id, T.workspace_id == workspace_id,
+                                                  T.tag.in_(list(tags))))
+
+
+def _metadata_clause(key: str, value: Any):
+    element = A.user_metadata[key]
+    if isinstance(value, bool):
+        return element.as_boolean() == value
+    if isinstance(value, int):
+        return element.as_integer() == value
+    if isinstance(value, float):
+        return element.as_float() == value
+    if isinstance(value, list):
+        return or_(*(_metadata_clause(key, v) for v in value))
+    return element.as_string() == str(value)
+
+
+def _filters(workspace_id: str, query: AssetQuery) -> list:
+    where = [A.workspace_id == workspace_id]
+    for tag in query.include_tags:
+        where.append(exists().where(T.asset_id == A.id, T.workspace_id == workspace_id, T.tag == tag))
+    if query.exclude_tags:
+        where.append(~exists().where(T.asset_id == A.id, T.workspace_id == workspace_id,
+                                     T.tag.in_(query.exclude_tags)))
+    if query.name_contains:
+        pattern = (query.name_contains.lower().replace("\\", "\\\\").replace("%", "\\%")
+                   .replace("_", "\\_"))
+        where.append(func.lower(A.name).like(f"%{pattern}%", escape="\\"))
+    if query.asset_hash:
+        where.append(A.content_hash == query.asset_hash)
+    for key, value in query.metadata_filter.items():
+        where.append(_metadata_clause(key, value))
+    return where
+
+
+async def page_assets(conn, *, workspace_id: str, query: AssetQuery, page: PageRequest
+                      ) -> tuple[list[dict], int]:
+    """One page of records (plus one extra to tell has_more) and the total matching."""
+    where = _filters(workspace_id, query)
+    total = (await conn.execute(select(func.count()).select_from(Asset).where(*where))).scalar_one()
+    column = A[page.sort]
+    if page.after is not None:
+        value, last_id = page.after
+        if page.descending:
+            where.append(or_(column < value, and_(column == value, A.id < last_id)))
+        else:
+            where.append(or_(column > value, and_(column == value, A.id > last_id)))
+    order = (column.desc(), A.id.desc()) if page.descending else (column.asc(), A.id.asc())
+    stmt = select(Asset.__table__).where(*where).order_by(*order).limit(page.limit + 1)
+    if page.after is None and page.offset:
+        stmt = stmt.offset(page.offset)
+    rows = (await conn.execute(stmt)).mappings().all()
+    return [dict(r) for r in rows], total
+
+
+async def tag_histogram(conn, *, workspace_id: str, query: AssetQuery, limit: int) -> dict[str, int]:
+    matching = select(A.id).where(*_filters(workspace_id, query))
+    count = func.count().label("n")
+    rows = await conn.execute(select(T.tag, count).where(
+        T.workspace_id == workspace_id, T.asset_id.in_(matching)).group_by(T.tag)
+        .order_by(count.desc(), T.tag).limit(limit))
+    return {tag: n for tag, n in rows}
+
+
+async def tag_counts(conn, *, workspace_id: str, prefix: str | None, by_name: bool,
+                     offset: int, limit: int) -> tuple[list[tuple[str, int]], int]:
+    where = [T.workspace_id == workspace_id]
+    if prefix:
+        escaped = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(T.tag.like(f"{escaped}%", escape="\\"))
+    count = func.count().label("n")
+    order = (T.tag.asc(),) if by_name else (count.desc(), T.tag.asc())
+    rows = (await conn.execute(select(T.tag, count).where(*where).group_by(T.tag).order_by(*order)
+                               .offset(offset).limit(limit))).all()
+    total = (await conn.execute(select(func.count(func.distinct(T.tag))).where(*where))).scalar_one()
+    return [(tag, n) for tag, n in rows], total
