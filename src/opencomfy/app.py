@@ -19,6 +19,8 @@ ROUTE_MODULES = (
     "opencomfy.http.userdata",   # /users /settings /userdata /v2/userdata
     "opencomfy.http.system",     # /object_info /system_stats /features /extensions /i18n ... /health
     "opencomfy.http.internal",   # /internal/* (no /api alias)
+    "opencomfy.http.assets",     # /assets* /tags (and the background asset routes)
+    "opencomfy.http.tasks",      # /tasks*
     "opencomfy.http.frontend",   # / /templates /docs /extensions/<pack> user.css
 )
 

@@ -75,6 +75,16 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--auth", choices=["none", "required"], default="none")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="allow --auth none on a non-loopback address")
+    p.add_argument("--blob-store", choices=["local", "s3"], default="local",
+                   help="where asset content lives; s3 keys come from OPENCOMFY_S3_ACCESS_KEY/_SECRET_KEY")
+    p.add_argument("--s3-endpoint", default=os.environ.get("OPENCOMFY_S3_ENDPOINT"))
+    p.add_argument("--s3-bucket", default=os.environ.get("OPENCOMFY_S3_BUCKET", "opencomfy"))
+    p.add_argument("--s3-region", default=os.environ.get("OPENCOMFY_S3_REGION", "us-east-1"))
+    p.add_argument("--s3-prefix", default="", help="key prefix inside the bucket")
+    p.add_argument("--asset-download-host", action="append", default=None, metavar="HOST",
+                   help="a host POST /api/assets/download may fetch from (repeatable; "
+                        "default huggingface.co, civitai.com, civitai.red)")
+    p.add_argument("--max-download-size", type=float, default=64 * 1024.0, help="MB")
     for flag, nargs in _IGNORED_FLAGS.items():
         if nargs == 0:
             p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
@@ -114,6 +124,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
         disable_all_custom_nodes=args.disable_all_custom_nodes,
         disable_metadata=args.disable_metadata,
         preview_size=args.preview_size,
+        blob_store=args.blob_store,
+        s3_endpoint=args.s3_endpoint,
+        s3_bucket=args.s3_bucket,
+        s3_region=args.s3_region,
+        s3_prefix=args.s3_prefix,
+        asset_download_hosts=tuple(args.asset_download_host or Config.asset_download_hosts),
+        max_download_size_mb=args.max_download_size,
     )
 
 

@@ -42,6 +42,16 @@ class Config:
     preview_size: int = 512
     # Run the in-process worker (embedded mode). Scale-out API replicas turn it off.
     embedded_worker: bool = True
+    # Assets: where content bytes live ("local" folder under the state dir, or "s3"); the
+    # S3 keys come from the environment (OPENCOMFY_S3_ACCESS_KEY / _SECRET_KEY), never flags.
+    blob_store: Literal["local", "s3"] = "local"
+    s3_endpoint: str | None = None
+    s3_bucket: str = "opencomfy"
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""
+    # Hosts POST /api/assets/download may fetch from (the spec's sources by default).
+    asset_download_hosts: tuple[str, ...] = ("huggingface.co", "civitai.com", "civitai.red")
+    max_download_size_mb: float = 64 * 1024.0
     extra: dict = field(default_factory=dict)
 
     # ComfyUI's folder layout under the base directory, each overridable by its own flag.
@@ -95,6 +105,8 @@ class Config:
                     )
         if not 0 < self.port < 65536:
             raise ConfigError(f"invalid port {self.port}")
+        if self.blob_store == "s3" and not self.s3_endpoint:
+            raise ConfigError("--blob-store s3 needs --s3-endpoint")
 
 
 def _is_loopback(host: str) -> bool:

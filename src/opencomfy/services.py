@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # imported lazily below so that start-up order stays explicit
     from opencomfy.events.base import EventBus
     from opencomfy.jobs.service import JobService
     from opencomfy.jobs.worker import EmbeddedWorker
+    from opencomfy.assets.service import AssetService
+    from opencomfy.tasks.service import TaskService
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ class Services:
     worker: "EmbeddedWorker | None"
     # A validation-only engine for POST /prompt (the API side never runs prompts).
     validator: "Engine | None" = None
+    # Assets over the configured blob store, and the background tasks (downloads, exports, seed).
+    assets: "AssetService | None" = None
+    tasks: "TaskService | None" = None
 
 
 @contextlib.asynccontextmanager
@@ -60,6 +65,7 @@ async def build_services(config: Config, registry: "NodeRegistry") -> AsyncItera
     catalogue = Catalogue(registry, config)
     jobs = JobService(db=db, bus=bus)
     await jobs.recover_after_restart()
+    assets, tasks = await _build_assets(config, db)
     worker = None
     if config.embedded_worker:
         from opencomfy.jobs.worker import EmbeddedWorker
@@ -68,11 +74,27 @@ async def build_services(config: Config, registry: "NodeRegistry") -> AsyncItera
         await worker.start()
     services = Services(config=config, db=db, bus=bus, registry=registry,
                         catalogue=catalogue, jobs=jobs, worker=worker,
-                        validator=Engine(registry, cache_mode="none"))
+                        validator=Engine(registry, cache_mode="none"), assets=assets, tasks=tasks)
     try:
         yield services
     finally:
+        await tasks.close()
+        await assets.close()
         if worker is not None:
             await worker.stop()
         await jobs.close()
         await db.close()
+
+
+async def _build_assets(config: Config, db: "Database") -> tuple["AssetService", "TaskService"]:
+    """The blob store named by the config, the asset service over it, and the task runner
+    (tasks a previous process left unfinished are failed with a reason)."""
+    from opencomfy.assets.service import AssetService
+    from opencomfy.blobs import build_blob_store
+    from opencomfy.tasks.service import TaskService
+
+    assets = AssetService(db=db, store=build_blob_store(config))
+    await assets.open()
+    tasks = TaskService(db=db)
+    await tasks.recover_after_restart()
+    return assets, tasks
