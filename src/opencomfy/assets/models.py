@@ -1,7 +1,7 @@
 """SQLAlchemy models of assets: content rows (one per blake3 digest), records and tags.
 
 Content is global (stored once however many workspaces upload it); records and tags are
-tenant-owned and carry `workspace_id`. The schema is created by migration 0002_assets_tasks.
+tenant-owned and carry `workspace_id`. The schema is created by migration 0003_assets_tasks.
 Times are Unix milliseconds; the HTTP layer writes RFC 3339.
 """
 

@@ -1,14 +1,14 @@
 """assets (content, records, tags) and background tasks
 
-Revision ID: 0002_assets_tasks
-Revises: 0001_jobs
+Revision ID: 0003_assets_tasks
+Revises: 0002_job_counts
 Create Date: 2026-11-29
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_assets_tasks"
+revision = "0003_assets_tasks"
 down_revision = "0002_job_counts"  # after the jobs counters migration
 branch_labels = None
 depends_on = None
