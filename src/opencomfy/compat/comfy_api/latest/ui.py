@@ -117,6 +117,26 @@ class ImageSaveHelper:
             compress_level=compress_level))
 
 
+class AudioSaveHelper:
+    """Save AUDIO batches (FLAC by default) with the prompt in their metadata."""
+
+    @staticmethod
+    def save_audio(audio: dict, filename_prefix: str, folder_type: FolderType, cls,
+                   format: str = "flac", quality: str = "128k") -> list[SavedResult]:
+        from opencomfy.compat.comfy_api.latest._audio import save_audio
+
+        subfolder, names = save_audio(audio, filename_prefix, _directory(folder_type), cls,
+                                      format=format, quality=quality)
+        return [SavedResult(name, subfolder, folder_type) for name in names]
+
+    @staticmethod
+    def get_save_audio_ui(audio: dict, filename_prefix: str, cls, format: str = "flac",
+                          quality: str = "128k") -> SavedAudios:
+        return SavedAudios(AudioSaveHelper.save_audio(
+            audio, filename_prefix=filename_prefix, folder_type=FolderType.output, cls=cls,
+            format=format, quality=quality))
+
+
 def _temp_prefix() -> str:
     return "ComfyUI_temp_" + "".join(random.choice("abcdefghijklmnopqrstupvxyz") for _ in range(5))
 
@@ -140,6 +160,17 @@ class PreviewMask(PreviewImage):
     def __init__(self, mask, animated: bool = False, cls=None, **kwargs) -> None:
         preview = mask.reshape((-1, 1, mask.shape[-2], mask.shape[-1])).movedim(1, -1).expand(-1, -1, -1, 3)
         super().__init__(preview, animated, cls, **kwargs)
+
+
+class PreviewAudio(_UIOutput):
+    """Play an AUDIO value (saved as FLAC to the temp folder)."""
+
+    def __init__(self, audio: dict, cls=None, **kwargs) -> None:
+        self.values = AudioSaveHelper.save_audio(audio, filename_prefix=_temp_prefix(),
+                                                 folder_type=FolderType.temp, cls=cls)
+
+    def as_dict(self) -> dict:
+        return {"audio": self.values}
 
 
 class PreviewVideo(_UIOutput):
@@ -169,5 +200,6 @@ class PreviewText(_UIOutput):
         return {"text": (self.value,)}
 
 
-__all__ = ["SavedResult", "SavedImages", "SavedAudios", "ImageSaveHelper", "PreviewImage",
-           "PreviewMask", "PreviewVideo", "PreviewUI3D", "PreviewText"]
+__all__ = ["SavedResult", "SavedImages", "SavedAudios", "ImageSaveHelper", "AudioSaveHelper",
+           "PreviewImage", "PreviewMask", "PreviewAudio", "PreviewVideo", "PreviewUI3D",
+           "PreviewText"]
