@@ -129,6 +129,10 @@ def test_sensitive_extra_data_is_never_returned(server):
      "invalid_prompt"),
     (b'{"prompt": {"1": {"class_type": "EmptyImage", "inputs": {}}}, "partial_execution_targets": "1"}',
      "invalid_prompt"),
+    (b'{"prompt": {"1": {"class_type": "EmptyImage", "inputs": {}}}, "client_id": "' + b"c" * 300 + b'"}',
+     "invalid_prompt"),
+    (b'{"prompt": {"1": {"class_type": "EmptyImage", "inputs": {}}}, "workflow_id": 12}',
+     "invalid_prompt"),
 ])
 def test_bad_bodies_get_comfyui_errors(server, body, kind):
     r = server.request("POST", "/api/prompt", data=body, headers={"Content-Type": "application/json"})

@@ -46,7 +46,7 @@ def workflow_id_of(extra_data: dict) -> str | None:
     pnginfo = extra_data.get("extra_pnginfo")
     if isinstance(pnginfo, dict) and isinstance(pnginfo.get("workflow"), dict):
         wid = pnginfo["workflow"].get("id")
-        if isinstance(wid, (str, int)) and not isinstance(wid, bool):
+        if isinstance(wid, (str, int)) and not isinstance(wid, bool) and len(str(wid)) <= 255:
             return str(wid)
     return None
 

@@ -51,12 +51,18 @@ def is_canonical_uuid(value: str) -> bool:
         return False
 
 
+MAX_ID_LENGTH = 255  # client_id, workflow_id, workflow_version_id (stored columns)
+
+
 def _optional_str(body: Mapping, key: str) -> str | None:
     value = body.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
-        raise BadRequest("invalid_prompt", f"{key} must be a string")
+        raise BadRequest("invalid_prompt", f"Invalid {key}", f"{key} must be a string")
+    if len(value) > MAX_ID_LENGTH:
+        raise BadRequest("invalid_prompt", f"Invalid {key}",
+                         f"{key} must be at most {MAX_ID_LENGTH} characters")
     return value
 
 

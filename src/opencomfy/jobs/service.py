@@ -138,7 +138,8 @@ class JobService(JobReads):
         owner = extra.get("client_id")
         row = dict(
             id=prompt_id, workspace_id=workspace_id, seq=seq, number=float(number),
-            status=tr.PENDING, client_id=owner if isinstance(owner, str) else None,
+            status=tr.PENDING,
+            client_id=owner if isinstance(owner, str) and len(owner) <= 255 else None,
             workflow_id=workflow_id, workflow_version_id=workflow_version_id,
             prompt=_dumps(prompt), extra_data=_dumps(extra),
             sensitive=_dumps(sensitive) if sensitive else None,
