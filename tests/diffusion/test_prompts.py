@@ -1,0 +1,72 @@
+"""CLIPTextEncode: ComfyUI's prompt weighting, chunking of long prompts, CLIPSetLastLayer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from opencomfy.diffusion.prompt_weights import parse_weighted_prompt
+from opencomfy.diffusion.text_encoder import chunk_tokens
+from opencomfy.diffusion.tokenizer import END_ID, START_ID
+from opencomfy.nodes.diffusion_conditioning import CLIPTextEncode
+from opencomfy.nodes.diffusion_loaders import CLIPSetLastLayer
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a cat", [("a cat", 1.0)]),
+    ("a (red) cat", [("a ", 1.0), ("red", 1.1), (" cat", 1.0)]),
+    ("((red))", [("red", pytest.approx(1.21))]),
+    ("(red:1.5) cat", [("red", 1.5), (" cat", 1.0)]),
+    ("((red:0.5) big)", [("red", 0.5), (" big", pytest.approx(1.1))]),
+    ("(a:b:2)", [("a:b", 2.0)]),
+    ("(a:x)", [("a:x", pytest.approx(1.1))]),
+    ("\\(not weighted\\)", [("(not weighted)", 1.0)]),
+    ("open (end", [("open ", 1.0), ("(end", 1.0)]),
+])
+def test_weight_syntax(text, expected):
+    assert parse_weighted_prompt(text) == expected
+
+
+def test_chunks_are_77_tokens_with_start_end_and_end_padding():
+    [chunk] = chunk_tokens([[(5, 1.0)], [(6, 1.2)]])
+    assert len(chunk) == 77
+    assert chunk[:4] == [(START_ID, 1.0), (5, 1.0), (6, 1.2), (END_ID, 1.0)]
+    assert all(t == (END_ID, 1.0) for t in chunk[4:])
+
+
+def test_a_short_word_that_does_not_fit_moves_to_the_next_chunk():
+    words = [[(1, 1.0)]] * 73 + [[(2, 1.0)] * 3]
+    first, second = chunk_tokens(words)
+    assert [t for t, _ in first[1:74]] == [1] * 73 and first[74][0] == END_ID
+    assert [t for t, _ in second[1:4]] == [2, 2, 2]
+
+
+def test_long_prompt_encodes_to_two_chunks(tiny_models):
+    _, clip, _ = tiny_models
+    cond = CLIPTextEncode().encode(clip, "x " * 100)[0][0][0]
+    assert cond.shape == (1, 154, 32)
+
+
+def test_weight_scales_the_distance_from_the_empty_prompt(tiny_models):
+    _, clip, _ = tiny_models
+    plain = clip.encode_from_tokens(clip.tokenize("a cat"))
+    empty = clip.encode_from_tokens(clip.tokenize(""))
+    weighted = clip.encode_from_tokens(clip.tokenize("a (cat:1.5)"))
+    # "a" is one token (position 1, unweighted); "cat" is three characters at positions 2..4.
+    assert torch.allclose(weighted[0, :2], plain[0, :2], atol=1e-6)
+    expected = empty[0, 2:5] + (plain[0, 2:5] - empty[0, 2:5]) * 1.5
+    assert torch.allclose(weighted[0, 2:5], expected, atol=1e-5)
+    assert torch.equal(clip.encode_from_tokens(clip.tokenize("a (cat:1.0)")), plain)
+
+
+def test_clip_set_last_layer_uses_an_earlier_hidden_state(tiny_models):
+    _, clip, _ = tiny_models
+    skipped = CLIPSetLastLayer().set_last_layer(clip, -2)[0]
+    assert clip.layer_idx is None           # the input CLIP is unchanged
+    ids = torch.tensor([[t for t, _ in clip.tokenize("a cat")["l"][0]]])
+    out = clip.model(input_ids=ids, output_hidden_states=True)
+    body = getattr(clip.model, "text_model", clip.model)
+    expected = body.final_layer_norm(out.hidden_states[-2])
+    assert torch.allclose(skipped.encode("a cat"), expected, atol=1e-6)
+    assert not torch.allclose(clip.encode("a cat"), expected, atol=1e-3)
+    assert torch.equal(CLIPSetLastLayer().set_last_layer(clip, -1)[0].encode("a cat"), clip.encode("a cat"))
