@@ -8,7 +8,8 @@ from aiohttp import web
 
 from tests.compat.conftest import PACKS_DIR, build, install_packs
 
-GOOD_PACKS = {"v1_pack", "v3_pack", "relative_pack", "single_file_pack", "override_pack"}
+GOOD_PACKS = {"v1_pack", "v3_pack", "relative_pack", "single_file_pack", "override_pack",
+              "model_pack"}
 
 
 def test_every_pack_is_reported_and_only_the_broken_one_failed(loaded):

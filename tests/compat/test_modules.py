@@ -46,7 +46,7 @@ def test_from_imports_and_attribute_access_agree():
 
 def test_modules_we_do_not_provide_fail_like_missing_modules():
     with pytest.raises(ModuleNotFoundError):
-        importlib.import_module("comfy.sd")
+        importlib.import_module("comfy.not_a_comfy_module")
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("comfy_api.not_a_version")
 
@@ -292,3 +292,27 @@ def test_comfy_extras_modules_hold_the_core_classes_comfyui_keeps_there():
     assert ImageCompositeMasked.FUNCTION
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("comfy_extras.nodes_that_do_not_exist")
+
+
+def test_model_modules_are_placeholders_that_fail_only_when_used():
+    import comfy
+    import comfy.ldm.modules.attention as attention
+    import comfy.sd
+    from comfy.model_patcher import ModelPatcher
+
+    from opencomfy.compat.model_placeholders import ModelBackendUnavailable
+
+    class MyPatcher(ModelPatcher):  # subclassing at import time works
+        pass
+
+    assert not isinstance(object(), comfy.sd.VAE)
+    assert comfy.model_base is sys.modules["comfy.model_base"]  # `import comfy` then attribute
+    with pytest.raises(ModelBackendUnavailable, match="comfy.sd.VAE"):
+        comfy.sd.VAE()
+    with pytest.raises(ModelBackendUnavailable):
+        MyPatcher()
+    with pytest.raises(ModelBackendUnavailable, match="optimized_attention"):
+        attention.optimized_attention(1, 2, 3)
+    assert comfy.utils.ProgressBar is sys.modules["comfy.utils"].ProgressBar
+    with pytest.raises(AttributeError):
+        comfy.not_a_module

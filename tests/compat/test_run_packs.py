@@ -269,3 +269,22 @@ async def test_send_sync_inside_a_run_goes_to_the_run_unless_addressed_elsewhere
     assert result.status == "success", result.error
     assert sink.of_type("pack.mine") == [{"a": 1}, {"a": 2}]
     assert host == [("pack.other", {"a": 3}, "someone-else")]
+
+
+async def test_a_pack_importing_model_modules_loads_and_only_its_model_node_fails(engine, loaded):
+    assert loaded.reports["model_pack"].nodes == ["ModelPackCheckpoint", "ModelPackBrightness"]
+    prompt = {"1": {"class_type": "EmptyImage",
+                    "inputs": {"width": 2, "height": 2, "batch_size": 1, "color": 0x404040}},
+              "2": {"class_type": "ModelPackBrightness", "inputs": {"image": ["1", 0], "factor": 2.0}},
+              "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
+    result, _ = await run(engine, prompt)
+    assert result.status == "success", result.error
+
+    prompt = {"1": {"class_type": "ModelPackCheckpoint", "inputs": {"ckpt_name": "x"}},
+              "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+    result, _ = await run(engine, prompt)
+    assert result.status == "error"
+    assert result.error["node_id"] == "1"
+    assert result.error["exception_type"].endswith("ModelBackendUnavailable")
+    assert "comfy.sd.load_checkpoint_guess_config needs ComfyUI's diffusion model code" in \
+        result.error["exception_message"]

@@ -81,7 +81,14 @@ class CompatFinder(importlib.abc.MetaPathFinder):
 
 
 def _synthetic_module(fullname: str, real_name: str) -> ModuleType | None:
-    """``comfy_extras.nodes_*``: made from the core registry (see opencomfy.compat.comfy_extras)."""
+    """Modules made on demand: ``comfy_extras.nodes_*`` from the core registry (see
+    opencomfy.compat.comfy_extras), and placeholders for ComfyUI's model modules."""
+    from opencomfy.compat import model_placeholders
+
+    if model_placeholders.is_placeholder_name(fullname):
+        module = model_placeholders.make_module(fullname)
+        sys.modules[real_name] = module
+        return module
     if not fullname.startswith("comfy_extras.nodes_") or fullname.count(".") != 1:
         return None
     from opencomfy.compat.comfy_extras import build_module
