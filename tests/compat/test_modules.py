@@ -316,3 +316,21 @@ def test_model_modules_are_placeholders_that_fail_only_when_used():
     assert comfy.utils.ProgressBar is sys.modules["comfy.utils"].ProgressBar
     with pytest.raises(AttributeError):
         comfy.not_a_module
+
+
+def test_model_nodes_of_nodes_py_are_placeholders():
+    import nodes
+    from nodes import KSampler, common_ksampler
+
+    from opencomfy.compat.model_placeholders import ModelBackendUnavailable
+
+    class MySampler(KSampler):
+        pass
+
+    with pytest.raises(ModelBackendUnavailable, match="nodes.common_ksampler"):
+        common_ksampler(None, 1, 20, 7.0, "euler", "normal", None, None, None)
+    with pytest.raises(ModelBackendUnavailable):
+        MySampler()
+    assert nodes.EmptyImage.FUNCTION  # a core class we have is the real one
+    with pytest.raises(AttributeError):
+        nodes.NotAComfyNode

@@ -135,11 +135,31 @@ def _core_class(name: str):
     return _core_registry.get(name)
 
 
+# ComfyUI's nodes.py classes (and helper) that need a diffusion model: packs import them at
+# the top, so they exist as placeholders that fail only when used (see model_placeholders).
+_MODEL_NAMES = frozenset({
+    "KSampler", "KSamplerAdvanced", "CheckpointLoaderSimple", "unCLIPCheckpointLoader",
+    "LoraLoader", "VAELoader", "ControlNetLoader", "DiffControlNetLoader", "CLIPVisionLoader",
+    "StyleModelLoader", "GLIGENLoader", "CheckpointLoader", "DiffusersLoader", "UNETLoader",
+    "CLIPLoader", "DualCLIPLoader", "LoraLoaderModelOnly", "CLIPTextEncode", "CLIPSetLastLayer",
+    "CLIPVisionEncode", "unCLIPConditioning", "ConditioningCombine", "ConditioningAverage",
+    "ConditioningConcat", "ConditioningSetArea", "ConditioningSetAreaPercentage",
+    "ConditioningSetAreaStrength", "ConditioningSetMask", "ConditioningZeroOut",
+    "ConditioningSetTimestepRange", "ControlNetApply", "ControlNetApplyAdvanced",
+    "StyleModelApply", "GLIGENTextBoxApply", "InpaintModelConditioning", "VAEDecode",
+    "VAEEncode", "VAEEncodeForInpaint", "VAEDecodeTiled", "VAEEncodeTiled", "common_ksampler",
+})
+
+
 def __getattr__(name: str):
     # `nodes.SaveImage`, `from nodes import LoadImage`: ComfyUI's core classes by name.
-    if name.startswith("__") or not name[:1].isupper():
+    if name.startswith("__"):
         raise AttributeError(name)
-    cls = _core_class(name)
+    cls = _core_class(name) if name[:1].isupper() else None
+    if cls is None and name in _MODEL_NAMES:
+        from opencomfy.compat.model_placeholders import placeholder
+
+        cls = placeholder(f"nodes.{name}")
     if cls is None:
         raise AttributeError(f"module 'nodes' has no attribute {name!r}")
     return cls
