@@ -1,0 +1,3 @@
+from bench.diffusion.run import main
+
+main()

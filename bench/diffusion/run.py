@@ -1,0 +1,155 @@
+"""Diffusion benchmark: seconds per step through our graph and through diffusers' pipeline.
+
+    .venv/bin/python -m bench.diffusion [--size sd15|tiny] [--steps 2] [--width 512 --height 512]
+
+Builds a random-weight checkpoint of the full SD 1.5 architecture (``--size sd15``, fp16 on
+disk, about 2 GB) in the original single-file layout, then in one process:
+- loads it through CheckpointLoaderSimple (cold, then warm: the second load is the cache);
+- runs the default text-to-image graph (CheckpointLoaderSimple, CLIPTextEncode x2,
+  EmptyLatentImage, KSampler euler/normal, VAEDecode, PreviewImage) through the Engine;
+- runs diffusers' StableDiffusionPipeline on the very same modules, same prompt, seed, sampler
+  (EulerDiscreteScheduler) and steps, decoding to pixels as well.
+Each side first runs once with one step (warm-up); the figures are the timed runs, reported as
+(total - one-step total) / (steps - 1) per step, so text encoding and VAE decoding cancel out,
+plus the total. Set OMP_NUM_THREADS / --threads on a shared CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+
+if __package__ in (None, ""):  # allow `python bench/diffusion/run.py`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import torch  # noqa: E402
+
+PROMPT = "beautiful scenery nature glass bottle landscape, purple galaxy bottle"
+NEGATIVE = "text, watermark"
+
+
+def graph(ckpt: str, *, steps: int, width: int, height: int, seed: int) -> dict:
+    return {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": PROMPT, "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": NEGATIVE, "clip": ["4", 1]}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": width, "height": height, "batch_size": 1}},
+        "3": {"class_type": "KSampler", "inputs": {
+            "model": ["4", 0], "seed": seed, "steps": steps, "cfg": 7.5, "sampler_name": "euler",
+            "scheduler": "normal", "positive": ["6", 0], "negative": ["7", 0],
+            "latent_image": ["5", 0], "denoise": 1.0}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}},
+    }
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+async def run_graph(engine, ckpt, *, steps, width, height, seed, device) -> float:
+    prompt = graph(ckpt, steps=steps, width=width, height=height, seed=seed)
+    v = await engine.validate(prompt)
+    assert v.ok, v.error
+    engine.free()          # drop cached outputs (the model cache is kept), as a new prompt would
+    _sync(device)
+    t = time.perf_counter()
+    r = await engine.run(prompt, prompt_id=f"bench-{steps}-{seed}", execute_outputs=v.outputs)
+    _sync(device)
+    assert r.status == "success", r.error
+    return time.perf_counter() - t
+
+
+def run_pipeline(pipe, *, steps, width, height, seed, device) -> float:
+    _sync(device)
+    t = time.perf_counter()
+    pipe(PROMPT, negative_prompt=NEGATIVE, height=height, width=width, num_inference_steps=steps,
+         guidance_scale=7.5, generator=torch.Generator().manual_seed(seed), output_type="np")
+    _sync(device)
+    return time.perf_counter() - t
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="sd15", choices=["sd15", "tiny"])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--workdir", default=None, help="where to write the checkpoint (a temp dir)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+
+    from opencomfy.compat import folder_paths
+    from opencomfy.diffusion import cache
+    from opencomfy.diffusion.detect import bundled_config
+    from opencomfy.diffusion.memory import compute_device
+    from opencomfy.diffusion.random_checkpoint import write_sd1_checkpoint
+    from opencomfy.engine import Engine, NodeRegistry
+    from opencomfy.nodes import register_core_nodes
+    from opencomfy.nodes.diffusion_loaders import CheckpointLoaderSimple
+
+    device = compute_device()
+    base = args.workdir or tempfile.mkdtemp(prefix="bench-diffusion-")
+    folder_paths.configure(base_directory=base)
+    ckpt_dir = os.path.join(base, "models", "checkpoints")
+    os.makedirs(ckpt_dir, exist_ok=True)
+    ckpt = f"random_{args.size}.safetensors"
+    path = os.path.join(ckpt_dir, ckpt)
+    if not os.path.exists(path):
+        t = time.perf_counter()
+        write_sd1_checkpoint(path, args.size, seed=0, dtype=torch.float16 if args.size == "sd15" else torch.float32)
+        print(f"wrote {path} ({os.path.getsize(path) / 1e9:.2f} GB) in {time.perf_counter() - t:.1f} s")
+
+    t = time.perf_counter()
+    model, clip, vae = CheckpointLoaderSimple().load_checkpoint(ckpt)
+    cold = time.perf_counter() - t
+    t = time.perf_counter()
+    CheckpointLoaderSimple().load_checkpoint(ckpt)
+    warm = time.perf_counter() - t
+    print(f"device {device}, torch threads {torch.get_num_threads()}, {args.width}x{args.height}, "
+          f"{args.steps} steps, euler/normal, cfg 7.5")
+    print(f"checkpoint load: {cold:.2f} s from the file (page cache warm after writing), "
+          f"{warm * 1000:.2f} ms from the model cache")
+
+    registry = NodeRegistry()
+    register_core_nodes(registry)
+    engine = Engine(registry)
+    scheduler_config = {k: v for k, v in bundled_config("sd1_scheduler").items() if k != "_class_name"}
+    # The pipeline runs on the same modules: move them where our graph runs them.
+    for m in (model.unet, clip.model, vae.autoencoder):
+        m.to(device)
+    pipe = StableDiffusionPipeline(vae=vae.autoencoder, text_encoder=clip.model, tokenizer=clip.tokenizer,
+                                   unet=model.unet, scheduler=EulerDiscreteScheduler.from_config(scheduler_config),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    size = dict(width=args.width, height=args.height, device=device)
+
+    results = {}
+    for name, runner in (
+        ("graph", lambda steps: asyncio.run(run_graph(engine, ckpt, steps=steps, seed=1, **size))),
+        ("pipeline", lambda steps: run_pipeline(pipe, steps=steps, seed=1, **size)),
+    ):
+        runner(1)                                 # warm-up
+        one = runner(1)
+        full = runner(args.steps)
+        per_step = (full - one) / max(args.steps - 1, 1)
+        results[name] = per_step
+        print(f"{name:9s} {per_step:8.3f} s/step   total {full:7.2f} s for {args.steps} steps "
+              f"(1 step: {one:.2f} s)")
+    ratio = results["graph"] / results["pipeline"]
+    print(f"graph / pipeline per step: {ratio:.3f} ({(ratio - 1) * 100:+.1f}%)")
+    cache.clear()
+
+
+if __name__ == "__main__":
+    main()
