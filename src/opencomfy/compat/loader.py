@@ -197,8 +197,13 @@ async def _v3_node_list(entrypoint) -> list:
         extension = await extension
     if not isinstance(extension, ComfyExtension):
         raise PackLoadError("comfy_entrypoint() did not return a ComfyExtension")
-    await extension.on_load()
-    nodes = await extension.get_node_list()
+    # ComfyUI awaits both; a pack that wrote them as plain methods is accepted too.
+    loaded = extension.on_load()
+    if inspect.isawaitable(loaded):
+        await loaded
+    nodes = extension.get_node_list()
+    if inspect.isawaitable(nodes):
+        nodes = await nodes
     if not isinstance(nodes, list):
         raise PackLoadError("get_node_list() did not return a list")
     return nodes

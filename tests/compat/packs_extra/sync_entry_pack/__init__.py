@@ -45,6 +45,9 @@ class V3MatchSwitch(io.ComfyNode):
 
 
 class SyncExtension(ComfyExtension):
+    def on_load(self):  # written as a plain method: accepted
+        self.loaded = True
+
     async def get_node_list(self):
         return [V3SumList, V3Range, V3MatchSwitch]
 
