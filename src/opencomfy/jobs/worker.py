@@ -110,21 +110,26 @@ class WorkerRunner:
 
     async def _run_until_stopped(self) -> None:
         assert self._wake is not None
-        while not self._stopping:
+        # The job claimed together with storing the previous one's end (one round trip).
+        claimed: WorkerJob | None = None
+        while not self._stopping or claimed is not None:
             self._wake.clear()  # before claiming: a control message from now on wakes us
             claim_started = time.perf_counter()
-            try:
-                job = await self.api.claim(worker_id=self.worker_id, lease_seconds=LEASE_SECONDS)
-            except Exception:
-                log.exception("worker %s could not claim a job", self.worker_id)
-                await self._idle(1.0)
-                continue
+            job, claimed = claimed, None
+            if job is None:
+                try:
+                    job = await self.api.claim(worker_id=self.worker_id,
+                                               lease_seconds=LEASE_SECONDS)
+                except Exception:
+                    log.exception("worker %s could not claim a job", self.worker_id)
+                    await self._idle(1.0)
+                    continue
             if job is None:
                 self._apply_free()
                 await self._idle(IDLE_POLL_SECONDS)
                 continue
             try:
-                await self.run_job(job, claimed_in=time.perf_counter() - claim_started)
+                claimed = await self.run_job(job, claimed_in=time.perf_counter() - claim_started)
             except Exception as exc:  # a bug of ours: end this job visibly, keep the loop
                 log.exception("the worker failed on prompt %s", job.prompt_id)
                 await self._fail_job(job, exc)
@@ -150,8 +155,11 @@ class WorkerRunner:
             except Exception:
                 log.exception("engine.free failed")
 
-    async def run_job(self, job: WorkerJob, claimed_in: float = 0.0) -> None:
-        """Run one claimed job to its end. Never raises: every failure ends the job visibly."""
+    async def run_job(self, job: WorkerJob, claimed_in: float = 0.0) -> WorkerJob | None:
+        """Run one claimed job to its end; every failure of the job ends it visibly.
+
+        Returns the next job when it could be claimed in the same call that stored this
+        one's end (not while stopping, nor with a /free waiting to run between jobs)."""
         started = time.perf_counter()
         interrupt = _new_interrupt_flag()
         with self._lock:
@@ -168,7 +176,9 @@ class WorkerRunner:
             with self._lock:
                 self._current = None
         ran = time.perf_counter()
-        await self._finish(job, outcome)
+        with self._lock:
+            claim_next = not self._stopping and self._pending_free is None
+        next_job = await self._finish(job, outcome, claim_next=claim_next)
         self.jobs_run += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug("prompt %s %s: claim %.1f ms, run %.1f ms, finish %.1f ms", job.prompt_id,
@@ -176,6 +186,7 @@ class WorkerRunner:
                       (time.perf_counter() - ran) * 1e3)
         # History is stored; only now may clients learn that the prompt is done.
         sink.send("executing", {"node": None, "prompt_id": job.prompt_id})
+        return next_job
 
     async def _execute(self, job: WorkerJob, sink: BusEventSink, interrupt: Any) -> JobOutcome:
         try:
@@ -212,17 +223,19 @@ class WorkerRunner:
         except Exception:
             log.exception("could not fail prompt %s; its lease will run out", job.prompt_id)
 
-    async def _finish(self, job: WorkerJob, outcome: JobOutcome) -> None:
+    async def _finish(self, job: WorkerJob, outcome: JobOutcome, *,
+                      claim_next: bool = False) -> WorkerJob | None:
+        lease = LEASE_SECONDS if claim_next else None
         for attempt, delay in enumerate(FINISH_RETRY_DELAYS, 1):
             try:
-                await self.api.finish(prompt_id=job.prompt_id, worker_id=self.worker_id,
-                                      outcome=outcome)
-                return
+                return await self.api.finish(prompt_id=job.prompt_id, worker_id=self.worker_id,
+                                             outcome=outcome, claim_next_lease_seconds=lease)
             except Exception:
                 log.exception("could not store the end of prompt %s (attempt %d)",
                               job.prompt_id, attempt)
                 await asyncio.sleep(delay)
         # The lease runs out and the server fails the job as stalled: never lost, never stuck.
+        return None
 
 
 class LeaseKeeper:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
 
@@ -21,6 +22,8 @@ from opencomfy.events.base import CONTROL_KINDS, BusMessage, EventBus
 
 if TYPE_CHECKING:
     from opencomfy.jobs.service import JobService
+
+log = logging.getLogger(__name__)
 
 FinishStatus = Literal["completed", "failed", "cancelled"]
 
@@ -71,8 +74,13 @@ class WorkerAPI(abc.ABC):
         """Send an event towards the job's websocket clients. Never blocks."""
 
     @abc.abstractmethod
-    async def finish(self, *, prompt_id: str, worker_id: str, outcome: JobOutcome) -> None:
-        """Store the outcome (outputs, status messages, timings) and end the job."""
+    async def finish(self, *, prompt_id: str, worker_id: str, outcome: JobOutcome,
+                     claim_next_lease_seconds: float | None = None) -> WorkerJob | None:
+        """Store the outcome (outputs, status messages, timings) and end the job.
+
+        With `claim_next_lease_seconds`, also claim the next job (as `claim` would) and
+        return it: one round trip between jobs instead of two. Raises only when the outcome
+        could not be stored; a failed claim just returns None."""
 
     @abc.abstractmethod
     def on_control(self, callback: Callable[[BusMessage], None]) -> Callable[[], None]:
@@ -106,17 +114,7 @@ class EmbeddedWorkerAPI(WorkerAPI):
     async def claim(self, *, worker_id: str, lease_seconds: float) -> WorkerJob | None:
         claimed = await self._on_server(
             self._jobs.claim_next_job(worker_id=worker_id, lease_seconds=lease_seconds))
-        if claimed is None:
-            return None
-        return WorkerJob(
-            prompt_id=claimed.prompt_id,
-            number=claimed.number,
-            prompt=claimed.prompt,
-            extra_data=dict(claimed.extra_data or {}),
-            outputs_to_execute=list(claimed.outputs_to_execute or []),
-            client_id=claimed.client_id,
-            workspace_id=getattr(claimed, "workspace_id", None) or "local",
-        )
+        return _worker_job(claimed) if claimed is not None else None
 
     def _on_queue_changed(self, msg: BusMessage) -> None:
         for loop, event in list(self._work_events.items()):
@@ -143,11 +141,27 @@ class EmbeddedWorkerAPI(WorkerAPI):
     def publish(self, msg: BusMessage) -> None:
         self._bus.publish(msg)
 
-    async def finish(self, *, prompt_id: str, worker_id: str, outcome: JobOutcome) -> None:
-        await self._on_server(self._jobs.finish_job(
+    async def finish(self, *, prompt_id: str, worker_id: str, outcome: JobOutcome,
+                     claim_next_lease_seconds: float | None = None) -> WorkerJob | None:
+        claimed = await self._on_server(self._finish_then_claim(
+            prompt_id=prompt_id, worker_id=worker_id, outcome=outcome,
+            lease_seconds=claim_next_lease_seconds))
+        return _worker_job(claimed) if claimed is not None else None
+
+    async def _finish_then_claim(self, *, prompt_id: str, worker_id: str, outcome: JobOutcome,
+                                 lease_seconds: float | None):
+        """On the server loop: store the end, then (optionally) claim the next job."""
+        await self._jobs.finish_job(
             prompt_id=prompt_id, worker_id=worker_id, status=outcome.status,
             outputs=outcome.outputs, meta=outcome.meta, messages=outcome.messages,
-            error=outcome.error))
+            error=outcome.error)
+        if lease_seconds is None:
+            return None
+        try:
+            return await self._jobs.claim_next_job(worker_id=worker_id, lease_seconds=lease_seconds)
+        except Exception:  # the outcome is stored; the worker claims again on its own
+            log.exception("claiming the next job after %s failed", prompt_id)
+            return None
 
     def on_control(self, callback: Callable[[BusMessage], None]) -> Callable[[], None]:
         # add_listener must run on the server loop; the callback then runs there too.
@@ -167,6 +181,18 @@ class EmbeddedWorkerAPI(WorkerAPI):
 
     async def _add_listener(self, callback: Callable[[BusMessage], None]) -> Callable[[], None]:
         return self._bus.add_listener(callback, kinds=CONTROL_KINDS)
+
+
+def _worker_job(claimed: Any) -> WorkerJob:
+    return WorkerJob(
+        prompt_id=claimed.prompt_id,
+        number=claimed.number,
+        prompt=claimed.prompt,
+        extra_data=dict(claimed.extra_data or {}),
+        outputs_to_execute=list(claimed.outputs_to_execute or []),
+        client_id=claimed.client_id,
+        workspace_id=getattr(claimed, "workspace_id", None) or "local",
+    )
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
