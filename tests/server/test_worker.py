@@ -136,6 +136,11 @@ async def test_runs_jobs_in_queue_order_and_stores_history_before_the_final_exec
     assert threading.get_ident() not in engine.thread_ids  # the engine runs on its own thread
     assert [s for s in seen if s[0] == "done"] == [("done", i, "completed") for i in ids]
     assert [s for s in seen if s[0] == "executing"][0] == ("executing", ids[0], "c1")
+    # One prompt ends (final executing) before the next one's events begin, even though the
+    # next is claimed in the same round trip that stores the previous one's end.
+    for done, following in zip(ids, ids[1:]):
+        end = seen.index(("done", done, "completed"))
+        assert end < seen.index(("executing", following, "c1"))
     row = await jobs.get_job(workspace_id="local", job_id=ids[0])
     assert row.status == "completed"
 
