@@ -52,6 +52,7 @@ class _SourceHandler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        path = path.split("?", 1)[0]
         slow = path.startswith("/slow/")
         name = path.split("/")[-1]
         data = SOURCE_FILES.get(name)
@@ -72,7 +73,7 @@ class _SourceHandler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(data[i:i + step])
                 self.wfile.flush()
                 if slow:
-                    time.sleep(0.15)
+                    time.sleep(0.08)
         except (BrokenPipeError, ConnectionResetError):
             pass
 
