@@ -3,6 +3,9 @@
 
 PG_PORT=${PG_PORT:-54329}
 
+# SeaweedFS for the S3 blob-store tests: start_s3 / stop_s3.
+source "$(dirname "${BASH_SOURCE[0]}")/s3.sh"
+
 _pg_bin() {
   local d
   for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && { echo "$d"; return; }; done
@@ -24,6 +27,7 @@ _apt_install() {
 
 start_services() {
   _apt_install
+  start_s3
   local bin; bin=$(_pg_bin)
   if [ -z "$bin" ]; then
     echo "warning: no PostgreSQL found; PostgreSQL tests will be skipped"
@@ -40,6 +44,7 @@ start_services() {
 }
 
 stop_services() {
+  stop_s3
   if [ -n "${PG_DIR:-}" ]; then
     local run=(); [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
     "${run[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
