@@ -98,3 +98,43 @@ def test_unknown_checkpoint_is_a_validation_error(diffusion_server):
     body = r.json()
     assert body["error"]["type"] == "prompt_outputs_failed_validation"
     assert "4" in body["node_errors"]
+
+
+def test_progress_per_step_and_latent_previews_over_the_websocket(diffusion_server):
+    from tests.server.wsutil import Client, binary_type, new_id, queue_prompt
+
+    client_id = new_id()
+    client = Client(diffusion_server, client_id)
+    try:
+        workflow = default_workflow("tiny_sd1.safetensors", steps=4, seed=11)
+        prompt_id = queue_prompt(diffusion_server, workflow, client_id,
+                                 extra_data={"preview_method": "latent2rgb"})
+        messages = client.until_done(prompt_id, timeout=120)
+    finally:
+        client.close()
+    progress = [m["data"] for m in messages if isinstance(m, dict) and m["type"] == "progress"
+                and m["data"]["node"] == "3"]
+    assert [(p["value"], p["max"]) for p in progress] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    previews = [m for m in messages if isinstance(m, bytes) and binary_type(m) in (1, 4)]
+    assert len(previews) == 4
+
+
+def test_interrupt_stops_sampling_between_steps(diffusion_server):
+    from tests.server.wsutil import Client, new_id, queue_prompt
+
+    client_id = new_id()
+    client = Client(diffusion_server, client_id)
+    try:
+        workflow = default_workflow("tiny_sd1.safetensors", steps=10000, seed=12)
+        prompt_id = queue_prompt(diffusion_server, workflow, client_id)
+        client.until(lambda m: isinstance(m, dict) and m["type"] == "progress"
+                     and m["data"]["node"] == "3", timeout=120)
+        assert diffusion_server.post("/api/interrupt", {}).status == 200
+        messages = client.until_done(prompt_id, timeout=60)
+    finally:
+        client.close()
+    types = [m["type"] for m in messages if isinstance(m, dict)]
+    assert "execution_interrupted" in types
+    steps_done = max(m["data"]["value"] for m in client.messages
+                     if isinstance(m, dict) and m["type"] == "progress" and m["data"]["node"] == "3")
+    assert steps_done < 10000
