@@ -17,7 +17,7 @@ import inspect
 from typing import Any
 
 from opencomfy.compat.comfy_api.latest._io_node import (
-    ComfyNode, Hidden, HiddenHolder, NodeOutput, Schema, _overrides, _UIOutput, is_v3_node,
+    ComfyNode, HiddenHolder, NodeOutput, Schema, _overrides, _UIOutput, is_v3_node,
 )
 
 # Engine-facing names of the hidden inputs; no V3 input id can start with this.
@@ -38,6 +38,7 @@ def make_v1_facade(v3_cls: type[ComfyNode], *, python_module: str | None = None)
         "V3_CLASS": v3_cls,
         "V3_FACADE": True,
         "SCHEMA": schema,
+        "DYNAMIC_COMBOS": _dynamic_combos(schema),
         "RELATIVE_PYTHON_MODULE": v3_cls.RELATIVE_PYTHON_MODULE,
         "RETURN_TYPES": tuple(_engine_output_type(o) for o in outputs),
         "RETURN_NAMES": tuple(o.display_name or o.io_type for o in outputs),
@@ -116,12 +117,16 @@ def _dynamic_combo_inputs(name: str, options: dict, nested_section: dict) -> tup
     return ("COMBO", {k: v for k, v in options.items() if k != "options"} | {"options": keys})
 
 
-def _nest_dynamic_inputs(schema: Schema, inputs: dict) -> dict:
-    """ComfyUI's shape for dynamic combos: ``{id: {id: key, input: value, ...}}``."""
+def _dynamic_combos(schema: Schema) -> tuple:
     from opencomfy.compat.comfy_api.latest._io_compound import DynamicCombo
 
-    for combo in schema.inputs:
-        if not isinstance(combo, DynamicCombo.Input) or combo.id not in inputs:
+    return tuple(i for i in schema.inputs if isinstance(i, DynamicCombo.Input))
+
+
+def _nest_dynamic_inputs(combos: tuple, inputs: dict) -> dict:
+    """ComfyUI's shape for dynamic combos: ``{id: {id: key, input: value, ...}}``."""
+    for combo in combos:
+        if combo.id not in inputs:
             continue
         key = inputs.pop(combo.id)
         prefix = combo.id + "."
@@ -160,6 +165,9 @@ def _node_info_v1(facade) -> dict:
     return facade.V3_CLASS.GET_NODE_INFO_V1()
 
 
+_PREFIX_LEN = len(HIDDEN_PREFIX)
+
+
 def _split_hidden(kwargs: dict, *, is_input_list: bool) -> tuple[dict, HiddenHolder]:
     """Separate the engine's hidden keyword arguments from the node's real inputs."""
     hidden: dict = {}
@@ -168,10 +176,10 @@ def _split_hidden(kwargs: dict, *, is_input_list: bool) -> tuple[dict, HiddenHol
         if key.startswith(HIDDEN_PREFIX):
             if is_input_list and isinstance(value, list):
                 value = value[0] if value else None
-            hidden[Hidden[key[len(HIDDEN_PREFIX):]]] = value
+            hidden[key[_PREFIX_LEN:]] = value
         else:
             inputs[key] = value
-    return inputs, HiddenHolder.from_dict(hidden)
+    return inputs, HiddenHolder(**hidden)
 
 
 def _wrap_hook(v3_cls: type, name: str, schema: Schema):
@@ -183,17 +191,18 @@ def _wrap_hook(v3_cls: type, name: str, schema: Schema):
     target = getattr(v3_cls, name)
     user_sig = inspect.signature(target)
     is_list = schema.is_input_list
+    combos = _dynamic_combos(schema)
 
     if inspect.iscoroutinefunction(target):
         async def hook(cls_or_self, *args, **kwargs):
             inputs, hidden = _split_hidden(kwargs, is_input_list=is_list)
             clone = v3_cls.PREPARE_CLASS_CLONE(hidden)
-            return await getattr(clone, name)(*args, **_nest_dynamic_inputs(schema, inputs))
+            return await getattr(clone, name)(*args, **_nest_dynamic_inputs(combos, inputs))
     else:
         def hook(cls_or_self, *args, **kwargs):
             inputs, hidden = _split_hidden(kwargs, is_input_list=is_list)
             clone = v3_cls.PREPARE_CLASS_CLONE(hidden)
-            return getattr(clone, name)(*args, **_nest_dynamic_inputs(schema, inputs))
+            return getattr(clone, name)(*args, **_nest_dynamic_inputs(combos, inputs))
 
     first = inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     hook.__signature__ = user_sig.replace(parameters=[first, *user_sig.parameters.values()])
@@ -205,7 +214,8 @@ def _wrap_hook(v3_cls: type, name: str, schema: Schema):
 def _run(facade, kwargs: dict):
     v3_cls = facade.V3_CLASS
     inputs, hidden = _split_hidden(kwargs, is_input_list=facade.INPUT_IS_LIST)
-    return v3_cls, v3_cls.PREPARE_CLASS_CLONE(hidden), _nest_dynamic_inputs(facade.SCHEMA, inputs)
+    return v3_cls, v3_cls.PREPARE_CLASS_CLONE(hidden), _nest_dynamic_inputs(facade.DYNAMIC_COMBOS,
+                                                                           inputs)
 
 
 def _execute_v3(facade, **kwargs):

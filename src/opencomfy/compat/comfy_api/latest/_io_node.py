@@ -44,8 +44,10 @@ class HiddenHolder:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "HiddenHolder":
-        d = d or {}
-        return cls(**{h.name: d.get(h) for h in Hidden})
+        """From ``{Hidden member (or its name): value}``."""
+        if not d:
+            return cls()
+        return cls(**{(k.name if isinstance(k, Hidden) else k): v for k, v in d.items()})
 
 
 @dataclass
