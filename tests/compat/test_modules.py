@@ -14,7 +14,9 @@ ALIASES = ["nodes", "folder_paths", "server", "node_helpers", "latent_preview", 
            "comfy.utils", "comfy.model_management", "comfy.cli_args", "comfy.comfy_types",
            "comfy.comfy_types.node_typing", "comfy_execution.graph",
            "comfy_execution.graph_utils", "comfy_execution.utils", "comfy_execution.progress",
-           "comfy_api.latest", "comfy_api.latest.io", "comfy_api.latest.ui", "comfy_api.v0_0_2"]
+           "comfy_api.latest", "comfy_api.latest.io", "comfy_api.latest.ui", "comfy_api.v0_0_2",
+           "comfy_api.latest._io", "comfy_api.latest._ui", "comfy_api.input", "comfy_api.util",
+           "comfy.samplers", "comfy_execution"]
 
 
 @pytest.fixture(autouse=True, scope="module")
