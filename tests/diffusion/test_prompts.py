@@ -47,15 +47,26 @@ def test_long_prompt_encodes_to_two_chunks(tiny_models):
     assert cond.shape == (1, 154, 32)
 
 
+def test_tokenizer_gives_clips_own_ids(tiny_models):
+    _, clip, _ = tiny_models
+    assert clip.tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+    [chunk] = clip.tokenize("a (photo:1.2) of a cat")["l"]
+    assert chunk[:7] == [(49406, 1.0), (320, 1.0), (1125, 1.2), (539, 1.0), (320, 1.0), (2368, 1.0),
+                         (49407, 1.0)]
+
+
 def test_weight_scales_the_distance_from_the_empty_prompt(tiny_models):
     _, clip, _ = tiny_models
     plain = clip.encode_from_tokens(clip.tokenize("a cat"))
     empty = clip.encode_from_tokens(clip.tokenize(""))
-    weighted = clip.encode_from_tokens(clip.tokenize("a (cat:1.5)"))
-    # "a" is one token (position 1, unweighted); "cat" is three characters at positions 2..4.
-    assert torch.allclose(weighted[0, :2], plain[0, :2], atol=1e-6)
-    expected = empty[0, 2:5] + (plain[0, 2:5] - empty[0, 2:5]) * 1.5
-    assert torch.allclose(weighted[0, 2:5], expected, atol=1e-5)
+    tokens = clip.tokenize("a (cat:1.5)")
+    weighted = clip.encode_from_tokens(tokens)
+    changed = [i for i, (_, w) in enumerate(tokens["l"][0]) if w != 1.0]
+    assert changed == [2]
+    same = [i for i in range(77) if i not in changed]
+    assert torch.allclose(weighted[0, same], plain[0, same], atol=1e-6)
+    expected = empty[0, 2] + (plain[0, 2] - empty[0, 2]) * 1.5
+    assert torch.allclose(weighted[0, 2], expected, atol=1e-5)
     assert torch.equal(clip.encode_from_tokens(clip.tokenize("a (cat:1.0)")), plain)
 
 

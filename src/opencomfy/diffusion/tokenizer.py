@@ -1,15 +1,18 @@
-"""The CLIP tokenizer, built offline.
+"""The CLIP tokenizer, built offline from the BPE merges shipped in this package.
 
-Real SD checkpoints do not carry their tokenizer. We look for CLIP's BPE files (``vocab.json``
-and ``merges.txt``) in, in order: ``$OPENCOMFY_CLIP_TOKENIZER``, a ``clip_tokenizer`` folder in
-any ``text_encoders`` model folder, and ``configs/clip_tokenizer`` inside this package. Without
-them we fall back to CLIP's byte-level alphabet with no merges: the token ids of single
-characters and the special tokens are CLIP's own, so the tiny test models work, but real
-models then see every word spelled out letter by letter (a warning says so).
+Real SD checkpoints do not carry their tokenizer. CLIP's vocabulary is fully determined by its
+BPE merge list: the 256 byte characters, the same with ``</w>``, one token per merge, then
+``<|startoftext|>`` (49406) and ``<|endoftext|>`` (49407). We ship the first 48,894 merges of
+CLIP's ``bpe_simple_vocab_16e6`` (MIT licence, see ``configs/clip_tokenizer/LICENSE``) as
+``configs/clip_tokenizer/merges.txt.gz`` (200 KB) and build the vocabulary from it.
+
+A folder with a Hugging Face style ``vocab.json`` and ``merges.txt`` can replace it:
+``$OPENCOMFY_CLIP_TOKENIZER`` or a ``clip_tokenizer`` folder in a ``text_encoders`` model folder.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
@@ -22,6 +25,7 @@ START_TOKEN = "<|startoftext|>"
 END_TOKEN = "<|endoftext|>"
 START_ID = 49406
 END_ID = 49407
+MAX_LENGTH = 77
 
 
 def byte_alphabet() -> list[str]:
@@ -39,17 +43,17 @@ def byte_alphabet() -> list[str]:
     return [chr(c) for c in codes]
 
 
-def byte_level_vocab() -> dict[str, int]:
-    """The merge-free vocabulary: CLIP's first 512 entries and its two special tokens."""
+def vocab_from_merges(merges: list[str]) -> dict[str, int]:
+    """CLIP's vocabulary: bytes, bytes + ``</w>``, one token per merge, the two specials."""
     alphabet = byte_alphabet()
-    vocab = {c: i for i, c in enumerate(alphabet)}
-    vocab.update({c + "</w>": 256 + i for i, c in enumerate(alphabet)})
+    tokens = alphabet + [c + "</w>" for c in alphabet] + [m.replace(" ", "") for m in merges]
+    vocab = {t: i for i, t in enumerate(tokens)}
     vocab[START_TOKEN] = START_ID
     vocab[END_TOKEN] = END_ID
     return vocab
 
 
-def _tokenizer_dirs() -> list[str]:
+def _override_dirs() -> list[str]:
     dirs = []
     if os.environ.get("OPENCOMFY_CLIP_TOKENIZER"):
         dirs.append(os.environ["OPENCOMFY_CLIP_TOKENIZER"])
@@ -58,17 +62,26 @@ def _tokenizer_dirs() -> list[str]:
         dirs += [os.path.join(d, "clip_tokenizer") for d in folder_paths.get_folder_paths("text_encoders")]
     except KeyError:
         pass
-    dirs.append(str(resources.files("opencomfy.diffusion").joinpath("configs", "clip_tokenizer")))
     return dirs
 
 
-def find_bpe_files() -> tuple[str, str] | None:
-    """(vocab.json, merges.txt) of the first folder that has both, or None."""
-    for d in _tokenizer_dirs():
+def find_override_files() -> tuple[str, str] | None:
+    """(vocab.json, merges.txt) of the first override folder that has both, or None."""
+    for d in _override_dirs():
         vocab, merges = os.path.join(d, "vocab.json"), os.path.join(d, "merges.txt")
         if os.path.isfile(vocab) and os.path.isfile(merges):
             return vocab, merges
     return None
+
+
+def _merge_lines(text: str) -> list[str]:
+    return [line for line in text.split("\n") if line.strip() and not line.startswith("#version")]
+
+
+def bundled_merges() -> list[str]:
+    data = resources.files("opencomfy.diffusion").joinpath("configs", "clip_tokenizer",
+                                                          "merges.txt.gz").read_bytes()
+    return _merge_lines(gzip.decompress(data).decode("utf-8"))
 
 
 @lru_cache(maxsize=4)
@@ -76,18 +89,17 @@ def _load(files: tuple[str, str] | None):
     from transformers import CLIPTokenizer
 
     if files is None:
-        log.warning("CLIP's BPE files (vocab.json, merges.txt) not found; prompts are tokenized "
-                     "byte by byte, which only tiny test models expect. Put them in "
-                     "models/text_encoders/clip_tokenizer/.")
-        return CLIPTokenizer(vocab=byte_level_vocab(), merges=[], model_max_length=77)
-    with open(files[0], encoding="utf-8") as f:
-        vocab = json.load(f)
-    with open(files[1], encoding="utf-8") as f:
-        merges = [line for line in f.read().split("\n")
-                  if line.strip() and not line.startswith("#version")]
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+        merges = bundled_merges()
+        vocab = vocab_from_merges(merges)
+    else:
+        with open(files[0], encoding="utf-8") as f:
+            vocab = json.load(f)
+        with open(files[1], encoding="utf-8") as f:
+            merges = _merge_lines(f.read())
+    pairs = [tuple(m.split(" ", 1)) for m in merges]
+    return CLIPTokenizer(vocab=vocab, merges=pairs, model_max_length=MAX_LENGTH)
 
 
 def clip_tokenizer():
     """A transformers ``CLIPTokenizer`` (padding with the end token, as SD 1.x expects)."""
-    return _load(find_bpe_files())
+    return _load(find_override_files())
