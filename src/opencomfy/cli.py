@@ -145,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, args.verbose.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from opencomfy.logs import install_log_capture
+
+    # Before anything else logs or prints: the frontend's log panel shows start-up too.
+    install_log_capture(capture_streams=True)
     try:
         config = config_from_args(args)
         config.check()
