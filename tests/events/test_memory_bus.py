@@ -94,3 +94,24 @@ async def test_get_waits_and_close_ends_iteration():
 def test_publish_without_a_loop_or_subscribers_is_harmless():
     bus = MemoryEventBus()
     bus.publish(msg(i=1))
+
+
+async def test_a_burst_from_another_thread_wakes_the_loop_once():
+    bus = MemoryEventBus()
+    sub = bus.subscribe()
+    drains = 0
+    drain = bus._drain_foreign
+
+    def counting_drain() -> None:
+        nonlocal drains
+        drains += 1
+        drain()
+
+    bus._drain_foreign = counting_drain
+    # The loop is blocked in join() while the thread publishes: one drain must carry all.
+    t = threading.Thread(target=lambda: [bus.publish(msg(i=i)) for i in range(1000)])
+    t.start()
+    t.join()
+    await asyncio.sleep(0)
+    assert drains == 1
+    assert [sub.get_nowait().data["i"] for _ in range(1000)] == list(range(1000))

@@ -220,8 +220,8 @@ async def test_an_idle_worker_picks_up_new_work_at_once(stack):
         pid = await submit(jobs, "ok")
         await wait_finished(jobs, pid)
         slowest = max(slowest, time.monotonic() - started)
-    # Far below the idle poll (2 s): the worker is woken, not polling.
-    assert slowest < 0.5
+    # Far below the idle poll (5 s): the worker is woken, not polling.
+    assert slowest < 1.5
 
 
 async def test_an_idle_worker_sleeps_instead_of_polling(stack):

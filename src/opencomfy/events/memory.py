@@ -76,8 +76,9 @@ class MemorySubscription(Subscription):
 
 class MemoryEventBus(EventBus):
     """Delivers on one asyncio loop: the running loop when it is built (or the first
-    subscription's). `publish` from another thread hops onto that loop with
-    `call_soon_threadsafe`, so messages from one thread keep their order."""
+    subscription's). Messages published from other threads wait in one FIFO that a single
+    scheduled callback drains on the loop: a burst of engine events costs one wake-up of the
+    loop, not one each, and messages from one thread keep their order."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         if loop is None:
@@ -89,6 +90,9 @@ class MemoryEventBus(EventBus):
         self._loop_thread = threading.get_ident() if loop is not None else None
         self._subscriptions: list[MemorySubscription] = []
         self._listeners: list[tuple[Callable[[BusMessage], None], frozenset[str] | None]] = []
+        self._foreign: collections.deque[BusMessage] = collections.deque()
+        self._foreign_lock = threading.Lock()
+        self._drain_scheduled = False
 
     def _bind(self) -> None:
         if self._loop is None:
@@ -102,10 +106,26 @@ class MemoryEventBus(EventBus):
         if threading.get_ident() == self._loop_thread:
             self._deliver(msg)
             return
+        with self._foreign_lock:
+            self._foreign.append(msg)
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
         try:
-            loop.call_soon_threadsafe(self._deliver, msg)
+            loop.call_soon_threadsafe(self._drain_foreign)
         except RuntimeError:  # the loop is closed: the server is shutting down
             pass
+
+    def _drain_foreign(self) -> None:
+        while True:
+            with self._foreign_lock:
+                if not self._foreign:
+                    self._drain_scheduled = False
+                    return
+                batch = list(self._foreign)
+                self._foreign.clear()
+            for msg in batch:
+                self._deliver(msg)
 
     def _deliver(self, msg: BusMessage) -> None:
         for sub in list(self._subscriptions):

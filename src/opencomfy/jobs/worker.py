@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 60.0
 RENEW_EVERY_SECONDS = 15.0
 #: How long an idle worker sleeps before looking at the queue anyway (a missed wake-up).
-IDLE_POLL_SECONDS = 2.0
+IDLE_POLL_SECONDS = 5.0
 #: Pauses between attempts to store a job's end (the database may be briefly unavailable).
 FINISH_RETRY_DELAYS = (0.2, 0.4, 0.8, 1.6, 3.2)
 
