@@ -297,10 +297,8 @@ class LeaseKeeper:
 
 
 def _new_interrupt_flag() -> Any:
-    try:
-        from opencomfy.engine import InterruptFlag
-    except ImportError:  # before the engine package exports it
-        from opencomfy.engine.events import InterruptFlag
+    from opencomfy.engine import InterruptFlag  # on the worker's side only
+
     return InterruptFlag()
 
 
