@@ -223,3 +223,16 @@ async def test_progress_text_has_no_prompt_id_unless_the_server_announces_it():
     await settle()
     assert [f for f in t.frames if isinstance(f, bytes)] == [struct.pack(">II", 3, 1) + b"9hi"]
     await hub.stop()
+
+
+async def test_packs_writing_to_a_socket_directly_go_through_its_queue():
+    bus, hub, _ = await make_hub()
+    t = RecordingTransport()
+    await hub.connect(sid="a", workspace_id="local", transport=t)
+    sock = hub.clients["a"]  # what PromptServer.instance.sockets["a"] gives a custom node
+    await sock.send_json({"type": "my_pack.hello", "data": {"x": 1}})
+    await sock.send_bytes(b"\x00\x00\x00\x07raw")
+    await settle()
+    assert t.json()[-1] == {"type": "my_pack.hello", "data": {"x": 1}}
+    assert t.frames[-1] == b"\x00\x00\x00\x07raw"
+    await hub.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 from typing import Any, Awaitable, Callable, Protocol
 
@@ -102,6 +103,17 @@ class ClientConnection:
     @property
     def queued(self) -> int:
         return len(self._frames)
+
+    # ComfyUI's PromptServer.sockets maps ids to aiohttp websockets, and a few packs write to
+    # them directly; these keep such writes working, through the same bounded queue.
+    async def send_str(self, data: str) -> None:
+        self.enqueue(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.enqueue(bytes(data))
+
+    async def send_json(self, data: Any) -> None:
+        self.enqueue(json.dumps(data))
 
     async def _send_forever(self) -> None:
         try:
