@@ -301,3 +301,16 @@ async def test_a_lost_lease_stops_the_job(stack, monkeypatch):
     pid = await submit(jobs, "wait", seconds=30)
     row = await wait_finished(jobs, pid)
     assert row.status == "cancelled"
+
+
+async def test_an_interrupt_from_another_workspace_leaves_the_job_alone(stack):
+    jobs, bus, engine, worker = stack
+    await worker.start()
+    pid = await submit(jobs, "wait", seconds=30)
+    while pid not in engine.ran:
+        await asyncio.sleep(0.01)
+    bus.publish(BusMessage("interrupt", {"prompt_id": None}, workspace_id="someone-else"))
+    await asyncio.sleep(0.2)
+    assert (await jobs.get_job(workspace_id="local", job_id=pid)).status == "in_progress"
+    bus.publish(BusMessage("interrupt", {"prompt_id": None}))
+    assert (await wait_finished(jobs, pid)).status == "cancelled"

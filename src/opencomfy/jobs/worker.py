@@ -52,7 +52,7 @@ class WorkerRunner:
         self._wake: asyncio.Event | None = None
         self._lock = threading.Lock()
         self._stopping = False
-        self._current: tuple[str, Any] | None = None       # (prompt_id, InterruptFlag)
+        self._current: tuple[str, Any, str] | None = None  # (prompt_id, InterruptFlag, workspace)
         # Interrupts aimed at a prompt that was not running yet (it may be claimed next).
         self._early_interrupts: collections.deque[str] = collections.deque(maxlen=64)
         self._pending_free: dict[str, bool] | None = None
@@ -64,7 +64,7 @@ class WorkerRunner:
     def on_control(self, msg: BusMessage) -> None:
         data = msg.data if isinstance(msg.data, dict) else {}
         if msg.kind == "interrupt":
-            self.interrupt(data.get("prompt_id"))
+            self.interrupt(data.get("prompt_id"), workspace_id=msg.workspace_id)
         elif msg.kind == "free":
             with self._lock:
                 pending = self._pending_free or {"unload_models": False, "free_memory": False}
@@ -73,11 +73,13 @@ class WorkerRunner:
                 self._pending_free = pending
             self._poke()
 
-    def interrupt(self, prompt_id: str | None = None) -> bool:
-        """Stop the running job (only if it is `prompt_id`, when given). True if one was hit."""
+    def interrupt(self, prompt_id: str | None = None, *, workspace_id: str | None = None) -> bool:
+        """Stop the running job: only if it is `prompt_id`, when given; only if it belongs to
+        `workspace_id`, when given. True if one was hit."""
         with self._lock:
             current = self._current
-            if current is not None and (prompt_id is None or prompt_id == current[0]):
+            if (current is not None and (prompt_id is None or prompt_id == current[0])
+                    and (workspace_id is None or workspace_id == current[2])):
                 current[1].set()
                 return True
             if prompt_id is not None:
@@ -163,7 +165,7 @@ class WorkerRunner:
         started = time.perf_counter()
         interrupt = _new_interrupt_flag()
         with self._lock:
-            self._current = (job.prompt_id, interrupt)
+            self._current = (job.prompt_id, interrupt, job.workspace_id)
             if job.prompt_id in self._early_interrupts or self._stopping:
                 interrupt.set()
         sink = BusEventSink(self.api.publish, prompt_id=job.prompt_id,
