@@ -95,3 +95,10 @@ def test_free_is_accepted_while_running_and_the_queue_goes_on(server):
     entry = server.get(f"/api/history/{again}").json()[again]
     cached = next(d for name, d in entry["status"]["messages"] if name == "execution_cached")
     assert cached["nodes"] == []
+
+
+def test_a_pack_route_interrupting_stops_the_running_job(server):
+    slow = queue_prompt(server, image_graph(random.randrange(1 << 24), slow=30))
+    wait_status(server, slow, "in_progress")
+    assert server.post("/event_pack/stop", {}).json() == {"stopped": True}
+    wait_status(server, slow, "cancelled", timeout=10)

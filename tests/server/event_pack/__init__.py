@@ -89,6 +89,15 @@ async def ping(request):
     return web.json_response({"sent": True})
 
 
+@PromptServer.instance.routes.post("/event_pack/stop")
+async def stop(request):
+    """Interrupts whatever runs, the way packs do it from their own routes."""
+    from aiohttp import web
+
+    comfy.model_management.interrupt_current_processing()
+    return web.json_response({"stopped": True})
+
+
 NODE_CLASS_MAPPINGS = {"TestSlowImage": TestSlowImage, "TestPreviewBurst": TestPreviewBurst,
                        "TestRaise": TestRaise}
 NODE_DISPLAY_NAME_MAPPINGS = {"TestSlowImage": "Slow image (test)",
