@@ -55,7 +55,7 @@ def test_lora_keys_are_matched_by_ldm_and_text_encoder_names(tiny_models):
     lora = LoraFile(_kohya_lora())
     unet_patch = lora.for_unet(model.unet)
     assert list(unet_patch.deltas) == ["down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_q.weight"]
-    te_patch = lora.for_text_encoder(clip.model)
+    [te_patch] = lora.for_text_encoder(clip)
     assert len(te_patch) == 1 and next(iter(te_patch.deltas)).endswith("layers.0.self_attn.q_proj.weight")
 
 
@@ -66,7 +66,7 @@ def test_lora_patch_adds_scaled_product_and_restores(tiny_models):
     [name] = patch.deltas
     param = dict(model.unet.named_parameters())[name]
     before = param.detach().clone()
-    restore = patch.apply(model.unet, 0.7)
+    restore = patch.apply(0.7)
     base = "lora_unet_" + LDM_TO_Q.replace(".", "_")
     expected = before + 0.7 * (1.0 / 2) * weights[base + ".lora_up.weight"] @ weights[base + ".lora_down.weight"]
     assert torch.allclose(param, expected, atol=1e-6)

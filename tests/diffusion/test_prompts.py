@@ -73,7 +73,7 @@ def test_weight_scales_the_distance_from_the_empty_prompt(tiny_models):
 def test_clip_set_last_layer_uses_an_earlier_hidden_state(tiny_models):
     _, clip, _ = tiny_models
     skipped = CLIPSetLastLayer().set_last_layer(clip, -2)[0]
-    assert clip.layer_idx is None           # the input CLIP is unchanged
+    assert clip.layer_idx == -1             # the input CLIP is unchanged
     ids = torch.tensor([[t for t, _ in clip.tokenize("a cat")["l"][0]]])
     out = clip.model(input_ids=ids, output_hidden_states=True)
     body = getattr(clip.model, "text_model", clip.model)

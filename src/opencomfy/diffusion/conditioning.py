@@ -30,6 +30,8 @@ class Cond:
     weight: torch.Tensor | None     # [1 or B, 1, h, w] multiplier over the area
     strength: float
     sigma_range: tuple[float, float]  # (sigma at start, sigma at end)
+    pooled: torch.Tensor | None = None     # [1 or B, dim] (SDXL)
+    time_ids: torch.Tensor | None = None   # [1, 6] original size, crop, target size (SDXL)
 
     def active(self, sigma: float) -> bool:
         high, low = self.sigma_range
@@ -83,15 +85,33 @@ def _area_and_weight(options: dict, height: int, width: int):
     return area, weight
 
 
-def resolve(conditioning, *, schedule, height: int, width: int) -> list[Cond]:
+def sdxl_time_ids(options: dict, height: int, width: int) -> torch.Tensor:
+    """SDXL's size conditioning: original (h, w), crop (top, left), target (h, w) in pixels;
+    by default the image's own size and no crop."""
+    h = options.get("height", height * 8)
+    w = options.get("width", width * 8)
+    return torch.tensor([[h, w, options.get("crop_h", 0), options.get("crop_w", 0),
+                          options.get("target_height", h), options.get("target_width", w)]],
+                        dtype=torch.float32)
+
+
+def resolve(conditioning, *, schedule, height: int, width: int, needs_pooled: bool = False) -> list[Cond]:
     """CONDITIONING -> :class:`Cond` list for a latent of ``height`` x ``width``."""
     out = []
     for tensor, options in conditioning:
         area, weight = _area_and_weight(options, height, width)
         high = schedule.percent_to_sigma(options.get("start_percent", 0.0))
         low = schedule.percent_to_sigma(options.get("end_percent", 1.0))
-        out.append(Cond(context=tensor, area=area, weight=weight,
-                        strength=float(options.get("strength", 1.0)), sigma_range=(high, low)))
+        cond = Cond(context=tensor, area=area, weight=weight,
+                    strength=float(options.get("strength", 1.0)), sigma_range=(high, low))
+        if needs_pooled:
+            pooled = options.get("pooled_output")
+            if pooled is None:
+                raise ValueError("this model needs the pooled text embedding (an SDXL CLIP's "
+                                 "CLIPTextEncode output)")
+            cond.pooled = pooled
+            cond.time_ids = sdxl_time_ids(options, height, width)
+        out.append(cond)
     return out
 
 
@@ -118,15 +138,20 @@ def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]]) -
         groups.setdefault(tuple(_piece_input(x, job[1]).shape), []).append(job)
     for group in groups.values():
         tokens = lcm_length(c.context.shape[1] for _, c in group)
-        xs, contexts = [], []
+        xs, contexts, pooled, time_ids = [], [], [], []
         for _, c in group:
             xs.append(_piece_input(x, c))
             ctx = c.context.to(device)
             ctx = ctx.repeat(1, tokens // ctx.shape[1], 1)
             contexts.append(ctx.expand(batch, -1, -1) if ctx.shape[0] == 1 else ctx)
+            if c.pooled is not None:
+                pooled.append(c.pooled.expand(batch, -1) if c.pooled.shape[0] == 1 else c.pooled)
+                time_ids.append(c.time_ids.expand(batch, -1))
         x_in = torch.cat(xs)
         sigmas = torch.full((x_in.shape[0],), sigma, device=device)
-        eps = model.predict_noise(x_in, sigmas, torch.cat(contexts))
+        eps = model.predict_noise(x_in, sigmas, torch.cat(contexts),
+                                  pooled=torch.cat(pooled) if pooled else None,
+                                  time_ids=torch.cat(time_ids) if time_ids else None)
         x0 = model.schedule.denoised(x_in, sigmas, eps)
         for k, (set_index, c) in enumerate(group):
             piece = x0[k * batch:(k + 1) * batch]

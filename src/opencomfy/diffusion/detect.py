@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
-from opencomfy.diffusion.ldm_keys import SD1_CLIP_PREFIX, UNET_PREFIX, VAE_PREFIX
+from opencomfy.diffusion.ldm_keys import (SD1_CLIP_PREFIX, SDXL_CLIP_G_PREFIX, SDXL_CLIP_L_PREFIX,
+                                         UNET_PREFIX, VAE_PREFIX)
 
 
 class UnsupportedCheckpoint(ValueError):
@@ -32,10 +33,11 @@ def bundled_config(name: str) -> dict:
 class CheckpointLayout:
     """What a checkpoint holds: family and the diffusers config of each part found."""
 
-    family: str                       # "sd1"
+    family: str                       # "sd1" or "sdxl"
     unet: dict | None = None
     vae: dict | None = None
-    text_encoder: dict | None = None
+    text_encoder: dict | None = None    # CLIP-L (SD 1.x and SDXL)
+    text_encoder_2: dict | None = None  # OpenCLIP bigG (SDXL)
     scheduler: dict = field(default_factory=dict)
 
 
@@ -45,10 +47,12 @@ def _indices(shapes: dict, pattern: str) -> set[int]:
 
 
 def detect_family(shapes: dict[str, tuple]) -> str:
-    """``"sd1"`` for the SD 1.x layout; raise for layouts we do not load."""
+    """``"sd1"`` or ``"sdxl"``; raise for layouts we do not load."""
     has_unet = any(k.startswith(UNET_PREFIX) for k in shapes)
-    if any(k.startswith("conditioner.embedders.") for k in shapes):
-        raise UnsupportedCheckpoint("SDXL checkpoints are not supported yet")
+    if any(k.startswith("conditioner.embedders.") for k in shapes) or UNET_PREFIX + "label_emb.0.0.weight" in shapes:
+        if UNET_PREFIX + "label_emb.0.0.weight" in shapes or not has_unet:
+            return "sdxl"
+        raise UnsupportedCheckpoint("this SDXL-style checkpoint (refiner?) is not supported yet")
     if any(k.startswith("cond_stage_model.model.") for k in shapes):
         raise UnsupportedCheckpoint("SD 2.x checkpoints are not supported yet")
     if has_unet and any(k.startswith(SD1_CLIP_PREFIX) for k in shapes):
@@ -58,7 +62,8 @@ def detect_family(shapes: dict[str, tuple]) -> str:
     raise UnsupportedCheckpoint("no diffusion model found in the checkpoint")
 
 
-def unet_config(shapes: dict[str, tuple], family: str, prefix: str = UNET_PREFIX) -> dict:
+def unet_config(shapes: dict[str, tuple], family: str, prefix: str = UNET_PREFIX,
+                pooled_dim: int = 1280) -> dict:
     """The diffusers UNet config for an LDM UNet whose tensors have these shapes."""
     config = copy.deepcopy(bundled_config(f"{family}_unet"))
     p = prefix
@@ -89,9 +94,22 @@ def unet_config(shapes: dict[str, tuple], family: str, prefix: str = UNET_PREFIX
     if not attn2:
         raise UnsupportedCheckpoint("UNet without cross-attention")
     config["cross_attention_dim"] = shapes[attn2[0]][1]
-    depths = _indices(shapes, re.escape(p) + r"middle_block\.1\.transformer_blocks\.(\d+)\.")
-    config["transformer_layers_per_block"] = max(depths) + 1 if depths else 1
     config["use_linear_projection"] = len(shapes[p + "middle_block.1.proj_in.weight"]) == 2
+    if family == "sdxl":
+        # Transformer depth and heads (64 channels each) per level, as SDXL's config lists them.
+        depths = []
+        for level in range(levels):
+            blocks = _indices(shapes, re.escape(p) + rf"input_blocks\.{level * (layers + 1) + 1}\.1\."
+                                                     r"transformer_blocks\.(\d+)\.")
+            depths.append(max(blocks) + 1 if blocks else 1)
+        config["transformer_layers_per_block"] = depths
+        config["attention_head_dim"] = [max(1, c // 64) for c in channels]
+        adm_in = shapes[p + "label_emb.0.0.weight"][1]
+        config["projection_class_embeddings_input_dim"] = adm_in
+        config["addition_time_embed_dim"] = (adm_in - pooled_dim) // 6
+    else:
+        depths = _indices(shapes, re.escape(p) + r"middle_block\.1\.transformer_blocks\.(\d+)\.")
+        config["transformer_layers_per_block"] = max(depths) + 1 if depths else 1
     return config
 
 
@@ -112,9 +130,10 @@ def vae_config(shapes: dict[str, tuple], family: str, prefix: str = VAE_PREFIX) 
     return config
 
 
-def sd1_text_encoder_config(shapes: dict[str, tuple], prefix: str = SD1_CLIP_PREFIX) -> dict:
-    """The transformers CLIPTextConfig (as a dict) for an SD1 text encoder with these shapes."""
-    config = copy.deepcopy(bundled_config("sd1_text_encoder"))
+def sd1_text_encoder_config(shapes: dict[str, tuple], prefix: str = SD1_CLIP_PREFIX,
+                            base: str = "sd1_text_encoder") -> dict:
+    """The transformers CLIPTextConfig (as a dict) for a CLIP-L style text encoder."""
+    config = copy.deepcopy(bundled_config(base))
     vocab, hidden = shapes[prefix + "embeddings.token_embedding.weight"]
     config["vocab_size"] = vocab
     config["hidden_size"] = hidden
@@ -127,14 +146,34 @@ def sd1_text_encoder_config(shapes: dict[str, tuple], prefix: str = SD1_CLIP_PRE
     return config
 
 
+def open_clip_config(shapes: dict[str, tuple], prefix: str = SDXL_CLIP_G_PREFIX) -> dict:
+    """The CLIPTextConfig (with projection) for an OpenCLIP text tower in open_clip's layout."""
+    config = copy.deepcopy(bundled_config("sdxl_text_encoder_2"))
+    vocab, hidden = shapes[prefix + "token_embedding.weight"]
+    config["vocab_size"] = vocab
+    config["hidden_size"] = hidden
+    config["max_position_embeddings"] = shapes[prefix + "positional_embedding"][0]
+    config["num_hidden_layers"] = len(_indices(shapes, re.escape(prefix) + r"transformer\.resblocks\.(\d+)\."))
+    config["intermediate_size"] = shapes[prefix + "transformer.resblocks.0.mlp.c_fc.weight"][0]
+    config["num_attention_heads"] = max(1, hidden // 64)
+    config["projection_dim"] = shapes[prefix + "text_projection"][1]
+    return config
+
+
 def detect_layout(shapes: dict[str, tuple]) -> CheckpointLayout:
     """Family and configs of every part present in a single-file checkpoint."""
     family = detect_family(shapes)
     layout = CheckpointLayout(family=family, scheduler=copy.deepcopy(bundled_config(f"{family}_scheduler")))
+    if family == "sdxl":
+        if SDXL_CLIP_L_PREFIX + "embeddings.token_embedding.weight" in shapes:
+            layout.text_encoder = sd1_text_encoder_config(shapes, SDXL_CLIP_L_PREFIX, "sdxl_text_encoder")
+        if SDXL_CLIP_G_PREFIX + "token_embedding.weight" in shapes:
+            layout.text_encoder_2 = open_clip_config(shapes)
+    elif SD1_CLIP_PREFIX + "embeddings.token_embedding.weight" in shapes:
+        layout.text_encoder = sd1_text_encoder_config(shapes)
     if any(k.startswith(UNET_PREFIX) for k in shapes):
-        layout.unet = unet_config(shapes, family)
+        pooled = layout.text_encoder_2["projection_dim"] if layout.text_encoder_2 else 1280
+        layout.unet = unet_config(shapes, family, pooled_dim=pooled)
     if VAE_PREFIX + "encoder.conv_in.weight" in shapes:
         layout.vae = vae_config(shapes, family)
-    if SD1_CLIP_PREFIX + "embeddings.token_embedding.weight" in shapes:
-        layout.text_encoder = sd1_text_encoder_config(shapes)
     return layout

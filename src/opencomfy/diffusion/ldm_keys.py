@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import re
 
+import torch
+
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 SD1_CLIP_PREFIX = "cond_stage_model.transformer.text_model."
+SDXL_CLIP_L_PREFIX = "conditioner.embedders.0.transformer.text_model."
+SDXL_CLIP_G_PREFIX = "conditioner.embedders.1.model."
 
 _RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("time_emb_proj", "emb_layers.1"),
            ("norm2", "out_layers.0"), ("conv2", "out_layers.3"), ("conv_shortcut", "skip_connection"))
@@ -114,12 +118,36 @@ def vae_to_ldm(state_dict: dict, config: dict) -> dict:
     return out
 
 
-def sd1_clip_to_ldm(state_dict: dict) -> dict:
-    """A transformers ``CLIPTextModel`` state dict -> SD1 checkpoint keys."""
+def sd1_clip_to_ldm(state_dict: dict, prefix: str = SD1_CLIP_PREFIX) -> dict:
+    """A transformers ``CLIPTextModel`` state dict -> SD1 (or SDXL CLIP-L) checkpoint keys."""
     out = {}
     for key, value in state_dict.items():
         key = key[len("text_model."):] if key.startswith("text_model.") else key
         if key == "embeddings.position_ids":
             continue
-        out[SD1_CLIP_PREFIX + key] = value
+        out[prefix + key] = value
+    return out
+
+
+def open_clip_to_ldm(state_dict: dict, prefix: str = SDXL_CLIP_G_PREFIX) -> dict:
+    """A transformers ``CLIPTextModelWithProjection`` state dict -> open_clip's layout
+    (fused q/k/v ``in_proj``, ``resblocks``, ``text_projection`` as a matrix to multiply by)."""
+    sd = {(k[len("text_model."):] if k.startswith("text_model.") else k): v for k, v in state_dict.items()}
+    out = {
+        prefix + "token_embedding.weight": sd["embeddings.token_embedding.weight"],
+        prefix + "positional_embedding": sd["embeddings.position_embedding.weight"],
+        prefix + "ln_final.weight": sd["final_layer_norm.weight"],
+        prefix + "ln_final.bias": sd["final_layer_norm.bias"],
+        prefix + "text_projection": sd["text_projection.weight"].T.contiguous(),
+    }
+    layers = {int(k.split(".")[2]) for k in sd if k.startswith("encoder.layers.")}
+    renames = (("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"), ("mlp.fc1", "mlp.c_fc"),
+               ("mlp.fc2", "mlp.c_proj"), ("self_attn.out_proj", "attn.out_proj"))
+    for i in layers:
+        src, dst = f"encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
+        for kind in ("weight", "bias"):
+            out[dst + f"attn.in_proj_{kind}"] = torch.cat(
+                [sd[src + f"self_attn.{p}_proj.{kind}"] for p in ("q", "k", "v")])
+            for new, old in renames:
+                out[dst + f"{old}.{kind}"] = sd[src + f"{new}.{kind}"]
     return out

@@ -14,7 +14,7 @@ import torch
 
 from opencomfy.diffusion.detect import (CheckpointLayout, UnsupportedCheckpoint, detect_layout,
                                         sd1_text_encoder_config, vae_config)
-from opencomfy.diffusion.ldm_keys import SD1_CLIP_PREFIX, VAE_PREFIX
+from opencomfy.diffusion.ldm_keys import SD1_CLIP_PREFIX, SDXL_CLIP_G_PREFIX, SDXL_CLIP_L_PREFIX, VAE_PREFIX
 from opencomfy.diffusion.memory import offload_device, weight_dtype
 
 log = logging.getLogger(__name__)
@@ -107,23 +107,59 @@ def build_sd1_text_encoder(state_dict: dict, config: dict, prefix: str = SD1_CLI
     return _assign(model, own, weight_dtype("text_encoder"))
 
 
+def build_open_clip_text_encoder(state_dict: dict, config: dict, prefix: str = SDXL_CLIP_G_PREFIX):
+    """OpenCLIP-G (SDXL's second tower) as a transformers CLIPTextModelWithProjection."""
+    from accelerate import init_empty_weights
+    from diffusers.loaders.single_file_utils import convert_open_clip_checkpoint
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    with init_empty_weights():
+        model = CLIPTextModelWithProjection(CLIPTextConfig(**config))
+    converted = convert_open_clip_checkpoint(model, state_dict, prefix=prefix)
+    if not any(k.startswith("text_model.") for k in model.state_dict()):
+        converted = {(k[len("text_model."):] if k.startswith("text_model.") else k): v
+                     for k, v in converted.items()}
+    return _assign(model, converted, weight_dtype("text_encoder"))
+
+
+def sd1_clip(text_model):
+    """An SD 1.x CLIP object around a CLIP-L text model."""
+    from opencomfy.diffusion.text_encoder import ClipPart, TextEncoder
+    from opencomfy.diffusion.tokenizer import clip_tokenizer
+
+    return TextEncoder(parts=[ClipPart("l", text_model)], tokenizer=clip_tokenizer())
+
+
+def sdxl_clip(clip_l, clip_g):
+    """SDXL's CLIP object: CLIP-L and OpenCLIP-G, penultimate layers, pooled from G."""
+    from opencomfy.diffusion.text_encoder import ClipPart, TextEncoder
+    from opencomfy.diffusion.tokenizer import clip_tokenizer
+
+    parts = [ClipPart("l", clip_l, norm_hidden=False, lora_prefixes=("lora_te1_",)),
+             ClipPart("g", clip_g, pad_id=0, norm_hidden=False, lora_prefixes=("lora_te2_",))]
+    return TextEncoder(parts=parts, tokenizer=clip_tokenizer(), layer_idx=-2, pooled_from="g")
+
+
 def build_checkpoint(state_dict: dict, layout: CheckpointLayout | None = None):
     """(MODEL, CLIP, VAE) objects from a full single-file checkpoint (None for absent parts)."""
     from opencomfy.diffusion.model_sampling import DiscreteSchedule
-    from opencomfy.diffusion.models import VAE, DiffusionModel
-    from opencomfy.diffusion.text_encoder import TextEncoder
-    from opencomfy.diffusion.tokenizer import clip_tokenizer
+    from opencomfy.diffusion.models import SDXL_LATENT_RGB, VAE, DiffusionModel
 
     layout = layout or detect_layout(_shapes(state_dict))
+    sdxl = layout.family == "sdxl"
     model = clip = vae = None
     if layout.unet is not None:
-        scale = (layout.vae or {}).get("scaling_factor", 0.18215)
+        default_scale = 0.13025 if sdxl else 0.18215
+        scale = (layout.vae or {}).get("scaling_factor", default_scale)
+        extra = {"latent_rgb": SDXL_LATENT_RGB} if sdxl else {}
         model = DiffusionModel(unet=build_unet(state_dict, layout.unet),
                                schedule=DiscreteSchedule.from_config(layout.scheduler),
-                               scale_factor=scale, family=layout.family)
-    if layout.text_encoder is not None:
-        clip = TextEncoder(model=build_sd1_text_encoder(state_dict, layout.text_encoder),
-                           tokenizer=clip_tokenizer())
+                               scale_factor=scale, family=layout.family, **extra)
+    if sdxl and layout.text_encoder is not None and layout.text_encoder_2 is not None:
+        clip = sdxl_clip(build_sd1_text_encoder(state_dict, layout.text_encoder, SDXL_CLIP_L_PREFIX),
+                         build_open_clip_text_encoder(state_dict, layout.text_encoder_2))
+    elif not sdxl and layout.text_encoder is not None:
+        clip = sd1_clip(build_sd1_text_encoder(state_dict, layout.text_encoder))
     if layout.vae is not None:
         vae = VAE(autoencoder=build_vae(state_dict, layout.vae))
     return model, clip, vae
@@ -147,12 +183,9 @@ def load_vae_file(path: str):
 
 def load_clip_file(path: str):
     """An SD1 CLIP text encoder from a standalone file (transformers or LDM key names)."""
-    from opencomfy.diffusion.text_encoder import TextEncoder
-    from opencomfy.diffusion.tokenizer import clip_tokenizer
-
     state_dict = read_state_dict(path)
     if not any(k.startswith(SD1_CLIP_PREFIX) for k in state_dict):
         state_dict = {SD1_CLIP_PREFIX + (k[len("text_model."):] if k.startswith("text_model.") else k): v
                       for k, v in state_dict.items()}
     config = sd1_text_encoder_config(_shapes(state_dict))
-    return TextEncoder(model=build_sd1_text_encoder(state_dict, config), tokenizer=clip_tokenizer())
+    return sd1_clip(build_sd1_text_encoder(state_dict, config))

@@ -24,7 +24,8 @@ _UP = (".lora_up.weight", ".lora_B.weight", ".lora.up.weight")
 class LoraPatch:
     """LoRA deltas for named parameters of one module."""
 
-    def __init__(self, deltas: dict[str, tuple[torch.Tensor, torch.Tensor, float]]):
+    def __init__(self, module: torch.nn.Module, deltas: dict[str, tuple[torch.Tensor, torch.Tensor, float]]):
+        self.module = module
         self.deltas = deltas   # param name -> (up, down, alpha / rank)
 
     def delta(self, name: str, weight: torch.Tensor) -> torch.Tensor:
@@ -32,9 +33,9 @@ class LoraPatch:
         product = up.flatten(1).float() @ down.flatten(1).float()
         return (product * scale).reshape(weight.shape)
 
-    def apply(self, module: torch.nn.Module, strength: float):
+    def apply(self, strength: float):
         """Add the deltas in place; return a function that restores the original weights."""
-        params = dict(module.named_parameters())
+        params = dict(self.module.named_parameters())
         saved = {}
         with torch.no_grad():
             for name in self.deltas:
@@ -78,7 +79,7 @@ class LoraFile:
                 if candidate in self.pairs:
                     deltas[param] = self.pairs[candidate]
                     break
-        return LoraPatch(deltas)
+        return LoraPatch(module, deltas)
 
     def for_unet(self, unet) -> LoraPatch:
         config = unet.config
@@ -98,15 +99,22 @@ class LoraFile:
         log.info("LoRA: %d UNet weights patched", len(patch))
         return patch
 
-    def for_text_encoder(self, text_model) -> LoraPatch:
-        def names(module_path):
-            path = module_path[len("text_model."):] if module_path.startswith("text_model.") else module_path
-            flat = "text_model_" + path.replace(".", "_")
-            return ["lora_te_" + flat, "lora_te1_" + flat, "text_encoder.text_model." + path]
+    def for_text_encoder(self, clip) -> list[LoraPatch]:
+        """One patch per text tower of a CLIP (``lora_te_`` for SD 1.x, ``lora_te1_``/``lora_te2_``
+        for SDXL's two towers)."""
+        patches = []
+        for part in clip.parts:
+            def names(module_path, part=part):
+                path = module_path[len("text_model."):] if module_path.startswith("text_model.") else module_path
+                flat = "text_model_" + path.replace(".", "_")
+                peft = "text_encoder." if part.key == "l" else "text_encoder_2."
+                return [prefix + flat for prefix in part.lora_prefixes] + [peft + "text_model." + path]
 
-        patch = self._match(text_model, names)
-        log.info("LoRA: %d text encoder weights patched", len(patch))
-        return patch
+            patch = self._match(part.model, names)
+            log.info("LoRA: %d weights patched in text encoder %s", len(patch), part.key)
+            if len(patch):
+                patches.append(patch)
+        return patches
 
 
 def load_lora_file(path: str) -> LoraFile:

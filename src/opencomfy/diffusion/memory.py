@@ -110,20 +110,20 @@ def unload_all() -> None:
 def models_in_use(*handles):
     """Put the handles' modules on the compute device with their LoRA patches applied.
 
-    A handle has ``.module()`` and ``.patches`` (``[(LoraWeights, strength), ...]``).
-    Yields the device.
+    A handle has ``.modules()`` and ``.patches`` (``[(LoraPatch, strength), ...]``, each patch
+    bound to one of those modules). Yields the device.
     """
     device = compute_device()
-    modules = [h.module() for h in handles]
+    modules = [m for h in handles for m in h.modules()]
     keep = {id(m) for m in modules}
     with _lock:
         for m in modules:
             load_to_device(m, device, keep)
     restores = []
     try:
-        for handle, module in zip(handles, modules):
+        for handle in handles:
             for lora, strength in getattr(handle, "patches", ()):
-                restores.append(lora.apply(module, strength))
+                restores.append(lora.apply(strength))
         yield device
     finally:
         for restore in reversed(restores):

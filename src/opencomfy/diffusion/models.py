@@ -17,6 +17,8 @@ from opencomfy.diffusion.model_sampling import DiscreteSchedule
 # Latent -> RGB for cheap previews (a least-squares fit of SD 1.x latents to pixels).
 SD1_LATENT_RGB = [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350],
                   [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]]
+SDXL_LATENT_RGB = [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068],
+                   [0.1076, 0.1111, -0.0362], [-0.3165, -0.2492, -0.2188]]
 
 
 class DiffusionModel:
@@ -32,8 +34,8 @@ class DiffusionModel:
         self.patches: list = []
         self.model_options: dict = {}
 
-    def module(self):
-        return self.unet
+    def modules(self):
+        return [self.unet]
 
     def clone(self) -> "DiffusionModel":
         other = copy.copy(self)
@@ -51,14 +53,25 @@ class DiffusionModel:
     def process_latent_out(self, latent: torch.Tensor) -> torch.Tensor:
         return latent / self.scale_factor
 
-    def predict_noise(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    @property
+    def needs_pooled(self) -> bool:
+        """SDXL's UNet also takes the pooled text embedding and the size/crop "time ids"."""
+        return getattr(self.unet.config, "addition_embed_type", None) == "text_time"
+
+    def predict_noise(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor,
+                      pooled: torch.Tensor | None = None, time_ids: torch.Tensor | None = None
+                      ) -> torch.Tensor:
         """The UNet's epsilon for samples ``x`` at per-sample ``sigma`` (call inside models_in_use)."""
         dtype = self.unet.dtype
         device = x.device
         timestep = self.schedule.timestep(sigma.float().cpu()).to(device)
         model_in = self.schedule.model_input(x, sigma.to(device))
+        extra = {}
+        if self.needs_pooled:
+            extra["added_cond_kwargs"] = {"text_embeds": pooled.to(device, dtype),
+                                          "time_ids": time_ids.to(device, dtype)}
         out = self.unet(model_in.to(dtype), timestep, encoder_hidden_states=context.to(device, dtype),
-                        return_dict=False)[0]
+                        return_dict=False, **extra)[0]
         return out.float()
 
     def __repr__(self) -> str:
@@ -74,8 +87,8 @@ class VAE:
         self.autoencoder = autoencoder
         self.patches: list = []
 
-    def module(self):
-        return self.autoencoder
+    def modules(self):
+        return [self.autoencoder]
 
     @property
     def latent_channels(self) -> int:

@@ -99,8 +99,9 @@ def sample(model, *, noise: torch.Tensor, positive, negative, cfg: float, sample
     sampler = get_sampler(sampler_name)
     schedule = model.schedule
     height, width = latent_image.shape[-2:]
-    positive = conds.resolve(positive, schedule=schedule, height=height, width=width)
-    negative = conds.resolve(negative, schedule=schedule, height=height, width=width)
+    needs_pooled = model.needs_pooled
+    positive = conds.resolve(positive, schedule=schedule, height=height, width=width, needs_pooled=needs_pooled)
+    negative = conds.resolve(negative, schedule=schedule, height=height, width=width, needs_pooled=needs_pooled)
     progress = _Progress(model, len(sigmas) - 1)
     with models_in_use(model) as device:
         latent = model.process_latent_in(latent_image).to(device)

@@ -2,19 +2,23 @@
 
 ComfyUI's rules, reproduced here:
 - the prompt is split into weighted runs (:mod:`prompt_weights`), each run into words;
-- tokens go into chunks of 75 between a start and an end token, padded to 77 with the end
-  token; a word of up to 8 tokens that does not fit moves whole to the next chunk;
+- tokens go into chunks of 75 between a start and an end token, padded to 77 (with the end
+  token for CLIP-L, with token 0 for SDXL's OpenCLIP-G); a word of up to 8 tokens that does not
+  fit moves whole to the next chunk;
 - chunks are encoded separately and concatenated along the token axis (long prompts);
 - a token with weight w != 1 becomes ``empty + (z - empty) * w`` where ``empty`` is the
   encoding of the empty prompt at the same position;
-- ``CLIPSetLastLayer(-n)`` takes the output of the n-th layer from the end, then the final
-  layer norm (SD 1.x).
+- ``CLIPSetLastLayer(-n)`` takes the output of the n-th layer from the end; SD 1.x then applies
+  the final layer norm, SDXL does not (and uses -2 by default);
+- SDXL concatenates CLIP-L and OpenCLIP-G features; its pooled output is OpenCLIP-G's
+  projected end-token embedding.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -27,7 +31,8 @@ MAX_WORD_TOKENS = 8
 Token = tuple[int, float]
 
 
-def chunk_tokens(words: list[list[Token]], *, chunk: int = CHUNK_TOKENS) -> list[list[Token]]:
+def chunk_tokens(words: list[list[Token]], *, chunk: int = CHUNK_TOKENS, pad_id: int = END_ID
+                 ) -> list[list[Token]]:
     """Pack the words' tokens into chunks of ``chunk + 2`` tokens (start, tokens, end, padding)."""
     chunks: list[list[Token]] = []
     current: list[Token] = []
@@ -51,35 +56,52 @@ def chunk_tokens(words: list[list[Token]], *, chunk: int = CHUNK_TOKENS) -> list
     padded = []
     for c in chunks:
         row = [(START_ID, 1.0), *c, (END_ID, 1.0)]
-        row += [(END_ID, 1.0)] * (chunk + 2 - len(row))
+        row += [(pad_id, 1.0)] * (chunk + 2 - len(row))
         padded.append(row)
     return padded
 
 
-class TextEncoder:
-    """ComfyUI's CLIP: a tokenizer, a CLIP text model, the layer to stop at, LoRA patches."""
+@dataclass
+class ClipPart:
+    """One text tower: its key in token dicts ("l", "g"), model and conventions."""
 
-    def __init__(self, *, model, tokenizer, device_manager=None, layer_idx: int | None = None):
-        self.model = model
+    key: str
+    model: object
+    pad_id: int = END_ID
+    norm_hidden: bool = True          # apply the final layer norm to a chosen hidden layer
+    lora_prefixes: tuple[str, ...] = ("lora_te_",)
+
+
+class TextEncoder:
+    """ComfyUI's CLIP: tokenizer, one or two CLIP text towers, the layer to stop at, LoRAs."""
+
+    def __init__(self, *, parts: list[ClipPart], tokenizer, layer_idx: int = -1,
+                 pooled_from: str = "l"):
+        self.parts = parts
         self.tokenizer = tokenizer
-        self.layer_idx = layer_idx      # None = last layer; -2 = the one before it, ...
-        self.patches: list = []         # (LoRA weights, strength) applied while encoding
-        self.device_manager = device_manager
+        self.layer_idx = layer_idx      # -1 = last layer; -2 = the one before it, ...
+        self.pooled_from = pooled_from
+        self.patches: list = []         # (LoraPatch, strength), applied while encoding
+
+    @property
+    def model(self):
+        """The first (CLIP-L) tower."""
+        return self.parts[0].model
+
+    def modules(self):
+        return [p.model for p in self.parts]
 
     def clone(self) -> "TextEncoder":
         other = copy.copy(self)
         other.patches = list(self.patches)
         return other
 
-    def module(self):
-        return self.model
-
     def clip_layer(self, layer_idx: int) -> None:
-        self.layer_idx = None if layer_idx == -1 else layer_idx
+        self.layer_idx = layer_idx
 
     # -- tokens -------------------------------------------------------------------------------
     def tokenize(self, text: str, return_word_ids: bool = False) -> dict[str, list[list[Token]]]:
-        """``{"l": chunks}``, each chunk a list of 77 ``(token id, weight)`` pairs."""
+        """``{"l": chunks[, "g": chunks]}``, each chunk 77 ``(token id, weight)`` pairs."""
         words: list[list[Token]] = []
         for run, weight in parse_weighted_prompt(text):
             for word in run.split(" "):
@@ -88,53 +110,58 @@ class TextEncoder:
                 ids = self.tokenizer(word, add_special_tokens=False)["input_ids"]
                 if ids:
                     words.append([(i, weight) for i in ids])
-        return {"l": chunk_tokens(words)}
+        return {p.key: chunk_tokens(words, pad_id=p.pad_id) for p in self.parts}
 
     # -- encoding -----------------------------------------------------------------------------
-    def _hidden(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        model = self.model
-        out = model(input_ids=ids, output_hidden_states=self.layer_idx is not None)
-        if self.layer_idx is None:
+    def _encode_part(self, part: ClipPart, rows: list[list[int]], device):
+        model = part.model
+        ids = torch.tensor(rows, dtype=torch.long, device=device)
+        last = self.layer_idx == -1 and part.norm_hidden
+        out = model(input_ids=ids, output_hidden_states=not last)
+        if last:
             hidden = out.last_hidden_state
         else:
-            body = getattr(model, "text_model", model)
-            hidden = body.final_layer_norm(out.hidden_states[self.layer_idx])
-        return hidden, out.pooler_output
+            hidden = out.hidden_states[self.layer_idx]
+            if part.norm_hidden:
+                hidden = getattr(model, "text_model", model).final_layer_norm(hidden)
+        pooled = out.text_embeds if hasattr(out, "text_embeds") else out.pooler_output
+        return hidden.float().cpu(), pooled.float().cpu()
 
     def encode_from_tokens(self, tokens: dict, return_pooled: bool = False, return_dict: bool = False):
         """Encode chunks; ``(cond [1, 77*n, dim], pooled [1, dim])`` or a dict."""
         from opencomfy.diffusion.memory import models_in_use
 
-        chunks = tokens["l"]
-        weighted = any(w != 1.0 for chunk in chunks for _, w in chunk)
-        rows = [[t for t, _ in chunk] for chunk in chunks]
-        if weighted:
-            rows.append([t for t, _ in chunk_tokens([])[0]])
+        features, pooled_out = [], None
         with models_in_use(self) as device:
-            ids = torch.tensor(rows, dtype=torch.long, device=device)
-            hidden, pooled = self._hidden(ids)
-        hidden = hidden.float().cpu()
-        pooled = pooled.float().cpu()
-        if weighted:
-            empty = hidden[-1]
-            hidden = hidden[:-1].clone()
-            for c, chunk in enumerate(chunks):
-                for i, (_, w) in enumerate(chunk):
-                    if w != 1.0:
-                        hidden[c, i] = (hidden[c, i] - empty[i]) * w + empty[i]
-        cond = hidden.reshape(1, -1, hidden.shape[-1])
-        first_pooled = pooled[:1]
+            for part in self.parts:
+                chunks = tokens[part.key]
+                weighted = any(w != 1.0 for chunk in chunks for _, w in chunk)
+                rows = [[t for t, _ in chunk] for chunk in chunks]
+                if weighted:
+                    rows.append([t for t, _ in chunk_tokens([], pad_id=part.pad_id)[0]])
+                hidden, pooled = self._encode_part(part, rows, device)
+                if weighted:
+                    empty = hidden[-1]
+                    hidden = hidden[:-1].clone()
+                    for c, chunk in enumerate(chunks):
+                        for i, (_, w) in enumerate(chunk):
+                            if w != 1.0:
+                                hidden[c, i] = (hidden[c, i] - empty[i]) * w + empty[i]
+                features.append(hidden.reshape(1, -1, hidden.shape[-1]))
+                if part.key == self.pooled_from:
+                    pooled_out = pooled[:1]
+        cond = torch.cat(features, dim=-1) if len(features) > 1 else features[0]
         if return_dict:
-            return {"cond": cond, "pooled_output": first_pooled}
+            return {"cond": cond, "pooled_output": pooled_out}
         if return_pooled:
-            return cond, first_pooled
+            return cond, pooled_out
         return cond
 
     def encode(self, text: str) -> torch.Tensor:
         return self.encode_from_tokens(self.tokenize(text))
 
     def __repr__(self) -> str:
-        return f"<CLIP layer={self.layer_idx or -1}>"
+        return f"<CLIP {'+'.join(p.key for p in self.parts)} layer={self.layer_idx}>"
 
 
 def lcm_length(lengths) -> int:

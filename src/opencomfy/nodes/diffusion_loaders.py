@@ -134,7 +134,7 @@ class LoraLoader:
             new_model.patches.append((lora.for_unet(model.unet), strength_model))
         if strength_clip != 0 and clip is not None:
             new_clip = clip.clone()
-            new_clip.patches.append((lora.for_text_encoder(clip.model), strength_clip))
+            new_clip.patches.extend((patch, strength_clip) for patch in lora.for_text_encoder(clip))
         return (new_model, new_clip)
 
 
