@@ -1,4 +1,5 @@
-"""Random-weight SD 1.x checkpoints in the original single-file layout, for tests and benchmarks.
+"""Random-weight SD 1.x and SDXL checkpoints in the original single-file layout, for tests and
+benchmarks.
 
 No weights can be downloaded here, so tests build their own: ``tiny`` (a 32-channel UNet and
 VAE, a 2-layer CLIP with CLIP's full vocabulary, about 7 MB) or ``sd15`` (the real SD 1.5
@@ -13,7 +14,8 @@ import copy
 import torch
 
 from opencomfy.diffusion.detect import bundled_config
-from opencomfy.diffusion.ldm_keys import sd1_clip_to_ldm, unet_to_ldm, vae_to_ldm
+from opencomfy.diffusion.ldm_keys import (SDXL_CLIP_L_PREFIX, open_clip_to_ldm, sd1_clip_to_ldm,
+                                         unet_to_ldm, vae_to_ldm)
 
 TINY_UNET = {
     "block_out_channels": [32, 64], "layers_per_block": 1, "cross_attention_dim": 32,
@@ -84,3 +86,53 @@ def write_sd1_checkpoint(path, size: str = "tiny", *, seed: int = 0, dtype=torch
     state = {k: v.to(dtype) for k, v in ldm_state_dict(unet, vae, clip).items()}
     save_file(state, str(path))
     return unet, vae, clip
+
+
+TINY_SDXL_UNET = {
+    "block_out_channels": [32, 64], "layers_per_block": 1, "cross_attention_dim": 64,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"], "sample_size": 8,
+    "transformer_layers_per_block": [1, 2], "attention_head_dim": [1, 1],
+    "addition_time_embed_dim": 8, "projection_class_embeddings_input_dim": 6 * 8 + 32,
+}
+TINY_CLIP_G = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+               "num_attention_heads": 1, "projection_dim": 32}
+
+
+def build_sdxl_modules(*, seed: int = 0):
+    """Random tiny SDXL (unet, vae, clip_l, clip_g) modules."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    unet_config = copy.deepcopy(bundled_config("sdxl_unet"))
+    unet_config.update(TINY_SDXL_UNET)
+    vae_config = copy.deepcopy(bundled_config("sdxl_vae"))
+    vae_config.update(TINY_VAE)
+    l_config = copy.deepcopy(bundled_config("sdxl_text_encoder"))
+    l_config.update(TINY_CLIP)
+    g_config = copy.deepcopy(bundled_config("sdxl_text_encoder_2"))
+    g_config.update(TINY_CLIP_G)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_config(unet_config)
+    vae = AutoencoderKL.from_config(vae_config)
+    clip_l = CLIPTextModel(CLIPTextConfig(**l_config))
+    clip_g = CLIPTextModelWithProjection(CLIPTextConfig(**g_config))
+    generator = torch.Generator().manual_seed(seed + 1)
+    for m in (unet, vae, clip_l, clip_g):
+        _perturb_norms(m, generator)
+        m.eval().requires_grad_(False)
+    return unet, vae, clip_l, clip_g
+
+
+def write_sdxl_checkpoint(path, *, seed: int = 0):
+    """Write a tiny random SDXL checkpoint (LDM layout, safetensors); return the modules."""
+    from safetensors.torch import save_file
+
+    unet, vae, clip_l, clip_g = build_sdxl_modules(seed=seed)
+    state = {}
+    state.update(unet_to_ldm(unet.state_dict(), dict(unet.config)))
+    state.update(vae_to_ldm(vae.state_dict(), dict(vae.config)))
+    state.update(sd1_clip_to_ldm(clip_l.state_dict(), SDXL_CLIP_L_PREFIX))
+    state.update(open_clip_to_ldm(clip_g.state_dict()))
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return unet, vae, clip_l, clip_g
