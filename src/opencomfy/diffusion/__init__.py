@@ -19,7 +19,10 @@ REQUIRED_PACKAGES = ("torch", "diffusers", "transformers", "safetensors", "accel
 
 def available() -> bool:
     """Whether the diffusion extra is installed (checked without importing it)."""
-    return all(importlib.util.find_spec(name) is not None for name in REQUIRED_PACKAGES)
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in REQUIRED_PACKAGES)
+    except (ImportError, ValueError):   # e.g. a module blocked with sys.modules[name] = None
+        return False
 
 
 def free_models() -> None:
