@@ -277,14 +277,14 @@ async def test_a_finish_that_cannot_be_stored_leaves_the_job_to_the_reaper(stack
 
 
 async def test_a_synchronous_node_holding_the_loop_keeps_its_lease(stack, monkeypatch):
-    monkeypatch.setattr("opencomfy.jobs.worker.LEASE_SECONDS", 0.6)
+    monkeypatch.setattr("opencomfy.jobs.worker.LEASE_SECONDS", 1.0)
     monkeypatch.setattr("opencomfy.jobs.worker.RENEW_EVERY_SECONDS", 0.1)
     jobs, bus, engine, worker = stack
     await worker.start()
-    pid = await submit(jobs, "block", seconds=2.0)
+    pid = await submit(jobs, "block", seconds=2.5)
     while pid not in engine.ran:
         await asyncio.sleep(0.01)
-    await asyncio.sleep(1.2)  # twice the lease, with the worker's loop blocked all along
+    await asyncio.sleep(1.6)  # past the lease, with the worker's loop blocked all along
     assert await jobs.fail_stalled_jobs() == []
     assert (await wait_finished(jobs, pid)).status == "completed"
 
