@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
-from opencomfy.diffusion.ldm_keys import (SD1_CLIP_PREFIX, SDXL_CLIP_G_PREFIX, SDXL_CLIP_L_PREFIX,
-                                         UNET_PREFIX, VAE_PREFIX)
+from opencomfy.diffusion.ldm_keys import (SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX,
+                                         SDXL_CLIP_L_PREFIX, UNET_PREFIX, VAE_PREFIX)
 
 
 class UnsupportedCheckpoint(ValueError):
@@ -33,10 +33,10 @@ def bundled_config(name: str) -> dict:
 class CheckpointLayout:
     """What a checkpoint holds: family and the diffusers config of each part found."""
 
-    family: str                       # "sd1" or "sdxl"
+    family: str                       # "sd1", "sd2" or "sdxl"
     unet: dict | None = None
     vae: dict | None = None
-    text_encoder: dict | None = None    # CLIP-L (SD 1.x and SDXL)
+    text_encoder: dict | None = None    # CLIP-L (SD 1.x and SDXL), OpenCLIP-H (SD 2.x)
     text_encoder_2: dict | None = None  # OpenCLIP bigG (SDXL)
     scheduler: dict = field(default_factory=dict)
 
@@ -47,18 +47,20 @@ def _indices(shapes: dict, pattern: str) -> set[int]:
 
 
 def detect_family(shapes: dict[str, tuple]) -> str:
-    """``"sd1"`` or ``"sdxl"``; raise for layouts we do not load."""
+    """``"sd1"``, ``"sd2"`` or ``"sdxl"``; raise for layouts we do not load."""
     has_unet = any(k.startswith(UNET_PREFIX) for k in shapes)
     if any(k.startswith("conditioner.embedders.") for k in shapes) or UNET_PREFIX + "label_emb.0.0.weight" in shapes:
         if UNET_PREFIX + "label_emb.0.0.weight" in shapes or not has_unet:
             return "sdxl"
         raise UnsupportedCheckpoint("this SDXL-style checkpoint (refiner?) is not supported yet")
-    if any(k.startswith("cond_stage_model.model.") for k in shapes):
-        raise UnsupportedCheckpoint("SD 2.x checkpoints are not supported yet")
+    if any(k.startswith(SD2_CLIP_PREFIX) for k in shapes):
+        return "sd2"
     if has_unet and any(k.startswith(SD1_CLIP_PREFIX) for k in shapes):
         return "sd1"
     if has_unet:
-        return "sd1"   # a UNet without text encoder: judge by the UNet below
+        # A UNet without text encoder: SD 2.x UNets project linearly into 1024-wide attention.
+        proj = shapes.get(UNET_PREFIX + "middle_block.1.proj_in.weight", ())
+        return "sd2" if len(proj) == 2 else "sd1"
     raise UnsupportedCheckpoint("no diffusion model found in the checkpoint")
 
 
@@ -95,6 +97,8 @@ def unet_config(shapes: dict[str, tuple], family: str, prefix: str = UNET_PREFIX
         raise UnsupportedCheckpoint("UNet without cross-attention")
     config["cross_attention_dim"] = shapes[attn2[0]][1]
     config["use_linear_projection"] = len(shapes[p + "middle_block.1.proj_in.weight"]) == 2
+    if family == "sd2":
+        config["attention_head_dim"] = [max(1, c // 64) for c in channels]
     if family == "sdxl":
         # Transformer depth and heads (64 channels each) per level, as SDXL's config lists them.
         depths = []
@@ -146,9 +150,10 @@ def sd1_text_encoder_config(shapes: dict[str, tuple], prefix: str = SD1_CLIP_PRE
     return config
 
 
-def open_clip_config(shapes: dict[str, tuple], prefix: str = SDXL_CLIP_G_PREFIX) -> dict:
+def open_clip_config(shapes: dict[str, tuple], prefix: str = SDXL_CLIP_G_PREFIX,
+                     base: str = "sdxl_text_encoder_2") -> dict:
     """The CLIPTextConfig (with projection) for an OpenCLIP text tower in open_clip's layout."""
-    config = copy.deepcopy(bundled_config("sdxl_text_encoder_2"))
+    config = copy.deepcopy(bundled_config(base))
     vocab, hidden = shapes[prefix + "token_embedding.weight"]
     config["vocab_size"] = vocab
     config["hidden_size"] = hidden
@@ -160,6 +165,26 @@ def open_clip_config(shapes: dict[str, tuple], prefix: str = SDXL_CLIP_G_PREFIX)
     return config
 
 
+def prediction_type(shapes: dict[str, tuple], family: str, unet: dict, norms: dict | None = None) -> str:
+    """``"v_prediction"`` when the file says so (a ``v_pred`` key); else epsilon, except SD 2.x
+    768 models, which are told apart from 512 ones by :func:`looks_v_prediction`."""
+    if "v_pred" in shapes:
+        return "v_prediction"
+    if family == "sd2" and unet.get("in_channels") == 4 and norms is not None:
+        return "v_prediction" if looks_v_prediction(norms) else "epsilon"
+    return "epsilon"
+
+
+SD2_V_PROBE = UNET_PREFIX + "output_blocks.11.1.transformer_blocks.0.norm1.bias"
+
+
+def looks_v_prediction(tensors: dict) -> bool:
+    """SD 2.x 768-v models have visibly spread-out norm biases in the last output attention
+    block; the 512 epsilon models do not (the heuristic ComfyUI users know)."""
+    bias = tensors.get(SD2_V_PROBE)
+    return bias is not None and float(bias.float().std(unbiased=False)) > 0.09
+
+
 def detect_layout(shapes: dict[str, tuple]) -> CheckpointLayout:
     """Family and configs of every part present in a single-file checkpoint."""
     family = detect_family(shapes)
@@ -169,11 +194,16 @@ def detect_layout(shapes: dict[str, tuple]) -> CheckpointLayout:
             layout.text_encoder = sd1_text_encoder_config(shapes, SDXL_CLIP_L_PREFIX, "sdxl_text_encoder")
         if SDXL_CLIP_G_PREFIX + "token_embedding.weight" in shapes:
             layout.text_encoder_2 = open_clip_config(shapes)
+    elif family == "sd2" and SD2_CLIP_PREFIX + "token_embedding.weight" in shapes:
+        layout.text_encoder = open_clip_config(shapes, SD2_CLIP_PREFIX, "sd2_text_encoder")
     elif SD1_CLIP_PREFIX + "embeddings.token_embedding.weight" in shapes:
         layout.text_encoder = sd1_text_encoder_config(shapes)
     if any(k.startswith(UNET_PREFIX) for k in shapes):
         pooled = layout.text_encoder_2["projection_dim"] if layout.text_encoder_2 else 1280
         layout.unet = unet_config(shapes, family, pooled_dim=pooled)
+        layout.scheduler["prediction_type"] = prediction_type(shapes, family, layout.unet)
+        if "ztsnr" in shapes:
+            layout.scheduler["rescale_betas_zero_snr"] = True
     if VAE_PREFIX + "encoder.conv_in.weight" in shapes:
         layout.vae = vae_config(shapes, family)
     return layout

@@ -17,6 +17,7 @@ import torch
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 SD1_CLIP_PREFIX = "cond_stage_model.transformer.text_model."
+SD2_CLIP_PREFIX = "cond_stage_model.model."
 SDXL_CLIP_L_PREFIX = "conditioner.embedders.0.transformer.text_model."
 SDXL_CLIP_G_PREFIX = "conditioner.embedders.1.model."
 

@@ -13,8 +13,9 @@ import os
 import torch
 
 from opencomfy.diffusion.detect import (CheckpointLayout, UnsupportedCheckpoint, detect_layout,
-                                        sd1_text_encoder_config, vae_config)
-from opencomfy.diffusion.ldm_keys import SD1_CLIP_PREFIX, SDXL_CLIP_G_PREFIX, SDXL_CLIP_L_PREFIX, VAE_PREFIX
+                                        looks_v_prediction, sd1_text_encoder_config, vae_config)
+from opencomfy.diffusion.ldm_keys import (SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX,
+                                         SDXL_CLIP_L_PREFIX, VAE_PREFIX)
 from opencomfy.diffusion.memory import offload_device, weight_dtype
 
 log = logging.getLogger(__name__)
@@ -108,14 +109,20 @@ def build_sd1_text_encoder(state_dict: dict, config: dict, prefix: str = SD1_CLI
 
 
 def build_open_clip_text_encoder(state_dict: dict, config: dict, prefix: str = SDXL_CLIP_G_PREFIX):
-    """OpenCLIP-G (SDXL's second tower) as a transformers CLIPTextModelWithProjection."""
+    """An OpenCLIP text tower (SDXL's G, SD 2.x's H) as a transformers
+    CLIPTextModelWithProjection, with every layer (SD 2.x picks the penultimate at encode time)."""
     from accelerate import init_empty_weights
     from diffusers.loaders.single_file_utils import convert_open_clip_checkpoint
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
     with init_empty_weights():
         model = CLIPTextModelWithProjection(CLIPTextConfig(**config))
-    converted = convert_open_clip_checkpoint(model, state_dict, prefix=prefix)
+    # diffusers' converter drops SD 2.x's last layer and projection when it sees their usual
+    # prefix; a neutral prefix keeps every weight.
+    own = {"tower." + k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    converted = convert_open_clip_checkpoint(model, own, prefix="tower.")
+    if "text_projection.weight" not in converted:
+        converted["text_projection.weight"] = torch.eye(config["projection_dim"], config["hidden_size"])
     if not any(k.startswith("text_model.") for k in model.state_dict()):
         converted = {(k[len("text_model."):] if k.startswith("text_model.") else k): v
                      for k, v in converted.items()}
@@ -140,6 +147,15 @@ def sdxl_clip(clip_l, clip_g):
     return TextEncoder(parts=parts, tokenizer=clip_tokenizer(), layer_idx=-2, pooled_from="g")
 
 
+def sd2_clip(clip_h):
+    """SD 2.x's CLIP object: OpenCLIP-H, penultimate layer with the final norm, 0-padded."""
+    from opencomfy.diffusion.text_encoder import ClipPart, TextEncoder
+    from opencomfy.diffusion.tokenizer import clip_tokenizer
+
+    return TextEncoder(parts=[ClipPart("h", clip_h, pad_id=0)], tokenizer=clip_tokenizer(),
+                       layer_idx=-2, pooled_from="h")
+
+
 def build_checkpoint(state_dict: dict, layout: CheckpointLayout | None = None):
     """(MODEL, CLIP, VAE) objects from a full single-file checkpoint (None for absent parts)."""
     from opencomfy.diffusion.model_sampling import DiscreteSchedule
@@ -147,6 +163,9 @@ def build_checkpoint(state_dict: dict, layout: CheckpointLayout | None = None):
 
     layout = layout or detect_layout(_shapes(state_dict))
     sdxl = layout.family == "sdxl"
+    if (layout.family == "sd2" and layout.unet is not None and layout.unet["in_channels"] == 4
+            and "v_pred" not in state_dict and looks_v_prediction(state_dict)):
+        layout.scheduler["prediction_type"] = "v_prediction"
     model = clip = vae = None
     if layout.unet is not None:
         default_scale = 0.13025 if sdxl else 0.18215
@@ -158,7 +177,9 @@ def build_checkpoint(state_dict: dict, layout: CheckpointLayout | None = None):
     if sdxl and layout.text_encoder is not None and layout.text_encoder_2 is not None:
         clip = sdxl_clip(build_sd1_text_encoder(state_dict, layout.text_encoder, SDXL_CLIP_L_PREFIX),
                          build_open_clip_text_encoder(state_dict, layout.text_encoder_2))
-    elif not sdxl and layout.text_encoder is not None:
+    elif layout.family == "sd2" and layout.text_encoder is not None:
+        clip = sd2_clip(build_open_clip_text_encoder(state_dict, layout.text_encoder, SD2_CLIP_PREFIX))
+    elif layout.family == "sd1" and layout.text_encoder is not None:
         clip = sd1_clip(build_sd1_text_encoder(state_dict, layout.text_encoder))
     if layout.vae is not None:
         vae = VAE(autoencoder=build_vae(state_dict, layout.vae))

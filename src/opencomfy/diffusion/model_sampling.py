@@ -3,6 +3,8 @@
 SD 1.x was trained with 1000 timesteps and ``scaled_linear`` betas. Samplers work on sigmas
 (``x = x0 + sigma * eps``); the UNet wants a timestep, which we get by interpolating
 ``log sigma`` between the training sigmas, as ComfyUI does (fractional timesteps included).
+The UNet predicts either the noise (``epsilon``) or ``v`` (SD 2.x 768 models and some
+fine-tunes); ``zsnr`` rescales the schedule to zero terminal SNR.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ class DiscreteSchedule:
 
     def __init__(self, *, beta_start: float = 0.00085, beta_end: float = 0.012,
                  beta_schedule: str = "scaled_linear", num_train_timesteps: int = 1000,
-                 prediction_type: str = "epsilon"):
+                 prediction_type: str = "epsilon", zsnr: bool = False):
         if beta_schedule == "scaled_linear":
             betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, num_train_timesteps,
                                    dtype=torch.float64) ** 2
@@ -23,10 +25,15 @@ class DiscreteSchedule:
             betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
         else:
             raise ValueError(f"unsupported beta schedule {beta_schedule!r}")
-        if prediction_type != "epsilon":
+        if prediction_type not in ("epsilon", "v_prediction"):
             raise ValueError(f"unsupported prediction type {prediction_type!r}")
         alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+        if zsnr:
+            alphas_cumprod = _zero_terminal_snr(alphas_cumprod)
         self.prediction_type = prediction_type
+        self.zsnr = zsnr
+        self.config = {"beta_start": beta_start, "beta_end": beta_end, "beta_schedule": beta_schedule,
+                       "num_train_timesteps": num_train_timesteps}
         self.sigmas = (((1 - alphas_cumprod) / alphas_cumprod) ** 0.5).float()
         self.log_sigmas = self.sigmas.log()
 
@@ -35,7 +42,12 @@ class DiscreteSchedule:
         return cls(beta_start=config["beta_start"], beta_end=config["beta_end"],
                    beta_schedule=config["beta_schedule"],
                    num_train_timesteps=config["num_train_timesteps"],
-                   prediction_type=config.get("prediction_type", "epsilon"))
+                   prediction_type=config.get("prediction_type", "epsilon"),
+                   zsnr=config.get("rescale_betas_zero_snr", False))
+
+    def with_prediction(self, prediction_type: str, *, zsnr: bool = False) -> "DiscreteSchedule":
+        """The same training schedule with another prediction type (ModelSamplingDiscrete)."""
+        return DiscreteSchedule(**self.config, prediction_type=prediction_type, zsnr=zsnr)
 
     @property
     def sigma_min(self) -> float:
@@ -78,11 +90,26 @@ class DiscreteSchedule:
         return noise * scale + latent_image
 
     def denoised(self, x, sigma, model_output):
-        """x0 from the UNet's epsilon prediction."""
+        """x0 from the UNet's prediction (epsilon or v)."""
         sigma = sigma.reshape(sigma.shape[:1] + (1,) * (x.ndim - 1))
+        if self.prediction_type == "v_prediction":
+            return x / (sigma ** 2 + 1.0) - model_output * sigma / (sigma ** 2 + 1.0) ** 0.5
         return x - model_output * sigma
 
     def model_input(self, x, sigma):
         """The UNet sees the sample scaled back to unit variance."""
         sigma = sigma.reshape(sigma.shape[:1] + (1,) * (x.ndim - 1))
         return x / (sigma ** 2 + 1.0) ** 0.5
+
+
+def _zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Shift and scale sqrt(alphas_cumprod) so the last step is pure noise (Lin et al. 2023).
+
+    The last value is then set just above zero so that its sigma stays finite.
+    """
+    root = alphas_cumprod.sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    root = (root - last) * first / (first - last)
+    out = root ** 2
+    out[-1] = 4.8973451890853435e-08
+    return out

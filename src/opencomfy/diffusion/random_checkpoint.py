@@ -14,8 +14,8 @@ import copy
 import torch
 
 from opencomfy.diffusion.detect import bundled_config
-from opencomfy.diffusion.ldm_keys import (SDXL_CLIP_L_PREFIX, open_clip_to_ldm, sd1_clip_to_ldm,
-                                         unet_to_ldm, vae_to_ldm)
+from opencomfy.diffusion.ldm_keys import (SD2_CLIP_PREFIX, SDXL_CLIP_L_PREFIX, open_clip_to_ldm,
+                                         sd1_clip_to_ldm, unet_to_ldm, vae_to_ldm)
 
 TINY_UNET = {
     "block_out_channels": [32, 64], "layers_per_block": 1, "cross_attention_dim": 32,
@@ -136,3 +136,42 @@ def write_sdxl_checkpoint(path, *, seed: int = 0):
     state.update(open_clip_to_ldm(clip_g.state_dict()))
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     return unet, vae, clip_l, clip_g
+
+
+TINY_SD2_UNET = {
+    "block_out_channels": [64, 64], "layers_per_block": 1, "cross_attention_dim": 32,
+    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "sample_size": 8,
+    "attention_head_dim": [1, 1],
+}
+
+
+def write_sd2_checkpoint(path, *, seed: int = 0, v_prediction: bool = False):
+    """Write a tiny random SD 2.x checkpoint (OpenCLIP-H layout); a ``v_pred`` marker key when
+    asked. Returns (unet, vae, clip_h)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    unet_config = copy.deepcopy(bundled_config("sd2_unet"))
+    unet_config.update(TINY_SD2_UNET)
+    vae_config = copy.deepcopy(bundled_config("sd2_vae"))
+    vae_config.update(TINY_VAE)
+    h_config = copy.deepcopy(bundled_config("sd2_text_encoder"))
+    h_config.update(TINY_CLIP_G)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_config(unet_config)
+    vae = AutoencoderKL.from_config(vae_config)
+    clip_h = CLIPTextModelWithProjection(CLIPTextConfig(**h_config))
+    generator = torch.Generator().manual_seed(seed + 1)
+    for m in (unet, vae, clip_h):
+        _perturb_norms(m, generator)
+        m.eval().requires_grad_(False)
+    state = {}
+    state.update(unet_to_ldm(unet.state_dict(), dict(unet.config)))
+    state.update(vae_to_ldm(vae.state_dict(), dict(vae.config)))
+    state.update(open_clip_to_ldm(clip_h.state_dict(), SD2_CLIP_PREFIX))
+    if v_prediction:
+        state["v_pred"] = torch.tensor([])
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return unet, vae, clip_h

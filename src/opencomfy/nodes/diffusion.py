@@ -12,12 +12,13 @@ from opencomfy.diffusion import available
 NODES: list = []
 
 if available():
-    from opencomfy.nodes import (diffusion_conditioning, diffusion_loaders, diffusion_sampling,
-                                 diffusion_vae)
+    from opencomfy.nodes import (diffusion_conditioning, diffusion_loaders, diffusion_model_advanced,
+                                 diffusion_sampling, diffusion_vae)
 
     NODES = [
         *diffusion_loaders.NODES,
         *diffusion_conditioning.NODES,
         *diffusion_sampling.NODES,
         *diffusion_vae.NODES,
+        *diffusion_model_advanced.NODES,
     ]
