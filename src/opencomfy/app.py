@@ -7,6 +7,7 @@ import importlib
 from aiohttp import web
 
 from opencomfy.config import Config
+from opencomfy.http.auth import auth_middleware_for
 from opencomfy.http.errors import error_middleware
 from opencomfy.http.routing import SERVICES
 from opencomfy.services import build_services
@@ -21,6 +22,11 @@ ROUTE_MODULES = (
     "opencomfy.http.internal",   # /internal/* (no /api alias)
     "opencomfy.http.assets",     # /assets* /tags (and the background asset routes)
     "opencomfy.http.tasks",      # /tasks*
+    "opencomfy.http.identity",   # /user /auth/session /auth/token /.well-known/jwks.json
+    "opencomfy.http.workspaces", # /workspaces* /workspace/* /invites/*/accept
+    "opencomfy.http.secrets",    # /secrets*
+    "opencomfy.http.feedback",   # /feedback
+    "opencomfy.http.login",      # /login (the sign-in form)
     "opencomfy.http.frontend",   # / /templates /docs /extensions/<pack> user.css
 )
 
@@ -30,7 +36,7 @@ def create_app(config: Config) -> web.Application:
 
     app = web.Application(
         client_max_size=config.max_upload_bytes,
-        middlewares=[error_middleware],
+        middlewares=[error_middleware, auth_middleware_for(config)],
     )
     app["config"] = config
     # Nodes (core and custom) load before the router freezes: custom nodes add routes on import.

@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the server (ComfyUI's launch flags are accepted)")
     add_serve_arguments(serve)
+    from opencomfy.identity.admin_cli import add_admin_commands
+
+    add_admin_commands(sub)  # `users create`, `keys create`
     return parser
 
 
@@ -85,6 +88,19 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="a host POST /api/assets/download may fetch from (repeatable; "
                         "default huggingface.co, civitai.com, civitai.red)")
     p.add_argument("--max-download-size", type=float, default=64 * 1024.0, help="MB")
+    p.add_argument("--jwt-issuer", default=os.environ.get("OPENCOMFY_JWT_ISSUER", "opencomfy"),
+                   help="the iss of the JWTs we sign")
+    p.add_argument("--jwt-rotation-days", type=float, default=30.0)
+    p.add_argument("--oidc-issuer", default=os.environ.get("OPENCOMFY_OIDC_ISSUER"),
+                   help="a trusted external OpenID issuer whose ID tokens are accepted")
+    p.add_argument("--oidc-jwks", default=os.environ.get("OPENCOMFY_OIDC_JWKS"),
+                   help="that issuer's JWKS: a URL or a file")
+    p.add_argument("--oidc-audience", default=os.environ.get("OPENCOMFY_OIDC_AUDIENCE"))
+    p.add_argument("--rate-limit", type=int, default=6000, metavar="PER_MINUTE",
+                   help="requests per minute per credential with --auth required (0: off)")
+    p.add_argument("--rate-limit-burst", type=int, default=300)
+    p.add_argument("--workspace-concurrency", type=int, default=0,
+                   help="at most this many running jobs per workspace (0: no limit)")
     for flag, nargs in _IGNORED_FLAGS.items():
         if nargs == 0:
             p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
@@ -131,6 +147,15 @@ def config_from_args(args: argparse.Namespace) -> Config:
         s3_prefix=args.s3_prefix,
         asset_download_hosts=tuple(args.asset_download_host or Config.asset_download_hosts),
         max_download_size_mb=args.max_download_size,
+        jwt_issuer=args.jwt_issuer,
+        jwt_rotation_days=args.jwt_rotation_days,
+        oidc_issuer=args.oidc_issuer,
+        oidc_jwks=args.oidc_jwks,
+        oidc_audience=args.oidc_audience,
+        rate_limit_per_minute=args.rate_limit,
+        rate_limit_burst=args.rate_limit_burst,
+        secrets_keys=os.environ.get("OPENCOMFY_SECRETS_KEYS"),
+        workspace_concurrency=args.workspace_concurrency,
     )
 
 
@@ -138,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "admin_command", None) is not None:
+        from opencomfy.identity.admin_cli import run_admin_command
+
+        return run_admin_command(args)
     if args.command != "serve":
         parser.print_help()
         return 2

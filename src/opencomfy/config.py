@@ -52,6 +52,19 @@ class Config:
     # Hosts POST /api/assets/download may fetch from (the spec's sources by default).
     asset_download_hosts: tuple[str, ...] = ("huggingface.co", "civitai.com", "civitai.red")
     max_download_size_mb: float = 64 * 1024.0
+    # Identity (--auth required): our JWTs' issuer and key rotation; an optional trusted
+    # external OpenID issuer (issuer, JWKS URL or file, audience); the per-credential request
+    # rate limit (0 = off); the secrets' AES-GCM keys ("id:base64key,..." from the
+    # environment, the first seals new secrets); concurrent jobs per workspace (0 = no limit).
+    jwt_issuer: str = "opencomfy"
+    jwt_rotation_days: float = 30.0
+    oidc_issuer: str | None = None
+    oidc_jwks: str | None = None
+    oidc_audience: str | None = None
+    rate_limit_per_minute: int = 6000
+    rate_limit_burst: int = 300
+    secrets_keys: str | None = None
+    workspace_concurrency: int = 0
     extra: dict = field(default_factory=dict)
 
     # ComfyUI's folder layout under the base directory, each overridable by its own flag.

@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # imported lazily below so that start-up order stays explicit
     from opencomfy.jobs.worker import EmbeddedWorker
     from opencomfy.assets.service import AssetService
     from opencomfy.tasks.service import TaskService
+    from opencomfy.identity.service import IdentityService
+    from opencomfy.secrets.service import SecretService
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ class Services:
     # Assets over the configured blob store, and the background tasks (downloads, exports, seed).
     assets: "AssetService | None" = None
     tasks: "TaskService | None" = None
+    # Users, workspaces and credentials (the auth middleware's), and encrypted secrets.
+    identity: "IdentityService | None" = None
+    secrets: "SecretService | None" = None
 
 
 @contextlib.asynccontextmanager
@@ -75,6 +80,8 @@ async def build_services(config: Config, registry: "NodeRegistry") -> AsyncItera
     services = Services(config=config, db=db, bus=bus, registry=registry,
                         catalogue=catalogue, jobs=jobs, worker=worker,
                         validator=Engine(registry, cache_mode="none"), assets=assets, tasks=tasks)
+    services.identity = await _build_identity(config, db)
+    services.secrets = _build_secrets(config, db)
     try:
         yield services
     finally:
@@ -98,3 +105,19 @@ async def _build_assets(config: Config, db: "Database") -> tuple["AssetService",
     tasks = TaskService(db=db)
     await tasks.recover_after_restart()
     return assets, tasks
+
+
+async def _build_identity(config: Config, db: "Database") -> "IdentityService":
+    """Users, workspaces and credentials; with --auth required the first signing key is made."""
+    from opencomfy.identity.service import IdentityService
+
+    identity = IdentityService(db=db, config=config)
+    await identity.open()
+    return identity
+
+
+def _build_secrets(config: Config, db: "Database") -> "SecretService":
+    """Secrets sealed with the configured AES-GCM keys (the feature is off without them)."""
+    from opencomfy.secrets.service import SecretService
+
+    return SecretService(db=db, keyring=config.secrets_keys)

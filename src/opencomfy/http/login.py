@@ -1,0 +1,83 @@
+"""`/login`: a small email + password form (argon2) that sets the session cookie, after which
+the stock frontend works signed in. `POST /login` with JSON answers an identity token too
+(for scripts: exchange it at /api/auth/token)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from opencomfy.http.auth import _own_origin
+from opencomfy.http.errors import ApiError, read_json
+from opencomfy.http.identity import set_session_cookie
+from opencomfy.http.routing import services_of
+from opencomfy.identity import sessions, users
+from opencomfy.identity.common import iso
+from opencomfy.identity.errors import Unauthenticated
+
+_PAGE = (Path(__file__).resolve().parents[1] / "identity" / "templates" / "login.html").read_text()
+
+
+def _page(*, error: str = "", email: str = "", status: int = 200) -> web.Response:
+    body = _PAGE.replace("{error}", html.escape(error)).replace("{email}", html.escape(email))
+    return web.Response(text=body, content_type="text/html", status=status,
+                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+
+
+async def get_login(request: web.Request) -> web.Response:
+    return _page()
+
+
+async def post_login(request: web.Request) -> web.StreamResponse:
+    identity = services_of(request).identity
+    if services_of(request).config.auth != "required" or identity is None:
+        raise web.HTTPFound("/")
+    is_json = request.content_type == "application/json"
+    if is_json:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_request", "request body must be a JSON object")
+    else:
+        origin = request.headers.get("Origin")
+        # A login form posted from another site would sign the browser into that site's account.
+        if origin and origin != "null" and origin.rstrip("/") != _own_origin(request):
+            return _page(error="Sign-in from another site refused.", status=403)
+        body = dict(await request.post())
+    email, password = body.get("email"), body.get("password")
+    if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
+        if is_json:
+            raise ApiError(400, "invalid_request", "email and password are required")
+        return _page(error="Email and password are required.", status=400)
+    try:
+        user = await identity.login(email=email, password=password)
+    except Unauthenticated as exc:
+        if is_json:
+            raise ApiError(401, "unauthorized", exc.message) from None
+        return _page(error="Wrong email or password.", email=email, status=401)
+    workspace_id = await users.personal_workspace_id(db=identity.db, user_id=user["id"])
+    token, _ = await sessions.create(db=identity.db, user_id=user["id"], workspace_id=workspace_id)
+    ttl_s = sessions.SESSION_TTL_MS // 1000
+    if is_json:
+        id_token, expires_s = await identity.identity_token(user_id=user["id"])
+        response = web.json_response({"token": id_token, "expires_at": iso(expires_s * 1000),
+                                      "user_id": user["id"], "workspace_id": workspace_id})
+    else:
+        response = web.Response(status=303, headers={"Location": _safe_next(request.query.get("next"))})
+    set_session_cookie(request, response, token, ttl_s)
+    return response
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this server (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    parts = urlsplit(target)
+    return "/" if parts.scheme or parts.netloc else target
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/login", get_login)
+    app.router.add_post("/login", post_login)

@@ -1,0 +1,40 @@
+"""Domain errors of the identity layer; the HTTP layer maps each to the spec's ErrorResponse."""
+
+from __future__ import annotations
+
+
+class IdentityError(Exception):
+    """Base: `status` and `code` say how the HTTP layer answers."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthenticated(IdentityError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(IdentityError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(IdentityError):
+    """Also what a caller gets for another workspace's ids, so that ids do not leak."""
+
+    status, code = 404, "not_found"
+
+
+class Conflict(IdentityError):
+    status, code = 409, "conflict"
+
+
+class Invalid(IdentityError):
+    status, code = 422, "validation_error"
+
+
+class TooMany(IdentityError):
+    status, code = 429, "too_many_requests"

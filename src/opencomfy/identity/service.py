@@ -1,0 +1,141 @@
+"""`IdentityService`: turns credentials into a `Caller`, and issues credentials.
+
+Built once by the composition root; the auth middleware and the identity routes use it.
+The per-concept work lives in users / workspaces / invites / api_keys / sessions / tokens."""
+
+from __future__ import annotations
+
+import logging
+
+from opencomfy.config import Config
+from opencomfy.db.database import Database
+from opencomfy.identity import api_keys, sessions, users, workspaces
+from opencomfy.identity.errors import NotFound, Unauthenticated
+from opencomfy.identity.oidc import ExternalIssuer
+from opencomfy.identity.passwords import verify_password
+from opencomfy.identity.principal import Caller
+from opencomfy.identity.ratelimit import RateLimiter
+from opencomfy.identity.tokens import (IDENTITY_AUDIENCE, WORKSPACE_AUDIENCE, SigningKeys,
+                                       TokenError)
+
+log = logging.getLogger(__name__)
+
+
+class IdentityService:
+    def __init__(self, *, db: Database, config: Config) -> None:
+        self.db, self.config = db, config
+        self.keys = SigningKeys(db=db, issuer=config.jwt_issuer,
+                                rotation_s=int(config.jwt_rotation_days * 86400))
+        self.external = (ExternalIssuer(issuer=config.oidc_issuer, jwks=config.oidc_jwks,
+                                        audience=config.oidc_audience)
+                         if config.oidc_issuer and config.oidc_jwks else None)
+        self.rate_limiter = RateLimiter(per_minute=config.rate_limit_per_minute,
+                                        burst=config.rate_limit_burst)
+
+    async def open(self) -> None:
+        await self.keys.load()
+        if self.config.auth == "required":
+            await self.keys.current()  # the first key exists before the first token
+
+    # ------------------------------------------------------------------ credentials -> Caller
+
+    async def from_api_key(self, key: str) -> Caller:
+        row = await api_keys.verify(db=self.db, key=key)
+        if row is None:
+            raise Unauthenticated("invalid, revoked or expired API key")
+        return Caller(user_id=row["user_id"], workspace_id=row["workspace_id"], role=row["role"],
+                      credential="api_key", credential_id="key:" + row["id"])
+
+    async def from_session(self, token: str) -> Caller:
+        row = await sessions.verify(db=self.db, token=token)
+        if row is None:
+            raise Unauthenticated("invalid or expired session")
+        return Caller(user_id=row["user_id"], workspace_id=row["workspace_id"], role=row["role"],
+                      credential="session", credential_id="session:" + row["id"])
+
+    async def from_bearer(self, token: str) -> Caller:
+        """Our workspace token, our identity token, or the external issuer's ID token."""
+        try:
+            if self.external is not None and self.external.is_from(token):
+                return await self._from_external(token)
+            if not self.keys.looks_like_ours(token):
+                raise TokenError("token from an untrusted issuer")
+            if self.keys.unverified_audience(token) != WORKSPACE_AUDIENCE:
+                claims = await self.keys.verify(token, audience=IDENTITY_AUDIENCE)
+                return await self._personal_caller(claims["sub"], credential="identity")
+            claims = await self.keys.verify(token, audience=WORKSPACE_AUDIENCE)
+            workspace_id = str(claims.get("ws"))
+            role = await workspaces.role_of(db=self.db, workspace_id=workspace_id,
+                                            user_id=claims["sub"])
+            if role is None:  # removed (or the workspace deleted) since the token was minted
+                raise TokenError("no longer a member of the token's workspace")
+            return Caller(user_id=claims["sub"], workspace_id=workspace_id, role=role,
+                          credential="token", credential_id="sub:" + claims["sub"])
+        except TokenError as exc:
+            raise Unauthenticated(f"invalid token: {exc}") from None
+
+    async def _from_external(self, token: str) -> Caller:
+        assert self.external is not None
+        claims = await self.external.verify(token)
+        user = await users.get_user_by_external(db=self.db, issuer=self.external.issuer,
+                                                subject=str(claims["sub"]))
+        if user is None:
+            user = await self._provision_external(claims)
+        return await self._personal_caller(user["id"], credential="oidc")
+
+    async def _provision_external(self, claims: dict) -> dict:
+        email = claims.get("email")
+        if not isinstance(email, str) or claims.get("email_verified") is False:
+            raise TokenError("the token carries no verified email")
+        existing = await users.get_user_by_email(db=self.db, email=email)
+        if existing is not None:
+            # Never link to an account that a different issuer or subject already owns.
+            if existing["external_issuer"] is not None:
+                raise TokenError("email already bound to another identity")
+            return existing
+        return await users.create_user(db=self.db, email=email, name=claims.get("name"),
+                                       external_issuer=self.external.issuer,
+                                       external_subject=str(claims["sub"]))
+
+    async def _personal_caller(self, user_id: str, *, credential: str) -> Caller:
+        user = await users.get_user(db=self.db, user_id=user_id)
+        if user is None or user["status"] != users.ACTIVE:
+            raise TokenError("unknown or inactive user")
+        workspace_id = await users.personal_workspace_id(db=self.db, user_id=user_id)
+        if workspace_id is None:
+            raise TokenError("the user has no personal workspace")
+        return Caller(user_id=user_id, workspace_id=workspace_id, role="owner",
+                      credential=credential, credential_id="sub:" + user_id, email=user["email"])
+
+    async def in_workspace(self, caller: Caller, workspace_id: str) -> Caller:
+        """The caller acting in another workspace (X-Comfy-Workspace-ID), checked against
+        membership: NotFound when not a member, so a workspace's existence does not leak."""
+        if workspace_id == caller.workspace_id:
+            return caller
+        if caller.workspace_bound:
+            raise NotFound("workspace not found")
+        role = await workspaces.role_of(db=self.db, workspace_id=workspace_id,
+                                        user_id=caller.user_id)
+        if role is None:
+            raise NotFound("workspace not found")
+        return Caller(user_id=caller.user_id, workspace_id=workspace_id, role=role,
+                      credential=caller.credential, credential_id=caller.credential_id,
+                      email=caller.email)
+
+    # ------------------------------------------------------------------ issuing credentials
+
+    async def login(self, *, email: str, password: str) -> dict:
+        """Check a password; returns the user. Unauthenticated on any mismatch (one message,
+        and the same argon2 cost for unknown emails)."""
+        user = await users.get_user_by_email(db=self.db, email=email) if email else None
+        ok = await verify_password(user["password_hash"] if user else None, password)
+        if not ok or user is None or user["status"] != users.ACTIVE:
+            raise Unauthenticated("wrong email or password")
+        return user
+
+    async def identity_token(self, *, user_id: str) -> tuple[str, int]:
+        return await self.keys.sign({"sub": user_id}, audience=IDENTITY_AUDIENCE)
+
+    async def workspace_token(self, *, user_id: str, workspace_id: str, role: str) -> tuple[str, int]:
+        return await self.keys.sign({"sub": user_id, "ws": workspace_id, "role": role},
+                                    audience=WORKSPACE_AUDIENCE)

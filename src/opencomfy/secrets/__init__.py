@@ -1,0 +1,1 @@
+"""Workspace secrets: values sealed with AES-GCM at rest, never returned by the API."""
