@@ -144,6 +144,16 @@ class Server:
     def post(self, path: str, body: Any = None, **kw) -> Response:
         return self.request("POST", path, body, **kw)
 
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        """Run an admin command (`users create`, `keys create`, ...) against this server's
+        database and folders."""
+        cmd = [sys.executable, "-m", "opencomfy", *args, "--base-directory", str(self.base_dir)]
+        if self.database_url:
+            cmd += ["--database-url", self.database_url]
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **self.env}
+        return subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env,
+                              timeout=60)
+
     def wait_for_job(self, prompt_id: str, timeout: float = 60) -> dict:
         """Poll /api/history/{id} until the job has finished; return its history entry."""
         deadline = time.monotonic() + timeout
