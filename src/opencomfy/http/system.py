@@ -42,6 +42,8 @@ def server_feature_flags(config: Config) -> dict[str, Any]:
     """The flags the server announces on `/features` and in the websocket's `feature_flags`."""
     return {
         "supports_preview_metadata": True,
+        # Progress text frames carry the prompt id (the stock frontend reads this flag).
+        "supports_progress_text_metadata": True,
         "max_upload_size": config.max_upload_bytes,
         "node_replacements": True,
         "extension": {"manager": {"supports_v4": False}},
