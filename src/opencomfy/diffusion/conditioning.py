@@ -122,39 +122,76 @@ def _piece_input(x: torch.Tensor, cond: Cond) -> torch.Tensor:
     return x[:, :, y:y + h, xx:xx + w]
 
 
-def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]]) -> list[torch.Tensor]:
-    """x0 predictions, one per cond set, each the weighted blend of its active entries.
+@dataclass
+class _Group:
+    """Entries evaluated in one UNet call, with their inputs batched once per sampling run."""
 
-    Call inside ``models_in_use(model)``; ``x`` is on the compute device.
-    """
-    throw_if_interrupted()
-    batch = x.shape[0]
-    device = x.device
-    jobs = [(i, c) for i, conds in enumerate(cond_sets) for c in conds if c.active(sigma)]
-    sums = [torch.zeros_like(x) for _ in cond_sets]
-    counts = [torch.full_like(x, 1e-37) for _ in cond_sets]
-    groups: dict[tuple, list] = {}
+    jobs: list                        # [(set index, Cond)]
+    context: torch.Tensor
+    pooled: torch.Tensor | None
+    time_ids: torch.Tensor | None
+
+
+def _plan(jobs: list, x: torch.Tensor) -> list[_Group]:
+    batch, device = x.shape[0], x.device
+    by_shape: dict[tuple, list] = {}
     for job in jobs:
-        groups.setdefault(tuple(_piece_input(x, job[1]).shape), []).append(job)
-    for group in groups.values():
+        by_shape.setdefault(tuple(_piece_input(x, job[1]).shape), []).append(job)
+    groups = []
+    for group in by_shape.values():
         tokens = lcm_length(c.context.shape[1] for _, c in group)
-        xs, contexts, pooled, time_ids = [], [], [], []
+        contexts, pooled, time_ids = [], [], []
         for _, c in group:
-            xs.append(_piece_input(x, c))
             ctx = c.context.to(device)
             ctx = ctx.repeat(1, tokens // ctx.shape[1], 1)
             contexts.append(ctx.expand(batch, -1, -1) if ctx.shape[0] == 1 else ctx)
             if c.pooled is not None:
                 pooled.append(c.pooled.expand(batch, -1) if c.pooled.shape[0] == 1 else c.pooled)
                 time_ids.append(c.time_ids.expand(batch, -1))
-        x_in = torch.cat(xs)
+        groups.append(_Group(group, torch.cat(contexts), torch.cat(pooled) if pooled else None,
+                             torch.cat(time_ids) if time_ids else None))
+    return groups
+
+
+def _plain(c: Cond) -> bool:
+    return c.area is None and c.weight is None and c.strength == 1.0
+
+
+def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]],
+            plans: dict | None = None) -> list[torch.Tensor]:
+    """x0 predictions, one per cond set, each the weighted blend of its active entries.
+
+    Call inside ``models_in_use(model)``; ``x`` is on the compute device. ``plans`` caches the
+    batched inputs by the set of active entries, so they are built once per run, not per step.
+    """
+    throw_if_interrupted()
+    batch = x.shape[0]
+    device = x.device
+    jobs = [(i, c) for i, conds in enumerate(cond_sets) for c in conds if c.active(sigma)]
+    key = (tuple((i, id(c)) for i, c in jobs), tuple(x.shape))
+    groups = plans.get(key) if plans is not None else None
+    if groups is None:
+        groups = _plan(jobs, x)
+        if plans is not None:
+            plans[key] = groups
+    # The usual case (one plain entry per set) needs no blending.
+    per_set = [sum(1 for i, _ in jobs if i == s) for s in range(len(cond_sets))]
+    direct = all(n == 1 for n in per_set) and all(_plain(c) for _, c in jobs)
+    outputs: list = [None] * len(cond_sets)
+    sums = counts = None
+    if not direct:
+        sums = [torch.zeros_like(x) for _ in cond_sets]
+        counts = [torch.full_like(x, 1e-37) for _ in cond_sets]
+    for group in groups:
+        x_in = torch.cat([_piece_input(x, c) for _, c in group.jobs])
         sigmas = torch.full((x_in.shape[0],), sigma, device=device)
-        eps = model.predict_noise(x_in, sigmas, torch.cat(contexts),
-                                  pooled=torch.cat(pooled) if pooled else None,
-                                  time_ids=torch.cat(time_ids) if time_ids else None)
+        eps = model.predict_noise(x_in, sigmas, group.context, pooled=group.pooled, time_ids=group.time_ids)
         x0 = model.schedule.denoised(x_in, sigmas, eps)
-        for k, (set_index, c) in enumerate(group):
+        for k, (set_index, c) in enumerate(group.jobs):
             piece = x0[k * batch:(k + 1) * batch]
+            if direct:
+                outputs[set_index] = piece
+                continue
             mult = c.strength * (c.weight.to(device) if c.weight is not None else torch.ones_like(piece[:, :1]))
             if c.area is None:
                 sums[set_index] += piece * mult
@@ -163,14 +200,18 @@ def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]]) -
                 h, w, y, xx = c.area
                 sums[set_index][:, :, y:y + h, xx:xx + w] += piece * mult
                 counts[set_index][:, :, y:y + h, xx:xx + w] += mult.expand_as(piece)
+    if direct:
+        return outputs
     return [s / n for s, n in zip(sums, counts)]
 
 
 def guided(model, positive: list[Cond], negative: list[Cond], cfg: float):
     """``denoise(x, sigma) -> x0`` with classifier-free guidance (negative skipped at cfg 1)."""
+    plans: dict = {}
+
     def denoise(x, sigma):
         if cfg == 1.0:
-            return predict(model, x, sigma, [positive])[0]
-        cond, uncond = predict(model, x, sigma, [positive, negative])
+            return predict(model, x, sigma, [positive], plans)[0]
+        cond, uncond = predict(model, x, sigma, [positive, negative], plans)
         return uncond + (cond - uncond) * cfg
     return denoise
