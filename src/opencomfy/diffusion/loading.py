@@ -203,10 +203,105 @@ def load_vae_file(path: str):
 
 
 def load_clip_file(path: str):
-    """An SD1 CLIP text encoder from a standalone file (transformers or LDM key names)."""
+    """An SD1 CLIP-L text encoder from a standalone file (transformers or LDM key names)."""
     state_dict = read_state_dict(path)
     if not any(k.startswith(SD1_CLIP_PREFIX) for k in state_dict):
         state_dict = {SD1_CLIP_PREFIX + (k[len("text_model."):] if k.startswith("text_model.") else k): v
                       for k, v in state_dict.items()}
     config = sd1_text_encoder_config(_shapes(state_dict))
     return sd1_clip(build_sd1_text_encoder(state_dict, config))
+
+
+def _family_of_unet(shapes: dict) -> str:
+    from opencomfy.diffusion.ldm_keys import UNET_PREFIX
+
+    if UNET_PREFIX + "label_emb.0.0.weight" in shapes:
+        return "sdxl"
+    proj = shapes.get(UNET_PREFIX + "middle_block.1.proj_in.weight", ())
+    return "sd2" if len(proj) == 2 else "sd1"
+
+
+def load_unet_file(path: str, weight_dtype_option: str = "default"):
+    """A MODEL from a diffusion-model-only file in the LDM layout (with or without the
+    ``model.diffusion_model.`` prefix): SD 1.x, SD 2.x or SDXL, told apart by the weights."""
+    import copy
+
+    from opencomfy.diffusion.detect import bundled_config, prediction_type, unet_config
+    from opencomfy.diffusion.ldm_keys import UNET_PREFIX
+    from opencomfy.diffusion.model_sampling import DiscreteSchedule
+    from opencomfy.diffusion.models import SDXL_LATENT_RGB, DiffusionModel
+
+    state_dict = read_state_dict(path)
+    if not any(k.startswith(UNET_PREFIX) for k in state_dict):
+        if "input_blocks.0.0.weight" not in state_dict:
+            raise UnsupportedCheckpoint(f"{os.path.basename(path)}: not a UNet in the LDM layout "
+                                        "(diffusers-format UNet files are not supported yet)")
+        state_dict = {UNET_PREFIX + k: v for k, v in state_dict.items()}
+    shapes = _shapes(state_dict)
+    family = _family_of_unet(shapes)
+    config = unet_config(shapes, family)
+    schedule_config = copy.deepcopy(bundled_config(f"{family}_scheduler"))
+    schedule_config["prediction_type"] = prediction_type(shapes, family, config, norms=state_dict)
+    unet = build_unet(state_dict, config)
+    if weight_dtype_option.startswith("fp8") and hasattr(unet, "enable_layerwise_casting"):
+        storage = torch.float8_e5m2 if weight_dtype_option == "fp8_e5m2" else torch.float8_e4m3fn
+        unet.enable_layerwise_casting(storage_dtype=storage, compute_dtype=unet.dtype)
+    sdxl = family == "sdxl"
+    return DiffusionModel(unet=unet, schedule=DiscreteSchedule.from_config(schedule_config),
+                          scale_factor=0.13025 if sdxl else 0.18215, family=family,
+                          **({"latent_rgb": SDXL_LATENT_RGB} if sdxl else {}))
+
+
+def _text_tower(path: str):
+    """A standalone text encoder file -> ("clip_l" | "open_clip", module, layer count).
+
+    Accepts transformers key names (with or without ``text_model.``), SD1-checkpoint names and
+    open_clip's layout."""
+    from opencomfy.diffusion.detect import open_clip_config
+
+    state_dict = read_state_dict(path)
+    if any(k.startswith("transformer.resblocks.") for k in state_dict):
+        prefix = "open_clip."
+        state_dict = {prefix + k: v for k, v in state_dict.items()}
+        config = open_clip_config(_shapes(state_dict), prefix)
+        return "open_clip", build_open_clip_text_encoder(state_dict, config, prefix), config["num_hidden_layers"]
+    projection = next((v for k, v in state_dict.items() if k.endswith("text_projection.weight")), None)
+    if not any(k.startswith(SD1_CLIP_PREFIX) for k in state_dict):
+        state_dict = {SD1_CLIP_PREFIX + (k[len("text_model."):] if k.startswith("text_model.") else k): v
+                      for k, v in state_dict.items() if not k.endswith("text_projection.weight")
+                      and not k.endswith("logit_scale")}
+    config = sd1_text_encoder_config(_shapes(state_dict))
+    if projection is None:
+        return "clip_l", build_sd1_text_encoder(state_dict, config), config["num_hidden_layers"]
+    # A tower with a projection in transformers' names: OpenCLIP-G/H when wide (GELU), else a
+    # projected CLIP-L (quick GELU). The activation is not visible in the weights.
+    config["projection_dim"] = projection.shape[0]
+    config["hidden_act"] = "gelu" if config["hidden_size"] >= 1024 else "quick_gelu"
+    model = _build_projected(state_dict, config, projection)
+    return "with_projection", model, config["num_hidden_layers"]
+
+
+def _build_projected(state_dict: dict, config: dict, projection: torch.Tensor, prefix: str = SD1_CLIP_PREFIX):
+    from accelerate import init_empty_weights
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    with init_empty_weights():
+        model = CLIPTextModelWithProjection(CLIPTextConfig(**config))
+    wants_prefix = any(k.startswith("text_model.") for k in model.state_dict())
+    own = {("text_model." if wants_prefix else "") + k[len(prefix):]: v
+           for k, v in state_dict.items() if k.startswith(prefix) and not k.endswith("position_ids")}
+    own["text_projection.weight"] = projection
+    return _assign(model, own, weight_dtype("text_encoder"))
+
+
+def load_dual_clip_files(path_1: str, path_2: str, kind: str = "sdxl"):
+    """SDXL's CLIP from two files: CLIP-L and OpenCLIP-G, in either order (CLIP-L is the one
+    with fewer layers; at equal depth, the one without a text projection)."""
+    if kind != "sdxl":
+        raise UnsupportedCheckpoint(f"DualCLIPLoader type {kind!r} is not supported yet (sdxl is)")
+    first, second = sorted((_text_tower(path_1), _text_tower(path_2)),
+                           key=lambda tower: (tower[2], tower[0] != "clip_l"))
+    clip_g = second[1]
+    if not hasattr(clip_g, "text_projection"):
+        raise UnsupportedCheckpoint("the OpenCLIP-G file has no text projection")
+    return sdxl_clip(first[1], clip_g)

@@ -166,3 +166,57 @@ NODES = [
     ("LoraLoader", LoraLoader, "Load LoRA", "nodes"),
     ("LoraLoaderModelOnly", LoraLoaderModelOnly, "LoraLoaderModelOnly", "nodes"),
 ]
+
+
+class UNETLoader:
+    """A diffusion-model-only file (LDM layout) -> MODEL."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "unet_name": (folder_paths.get_filename_list("diffusion_models"),),
+            "weight_dtype": (["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"], {"advanced": True}),
+        }}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load_unet"
+    CATEGORY = "advanced/loaders"
+
+    def load_unet(self, unet_name, weight_dtype="default"):
+        from opencomfy.diffusion.loading import load_unet_file
+
+        return (_load_cached(f"unet-{weight_dtype}", "diffusion_models", unet_name,
+                             lambda path: load_unet_file(path, weight_dtype)),)
+
+
+class DualCLIPLoader:
+    """Two text encoder files -> one CLIP (SDXL: CLIP-L and OpenCLIP-G)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        names = folder_paths.get_filename_list("text_encoders")
+        return {"required": {
+            "clip_name1": (names,),
+            "clip_name2": (names,),
+            "type": (["sdxl", "sd3", "flux", "hunyuan_video", "hidream"],),
+        }, "optional": {"device": (["default", "cpu"], {"advanced": True})}}
+
+    RETURN_TYPES = ("CLIP",)
+    FUNCTION = "load_clip"
+    CATEGORY = "advanced/loaders"
+    DESCRIPTION = "[Recipes]\n\nsdxl: clip-l, clip-g"
+
+    def load_clip(self, clip_name1, clip_name2, type, device="default"):
+        from opencomfy.diffusion import cache
+        from opencomfy.diffusion.loading import load_dual_clip_files
+
+        path_1 = folder_paths.get_full_path_or_raise("text_encoders", clip_name1)
+        path_2 = folder_paths.get_full_path_or_raise("text_encoders", clip_name2)
+        key = ("dual_clip", type, cache.file_key(path_1), cache.file_key(path_2))
+        return (cache.get_or_load(key, lambda: load_dual_clip_files(path_1, path_2, type)),)
+
+
+NODES += [
+    ("UNETLoader", UNETLoader, "Load Diffusion Model", "nodes"),
+    ("DualCLIPLoader", DualCLIPLoader, "DualCLIPLoader", "nodes"),
+]
