@@ -171,17 +171,17 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def _upgrade_to_head(sync_conn) -> None:
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
-
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["connection"] = sync_conn
-    # Alembic narrates every plugin at INFO; only a migration actually applied is news.
+    # Alembic narrates every plugin at INFO (some on import); only a migration applied is news.
     alembic_log = logging.getLogger("alembic")
     level = alembic_log.level
     alembic_log.setLevel(logging.WARNING)
     try:
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.attributes["connection"] = sync_conn
         command.upgrade(cfg, "heads")  # every branch: parts of the server add migrations in parallel
     finally:
         alembic_log.setLevel(level)
