@@ -171,7 +171,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def _upgrade_to_head(sync_conn) -> None:
-    # Alembic narrates every plugin at INFO (some on import); only a migration applied is news.
+    # Alembic narrates every plugin at INFO (some on import): keep start-up quiet.
     alembic_log = logging.getLogger("alembic")
     level = alembic_log.level
     alembic_log.setLevel(logging.WARNING)
