@@ -32,6 +32,7 @@ class Cond:
     sigma_range: tuple[float, float]  # (sigma at start, sigma at end)
     pooled: torch.Tensor | None = None     # [1 or B, dim] (SDXL)
     time_ids: torch.Tensor | None = None   # [1, 6] original size, crop, target size (SDXL)
+    controls: tuple = ()                   # ControlApply entries (ControlNetApplyAdvanced)
 
     def active(self, sigma: float) -> bool:
         high, low = self.sigma_range
@@ -103,7 +104,8 @@ def resolve(conditioning, *, schedule, height: int, width: int, needs_pooled: bo
         high = schedule.percent_to_sigma(options.get("start_percent", 0.0))
         low = schedule.percent_to_sigma(options.get("end_percent", 1.0))
         cond = Cond(context=tensor, area=area, weight=weight,
-                    strength=float(options.get("strength", 1.0)), sigma_range=(high, low))
+                    strength=float(options.get("strength", 1.0)), sigma_range=(high, low),
+                    controls=tuple(options.get("control", ())))
         if needs_pooled:
             pooled = options.get("pooled_output")
             if pooled is None:
@@ -185,7 +187,9 @@ def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]],
     for group in groups:
         x_in = torch.cat([_piece_input(x, c) for _, c in group.jobs])
         sigmas = torch.full((x_in.shape[0],), sigma, device=device)
-        eps = model.predict_noise(x_in, sigmas, group.context, pooled=group.pooled, time_ids=group.time_ids)
+        controls = [c.controls for _, c in group.jobs]
+        eps = model.predict_noise(x_in, sigmas, group.context, pooled=group.pooled, time_ids=group.time_ids,
+                                  controls=controls if any(controls) else None)
         x0 = model.schedule.denoised(x_in, sigmas, eps)
         for k, (set_index, c) in enumerate(group.jobs):
             piece = x0[k * batch:(k + 1) * batch]

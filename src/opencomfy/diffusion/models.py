@@ -59,20 +59,47 @@ class DiffusionModel:
         return getattr(self.unet.config, "addition_embed_type", None) == "text_time"
 
     def predict_noise(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor,
-                      pooled: torch.Tensor | None = None, time_ids: torch.Tensor | None = None
-                      ) -> torch.Tensor:
-        """The UNet's epsilon for samples ``x`` at per-sample ``sigma`` (call inside models_in_use)."""
+                      pooled: torch.Tensor | None = None, time_ids: torch.Tensor | None = None,
+                      controls: list | None = None) -> torch.Tensor:
+        """The UNet's prediction for samples ``x`` at per-sample ``sigma`` (inside models_in_use).
+
+        ``controls``: for each equal slice of the batch, the ControlNets applied to it (or ()).
+        """
         dtype = self.unet.dtype
         device = x.device
-        timestep = self.schedule.timestep(sigma.float().cpu()).to(device)
-        model_in = self.schedule.model_input(x, sigma.to(device))
+        timestep = self.schedule.timestep(sigma.float()).to(device)
+        model_in = self.schedule.model_input(x, sigma.to(device)).to(dtype)
+        context = context.to(device, dtype)
         extra = {}
+        added = None
         if self.needs_pooled:
-            extra["added_cond_kwargs"] = {"text_embeds": pooled.to(device, dtype),
-                                          "time_ids": time_ids.to(device, dtype)}
-        out = self.unet(model_in.to(dtype), timestep, encoder_hidden_states=context.to(device, dtype),
-                        return_dict=False, **extra)[0]
+            added = {"text_embeds": pooled.to(device, dtype), "time_ids": time_ids.to(device, dtype)}
+            extra["added_cond_kwargs"] = added
+        if controls and any(controls):
+            extra.update(self._control_residuals(model_in, timestep, context, added, float(sigma[0]), controls))
+        out = self.unet(model_in, timestep, encoder_hidden_states=context, return_dict=False, **extra)[0]
         return out.float()
+
+    def _control_residuals(self, model_in, timestep, context, added, sigma, controls) -> dict:
+        from opencomfy.diffusion.controlnet import residuals
+
+        size = model_in.shape[0] // len(controls)
+        downs, mids = [], []
+        for k, applied in enumerate(controls):
+            part = slice(k * size, (k + 1) * size)
+            piece_added = {n: v[part] for n, v in added.items()} if added else None
+            down, mid = residuals(applied, model_in[part], timestep[part], context[part], piece_added,
+                                  sigma, self.schedule) if applied else (None, None)
+            downs.append(down)
+            mids.append(mid)
+        template = next((d for d in downs if d is not None), None)
+        if template is None:           # no ControlNet active at this sigma
+            return {}
+        mid_template = next(m for m in mids if m is not None)
+        down = [torch.cat([d[i] if d is not None else torch.zeros_like(template[i]) for d in downs])
+                for i in range(len(template))]
+        mid = torch.cat([m if m is not None else torch.zeros_like(mid_template) for m in mids])
+        return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
 
     def __repr__(self) -> str:
         return f"<MODEL {self.family} patches={len(self.patches)}>"

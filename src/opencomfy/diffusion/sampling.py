@@ -103,7 +103,8 @@ def sample(model, *, noise: torch.Tensor, positive, negative, cfg: float, sample
     positive = conds.resolve(positive, schedule=schedule, height=height, width=width, needs_pooled=needs_pooled)
     negative = conds.resolve(negative, schedule=schedule, height=height, width=width, needs_pooled=needs_pooled)
     progress = _Progress(model, len(sigmas) - 1)
-    with models_in_use(model) as device:
+    controlnets = {id(a.control): a.control for c in positive + negative for a in c.controls}
+    with models_in_use(model, *controlnets.values()) as device:
         latent = model.process_latent_in(latent_image).to(device)
         noise = noise.to(device)
         sigmas = sigmas.float()

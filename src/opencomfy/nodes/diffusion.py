@@ -12,8 +12,8 @@ from opencomfy.diffusion import available
 NODES: list = []
 
 if available():
-    from opencomfy.nodes import (diffusion_conditioning, diffusion_loaders, diffusion_model_advanced,
-                                 diffusion_sampling, diffusion_vae)
+    from opencomfy.nodes import (diffusion_conditioning, diffusion_controlnet, diffusion_loaders,
+                                 diffusion_model_advanced, diffusion_sampling, diffusion_vae)
 
     NODES = [
         *diffusion_loaders.NODES,
@@ -21,4 +21,5 @@ if available():
         *diffusion_sampling.NODES,
         *diffusion_vae.NODES,
         *diffusion_model_advanced.NODES,
+        *diffusion_controlnet.NODES,
     ]
