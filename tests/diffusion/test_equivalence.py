@@ -73,3 +73,29 @@ def test_the_comparison_is_sensitive(tiny_models):
     ours = _graph_image(tiny_models, "euler", "normal", seed=SEED + 1)
     theirs = _pipeline_image(tiny_models, _scheduler("euler"))
     assert (ours - theirs).abs().max().item() > 0.05
+
+
+@pytest.mark.parametrize("sampler, variant, final", [("uni_pc", "bh1", "sigma_min"), ("uni_pc_bh2", "bh2", "zero")])
+def test_unipc_matches_diffusers_on_the_same_sigmas(tiny_models, sampler, variant, final):
+    """UniPC (order 3, lower order at the ends) against diffusers' UniPCMultistepScheduler, run
+    on the scheduler's own Karras sigmas. (diffusers' bh1 gives NaN when ending at sigma 0, so
+    that variant ends at the smallest sigma.)"""
+    from diffusers import UniPCMultistepScheduler
+
+    from opencomfy.diffusion.sampling import prepare_noise, sample
+
+    model, clip, vae = tiny_models
+    config = {k: v for k, v in bundled_config("sd1_scheduler").items() if k != "_class_name"}
+    scheduler = UniPCMultistepScheduler.from_config(config, solver_order=3, solver_type=variant,
+                                                    use_karras_sigmas=True, lower_order_final=True,
+                                                    predict_x0=True, final_sigmas_type=final)
+    theirs = _pipeline_image(tiny_models, scheduler)
+    scheduler.set_timesteps(STEPS)
+    sigmas = torch.as_tensor(scheduler.sigmas).float()
+    latent = torch.zeros(1, 4, HEIGHT // 8, WIDTH // 8)
+    positive = CLIPTextEncode().encode(clip, PROMPT)[0]
+    negative = CLIPTextEncode().encode(clip, NEGATIVE)[0]
+    out = sample(model, noise=prepare_noise(latent, SEED), positive=positive, negative=negative, cfg=CFG,
+                 sampler_name=sampler, sigmas=sigmas, latent_image=latent)
+    ours = VAEDecode().decode(vae, {"samples": out})[0]
+    assert (ours - theirs).abs().max().item() < 3e-3

@@ -92,7 +92,7 @@ def test_every_sampler_runs_and_is_reproducible(tiny_models, conds, sampler):
 
 def test_unimplemented_sampler_is_a_clear_error(tiny_models, conds):
     with pytest.raises(ValueError, match="not implemented"):
-        _run(tiny_models, conds, sampler_name="uni_pc_bh2")
+        _run(tiny_models, conds, sampler_name="dpm_adaptive")
 
 
 def test_denoise_zero_returns_the_input(tiny_models, conds):

@@ -267,6 +267,8 @@ def lcm(denoise, x, sigmas, *, noise, callback=None):
     return x
 
 
+from opencomfy.diffusion.unipc import uni_pc, uni_pc_bh2  # noqa: E402
+
 # ComfyUI's ddim is the Euler sampler (DDIM with eta 0 is Euler's method in sigma space).
 SAMPLERS = {
     "euler": euler,
@@ -285,6 +287,8 @@ SAMPLERS = {
     "dpmpp_3m_sde_gpu": dpmpp_3m_sde,
     "lcm": lcm,
     "ddim": euler,
+    "uni_pc": uni_pc,
+    "uni_pc_bh2": uni_pc_bh2,
 }
 
 # Samplers for which ComfyUI drops the second-to-last sigma (they step through a midpoint).
