@@ -172,13 +172,16 @@ def _metadata_clause(key: str, value: Any):
     return element.as_string() == str(value)
 
 
-def _filters(workspace_id: str, query: AssetQuery) -> list:
+def _filters(workspace_id: str, query: AssetQuery, *, skip_first_include: bool = False) -> list:
     where = [A.workspace_id == workspace_id]
-    for tag in query.include_tags:
-        where.append(exists().where(T.asset_id == A.id, T.workspace_id == workspace_id, T.tag == tag))
+    # Tag tests are correlated EXISTS on the (asset_id, tag) primary key: one seek per
+    # candidate record, so a page walking the sort index stops as soon as it is full.
+    includes = query.include_tags[1:] if skip_first_include else query.include_tags
+    for tag in includes:
+        where.append(exists().where(T.asset_id == A.id, T.tag == tag, T.workspace_id == workspace_id))
     if query.exclude_tags:
-        where.append(~exists().where(T.asset_id == A.id, T.workspace_id == workspace_id,
-                                     T.tag.in_(query.exclude_tags)))
+        where.append(~exists().where(T.asset_id == A.id, T.tag.in_(query.exclude_tags),
+                                     T.workspace_id == workspace_id))
     if query.name_contains:
         pattern = (query.name_contains.lower().replace("\\", "\\\\").replace("%", "\\%")
                    .replace("_", "\\_"))
@@ -190,12 +193,53 @@ def _filters(workspace_id: str, query: AssetQuery) -> list:
     return where
 
 
+async def count_assets(conn, *, workspace_id: str, query: AssetQuery) -> int:
+    """How many records match. Tag-only filters are counted on the tag index alone (a
+    single tag is one covering range); other filters join the records."""
+    tags_only = not (query.name_contains or query.asset_hash or query.metadata_filter)
+    if tags_only and query.include_tags and not query.exclude_tags:
+        first = AssetTag.__table__.alias("first_tag")
+        stmt = select(func.count()).select_from(first).where(
+            first.c.workspace_id == workspace_id, first.c.tag == query.include_tags[0],
+            *(exists().where(T.asset_id == first.c.asset_id, T.tag == tag, T.workspace_id == workspace_id)
+              for tag in query.include_tags[1:]))
+        return (await conn.execute(stmt)).scalar_one()
+    if tags_only and query.exclude_tags and not query.include_tags:
+        everything = (await conn.execute(select(func.count()).select_from(Asset).where(
+            A.workspace_id == workspace_id))).scalar_one()
+        tagged = func.count(T.asset_id) if len(query.exclude_tags) == 1 else func.count(func.distinct(T.asset_id))
+        excluded = (await conn.execute(select(tagged).where(
+            T.workspace_id == workspace_id, T.tag.in_(query.exclude_tags)))).scalar_one()
+        return everything - excluded
+    if query.include_tags:
+        first = AssetTag.__table__.alias("first_tag")
+        stmt = (select(func.count()).select_from(first.join(Asset, A.id == first.c.asset_id))
+                .where(first.c.workspace_id == workspace_id, first.c.tag == query.include_tags[0],
+                       *_filters(workspace_id, query, skip_first_include=True)))
+    else:
+        stmt = select(func.count()).select_from(Asset).where(*_filters(workspace_id, query))
+    return (await conn.execute(stmt)).scalar_one()
+
+
+SMALL_MATCH = 5000  # below this many matches, start from the tag's records and sort them
+
+
 async def page_assets(conn, *, workspace_id: str, query: AssetQuery, page: PageRequest
                       ) -> tuple[list[dict], int]:
     """One page of records (plus one extra to tell has_more) and the total matching."""
-    where = _filters(workspace_id, query)
-    total = (await conn.execute(select(func.count()).select_from(Asset).where(*where))).scalar_one()
+    total = await count_assets(conn, workspace_id=workspace_id, query=query)
+    if total == 0 or (page.after is None and page.offset >= total):
+        return [], total
     column = A[page.sort]
+    if query.include_tags and total <= SMALL_MATCH:
+        # Few matches: visit only the first tag's records (walking the sort index instead
+        # would test every record of the workspace before the page fills).
+        first = AssetTag.__table__.alias("first_tag")
+        source = first.join(Asset, A.id == first.c.asset_id)
+        where = [first.c.workspace_id == workspace_id, first.c.tag == query.include_tags[0],
+                 *_filters(workspace_id, query, skip_first_include=True)]
+    else:
+        source, where = Asset.__table__, _filters(workspace_id, query)
     if page.after is not None:
         value, last_id = page.after
         if page.descending:
@@ -203,7 +247,7 @@ async def page_assets(conn, *, workspace_id: str, query: AssetQuery, page: PageR
         else:
             where.append(or_(column > value, and_(column == value, A.id > last_id)))
     order = (column.desc(), A.id.desc()) if page.descending else (column.asc(), A.id.asc())
-    stmt = select(Asset.__table__).where(*where).order_by(*order).limit(page.limit + 1)
+    stmt = select(Asset.__table__).select_from(source).where(*where).order_by(*order).limit(page.limit + 1)
     if page.after is None and page.offset:
         stmt = stmt.offset(page.offset)
     rows = (await conn.execute(stmt)).mappings().all()

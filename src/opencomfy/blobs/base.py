@@ -13,12 +13,14 @@ import abc
 import os
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import AsyncIterator
 
 import blake3
 
 HASH_PREFIX = "blake3:"
+PARALLEL_HASH_MIN = 256 * 1024  # smaller writes hash inline (a thread hand-off costs more)
 _DIGEST_RE = re.compile(r"^blake3:[a-f0-9]{64}$")
 
 
@@ -53,6 +55,7 @@ class StagedBlob:
         self.path = directory / f".staging-{uuid.uuid4().hex}"
         self._file = open(self.path, "wb")
         self._hasher = blake3.blake3()
+        self._hashing: ThreadPoolExecutor | None = None
         self.size = 0
         self.limit = limit
         self.head = b""  # the first bytes, kept for format checks (safetensors vs pickle)
@@ -63,11 +66,28 @@ class StagedBlob:
             raise BlobTooLarge(f"content is larger than {self.limit} bytes")
         if len(self.head) < 64:
             self.head += chunk[: 64 - len(self.head)]
-        self._hasher.update(chunk)
-        self._file.write(chunk)
+        if len(chunk) < PARALLEL_HASH_MIN:
+            self._hasher.update(chunk)
+            self._file.write(chunk)
+            return
+        # Hash and write at the same time (both release the GIL): a large body costs
+        # max(hash, write) instead of their sum.
+        if self._hashing is None:
+            self._hashing = ThreadPoolExecutor(1, thread_name_prefix="blake3")
+        hashed = self._hashing.submit(self._hasher.update, chunk)
+        try:
+            self._file.write(chunk)
+        finally:
+            hashed.result()
+
+    def _stop_hashing(self) -> None:
+        if self._hashing is not None:
+            self._hashing.shutdown(wait=True)
+            self._hashing = None
 
     def finish(self) -> str:
         """Close the file and return its digest (`blake3:<hex>`)."""
+        self._stop_hashing()
         self._file.close()
         return HASH_PREFIX + self._hasher.hexdigest()
 
@@ -87,6 +107,7 @@ class StagedBlob:
 
     def abort(self) -> None:
         """Forget the staged bytes (nothing half-written stays behind)."""
+        self._stop_hashing()
         if not self._file.closed:
             self._file.close()
         try:
