@@ -10,7 +10,7 @@ leaves attention unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,8 @@ class Cond:
     pooled: torch.Tensor | None = None     # [1 or B, dim] (SDXL)
     time_ids: torch.Tensor | None = None   # [1, 6] original size, crop, target size (SDXL)
     controls: tuple = ()                   # ControlApply entries (ControlNetApplyAdvanced)
+    concat: torch.Tensor | None = None     # [1 or B, 5, h, w] mask + masked latent (inpaint models)
+    options: dict = field(default_factory=dict)
 
     def active(self, sigma: float) -> bool:
         high, low = self.sigma_range
@@ -105,7 +107,7 @@ def resolve(conditioning, *, schedule, height: int, width: int, needs_pooled: bo
         low = schedule.percent_to_sigma(options.get("end_percent", 1.0))
         cond = Cond(context=tensor, area=area, weight=weight,
                     strength=float(options.get("strength", 1.0)), sigma_range=(high, low),
-                    controls=tuple(options.get("control", ())))
+                    controls=tuple(options.get("control", ())), options=options)
         if needs_pooled:
             pooled = options.get("pooled_output")
             if pooled is None:
@@ -132,6 +134,14 @@ class _Group:
     context: torch.Tensor
     pooled: torch.Tensor | None
     time_ids: torch.Tensor | None
+    concat: torch.Tensor | None = None
+
+
+def _crop(t: torch.Tensor, c: Cond) -> torch.Tensor:
+    if c.area is None:
+        return t
+    h, w, y, x = c.area
+    return t[:, :, y:y + h, x:x + w]
 
 
 def _plan(jobs: list, x: torch.Tensor) -> list[_Group]:
@@ -142,8 +152,11 @@ def _plan(jobs: list, x: torch.Tensor) -> list[_Group]:
     groups = []
     for group in by_shape.values():
         tokens = lcm_length(c.context.shape[1] for _, c in group)
-        contexts, pooled, time_ids = [], [], []
+        contexts, pooled, time_ids, concats = [], [], [], []
         for _, c in group:
+            if c.concat is not None:
+                extra = _crop(c.concat.to(device), c)
+                concats.append(extra.expand(batch, -1, -1, -1) if extra.shape[0] == 1 else extra)
             ctx = c.context.to(device)
             ctx = ctx.repeat(1, tokens // ctx.shape[1], 1)
             contexts.append(ctx.expand(batch, -1, -1) if ctx.shape[0] == 1 else ctx)
@@ -151,7 +164,8 @@ def _plan(jobs: list, x: torch.Tensor) -> list[_Group]:
                 pooled.append(c.pooled.expand(batch, -1) if c.pooled.shape[0] == 1 else c.pooled)
                 time_ids.append(c.time_ids.expand(batch, -1))
         groups.append(_Group(group, torch.cat(contexts), torch.cat(pooled) if pooled else None,
-                             torch.cat(time_ids) if time_ids else None))
+                             torch.cat(time_ids) if time_ids else None,
+                             torch.cat(concats) if concats else None))
     return groups
 
 
@@ -189,7 +203,7 @@ def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]],
         sigmas = torch.full((x_in.shape[0],), sigma, device=device)
         controls = [c.controls for _, c in group.jobs]
         eps = model.predict_noise(x_in, sigmas, group.context, pooled=group.pooled, time_ids=group.time_ids,
-                                  controls=controls if any(controls) else None)
+                                  controls=controls if any(controls) else None, concat=group.concat)
         x0 = model.schedule.denoised(x_in, sigmas, eps)
         for k, (set_index, c) in enumerate(group.jobs):
             piece = x0[k * batch:(k + 1) * batch]

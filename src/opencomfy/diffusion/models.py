@@ -45,7 +45,12 @@ class DiffusionModel:
 
     @property
     def latent_channels(self) -> int:
-        return int(self.unet.config.in_channels)
+        return int(self.unet.config.out_channels)
+
+    @property
+    def is_inpaint(self) -> bool:
+        """Inpainting UNets take 5 more channels: the mask and the masked image's latent."""
+        return int(self.unet.config.in_channels) == self.latent_channels + 5
 
     def process_latent_in(self, latent: torch.Tensor) -> torch.Tensor:
         return latent * self.scale_factor
@@ -60,7 +65,7 @@ class DiffusionModel:
 
     def predict_noise(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor,
                       pooled: torch.Tensor | None = None, time_ids: torch.Tensor | None = None,
-                      controls: list | None = None) -> torch.Tensor:
+                      controls: list | None = None, concat: torch.Tensor | None = None) -> torch.Tensor:
         """The UNet's prediction for samples ``x`` at per-sample ``sigma`` (inside models_in_use).
 
         ``controls``: for each equal slice of the batch, the ControlNets applied to it (or ()).
@@ -69,6 +74,8 @@ class DiffusionModel:
         device = x.device
         timestep = self.schedule.timestep(sigma.float()).to(device)
         model_in = self.schedule.model_input(x, sigma.to(device)).to(dtype)
+        if concat is not None:
+            model_in = torch.cat([model_in, concat.to(device, dtype)], dim=1)
         context = context.to(device, dtype)
         extra = {}
         added = None

@@ -57,6 +57,25 @@ def _resize_mask(mask: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
     return mask.repeat(reps, 1, 1, 1)[:latent.shape[0]]
 
 
+def inpaint_concat(model, options: dict, latent_image: torch.Tensor, noise_mask) -> torch.Tensor:
+    """The extra input of an inpainting UNet: the mask (1 = repaint) and the scaled latent of the
+    masked image, from InpaintModelConditioning's options or else from the latent itself."""
+    masked = options.get("concat_latent_image")
+    masked = latent_image if masked is None else masked
+    mask = options.get("concat_mask")
+    mask = noise_mask if mask is None else mask
+    if mask is None:
+        mask = torch.ones(latent_image.shape[0], 1, *latent_image.shape[-2:])
+    mask = mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float()
+    mask = F.interpolate(mask, size=latent_image.shape[-2:], mode="bilinear", align_corners=False)
+    masked = model.process_latent_in(masked.float())
+    if masked.shape[0] != mask.shape[0]:
+        n = max(masked.shape[0], mask.shape[0])
+        masked = masked.repeat(math.ceil(n / masked.shape[0]), 1, 1, 1)[:n]
+        mask = mask.repeat(math.ceil(n / mask.shape[0]), 1, 1, 1)[:n]
+    return torch.cat([mask.round(), masked], dim=1)
+
+
 class _Progress:
     """Step progress, interrupts and latent previews for the running node."""
 
@@ -103,6 +122,9 @@ def sample(model, *, noise: torch.Tensor, positive, negative, cfg: float, sample
     positive = conds.resolve(positive, schedule=schedule, height=height, width=width, needs_pooled=needs_pooled)
     negative = conds.resolve(negative, schedule=schedule, height=height, width=width, needs_pooled=needs_pooled)
     progress = _Progress(model, len(sigmas) - 1)
+    if model.is_inpaint:
+        for c in positive + negative:
+            c.concat = inpaint_concat(model, c.options, latent_image, noise_mask)
     controlnets = {id(a.control): a.control for c in positive + negative for a in c.controls}
     with models_in_use(model, *controlnets.values()) as device:
         latent = model.process_latent_in(latent_image).to(device)

@@ -221,6 +221,48 @@ class ConditioningSetTimestepRange:
         return (_with_options(conditioning, start_percent=start, end_percent=end),)
 
 
+class InpaintModelConditioning:
+    """Conditioning for inpainting models: the masked image's latent and the mask ride along
+    with the conditioning; the returned latent is the original image's."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "positive": ("CONDITIONING",),
+            "negative": ("CONDITIONING",),
+            "vae": ("VAE",),
+            "pixels": ("IMAGE",),
+            "mask": ("MASK",),
+            "noise_mask": ("BOOLEAN", {"default": True, "tooltip": "Add a noise mask to the latent so "
+                                       "sampling will only happen within the mask. Might improve "
+                                       "results or completely break things depending on the model."}),
+        }}
+
+    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
+    RETURN_NAMES = ("positive", "negative", "latent")
+    FUNCTION = "encode"
+    CATEGORY = "conditioning/inpaint"
+
+    def encode(self, positive, negative, pixels, vae, mask, noise_mask=True):
+        import torch.nn.functional as F
+
+        r = vae.downscale_ratio
+        height, width = (pixels.shape[1] // r) * r, (pixels.shape[2] // r) * r
+        mask = F.interpolate(mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float(),
+                             size=(pixels.shape[1], pixels.shape[2]), mode="bilinear")
+        top, left = (pixels.shape[1] % r) // 2, (pixels.shape[2] % r) // 2
+        pixels = pixels[:, top:top + height, left:left + width, :3]
+        mask = mask[:, :, top:top + height, left:left + width]
+        keep = (1.0 - mask.round()).squeeze(1).unsqueeze(-1)
+        masked_pixels = (pixels - 0.5) * keep + 0.5
+        concat_latent = vae.encode(masked_pixels)
+        latent = {"samples": vae.encode(pixels)}
+        if noise_mask:
+            latent["noise_mask"] = mask
+        extra = {"concat_latent_image": concat_latent, "concat_mask": mask}
+        return (_with_options(positive, **extra), _with_options(negative, **extra), latent)
+
+
 NODES = [
     ("CLIPTextEncode", CLIPTextEncode, "CLIP Text Encode (Prompt)", "nodes"),
     ("ConditioningCombine", ConditioningCombine, "Conditioning (Combine)", "nodes"),
@@ -233,4 +275,5 @@ NODES = [
     ("ConditioningSetMask", ConditioningSetMask, "Conditioning (Set Mask)", "nodes"),
     ("ConditioningZeroOut", ConditioningZeroOut, "ConditioningZeroOut", "nodes"),
     ("ConditioningSetTimestepRange", ConditioningSetTimestepRange, "ConditioningSetTimestepRange", "nodes"),
+    ("InpaintModelConditioning", InpaintModelConditioning, "InpaintModelConditioning", "nodes"),
 ]
