@@ -70,7 +70,8 @@ class DiffusionModel:
 
         ``controls``: for each equal slice of the batch, the ControlNets applied to it (or ()).
         """
-        dtype = self.unet.dtype
+        # diffusers' ``.dtype`` walks every submodule; the first parameter says the same.
+        dtype = next(self.unet.parameters()).dtype
         device = x.device
         timestep = self.schedule.timestep(sigma.float()).to(device)
         model_in = self.schedule.model_input(x, sigma.to(device)).to(dtype)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
+
+from opencomfy.diffusion.unipc import uni_pc, uni_pc_bh2
 
 
 def _to_d(x, sigma, denoised):
@@ -266,8 +267,6 @@ def lcm(denoise, x, sigmas, *, noise, callback=None):
         callback and callback(i, x, x0)
     return x
 
-
-from opencomfy.diffusion.unipc import uni_pc, uni_pc_bh2  # noqa: E402
 
 # ComfyUI's ddim is the Euler sampler (DDIM with eta 0 is Euler's method in sigma space).
 SAMPLERS = {
