@@ -190,7 +190,7 @@ def main(argv=None) -> None:
         if "pipeline" not in best or wall < best["pipeline"][0]:
             best["pipeline"] = (wall, cpu, total)
     for name, (wall, cpu, total) in best.items():
-        print(f"{name:9s} {wall:8.3f} s/step wall  {cpu:8.3f} s/step CPU   "
+        print(f"{name:9s} {wall * 1000:10.2f} ms/step wall  {cpu * 1000:10.2f} ms/step CPU   "
               f"(whole run {total:.2f} s for {args.steps} steps)")
     wall_ratio = best["graph"][0] / best["pipeline"][0]
     cpu_ratio = best["graph"][1] / best["pipeline"][1]
