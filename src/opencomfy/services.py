@@ -71,6 +71,11 @@ async def build_services(config: Config, registry: "NodeRegistry") -> AsyncItera
     jobs = JobService(db=db, bus=bus)
     await jobs.recover_after_restart()
     assets, tasks = await _build_assets(config, db)
+    from opencomfy.assets.hooks import OutputRecorder
+
+    # Jobs' output files become assets (best effort, from the `executed` events on the bus).
+    output_recorder = OutputRecorder(bus=bus, assets=assets, output_dir=config.output_dir)
+    output_recorder.start()
     worker = None
     if config.embedded_worker:
         from opencomfy.jobs.worker import EmbeddedWorker
@@ -85,6 +90,7 @@ async def build_services(config: Config, registry: "NodeRegistry") -> AsyncItera
     try:
         yield services
     finally:
+        await output_recorder.stop()
         await tasks.close()
         await assets.close()
         if worker is not None:

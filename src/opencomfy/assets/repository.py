@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import delete, exists, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from opencomfy.assets.models import Asset, AssetContent, AssetTag
@@ -129,6 +129,12 @@ async def count_preview_refs(conn, *, workspace_id: str, asset_id: str) -> int:
         A.workspace_id == workspace_id, A.preview_id == asset_id, A.id != asset_id))).scalar_one()
 
 
+async def find_by_file(conn, *, workspace_id: str, file_path: str) -> dict | None:
+    row = (await conn.execute(select(Asset.__table__).where(
+        A.workspace_id == workspace_id, A.file_path == file_path).limit(1))).mappings().first()
+    return dict(row) if row else None
+
+
 async def records_with_files(conn, *, workspace_id: str) -> list[dict]:
     rows = (await conn.execute(select(A.id, A.file_path, A.file_mtime_ns, A.size, A.is_missing,
                                       A.content_hash).where(
@@ -201,7 +207,8 @@ async def count_assets(conn, *, workspace_id: str, query: AssetQuery) -> int:
         first = AssetTag.__table__.alias("first_tag")
         stmt = select(func.count()).select_from(first).where(
             first.c.workspace_id == workspace_id, first.c.tag == query.include_tags[0],
-            *(exists().where(T.asset_id == first.c.asset_id, T.tag == tag, T.workspace_id == workspace_id)
+            # Further tags as IN (list): each probe stays inside the covering tag index.
+            *(first.c.asset_id.in_(select(T.asset_id).where(T.workspace_id == workspace_id, T.tag == tag))
               for tag in query.include_tags[1:]))
         return (await conn.execute(stmt)).scalar_one()
     if tags_only and query.exclude_tags and not query.include_tags:
@@ -242,10 +249,9 @@ async def page_assets(conn, *, workspace_id: str, query: AssetQuery, page: PageR
         source, where = Asset.__table__, _filters(workspace_id, query)
     if page.after is not None:
         value, last_id = page.after
-        if page.descending:
-            where.append(or_(column < value, and_(column == value, A.id < last_id)))
-        else:
-            where.append(or_(column > value, and_(column == value, A.id > last_id)))
+        # A row-value comparison: both databases seek the (sort key, id) index to it.
+        key, bound = tuple_(column, A.id), tuple_(literal(value), literal(last_id))
+        where.append(key < bound if page.descending else key > bound)
     order = (column.desc(), A.id.desc()) if page.descending else (column.asc(), A.id.asc())
     stmt = select(Asset.__table__).select_from(source).where(*where).order_by(*order).limit(page.limit + 1)
     if page.after is None and page.offset:

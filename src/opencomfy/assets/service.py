@@ -238,6 +238,23 @@ class AssetService:
             system_metadata=system_metadata, file_path=str(path), file_mtime_ns=stat.st_mtime_ns,
             reuse_same_name=False)
 
+    async def record_file(self, *, workspace_id: str, path: Path, name: str, tags: Sequence[str],
+                          job_id: str | None = None) -> dict:
+        """The record of a file the server wrote (an upload, a job's output): created once,
+        refreshed when the file changed since. On an S3 store the bytes are copied there."""
+        stat = await asyncio.to_thread(path.stat)
+        async with self.db.read() as conn:
+            existing = await repo.find_by_file(conn, workspace_id=workspace_id, file_path=str(path))
+            if existing is not None and existing["file_mtime_ns"] == stat.st_mtime_ns \
+                    and existing["size"] == stat.st_size:
+                return asset_to_wire(existing, (await repo.tags_of(conn, [existing["id"]]))[existing["id"]])
+        if existing is not None:
+            # Overwritten in place: the record follows the file's new content.
+            async with self.db.write() as conn:
+                await repo.delete_asset(conn, workspace_id=workspace_id, asset_id=existing["id"])
+        return await self.register_file(workspace_id=workspace_id, path=path, name=name, tags=tags,
+                                        job_id=job_id, copy_to_store=self.store.kind != "local")
+
     # -- reads ------------------------------------------------------------------------------
 
     async def get(self, *, workspace_id: str, asset_id: str) -> dict:

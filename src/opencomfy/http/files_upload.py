@@ -9,6 +9,7 @@ import json
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from opencomfy.assets.hooks import record_upload
 from opencomfy.files.images import ImageError, check_upload_limits, merge_mask
 from opencomfy.files.paths import UnsafePath
 from opencomfy.files.uploads import parse_flag, store_upload
@@ -60,6 +61,8 @@ async def _store(request: web.Request, form, image: web.FileField, *, content: b
                 data=image.file, overwrite=overwrite, content=content)
     except (UnsafePath, ImageError) as exc:
         raise ApiError(400, "invalid_upload", str(exc)) from None
+    # Uploads are assets too (best effort; never fails the upload).
+    await record_upload(request, path=stored.path, root=root, folder_type=folder_type)
     return web.json_response({"name": stored.name, "subfolder": subfolder, "type": folder_type})
 
 
