@@ -88,3 +88,12 @@ def test_a_file_without_a_diffusion_model_is_refused(tmp_path):
     save_file({"foo.weight": torch.zeros(2, 2)}, str(path))
     with pytest.raises(UnsupportedCheckpoint):
         load_checkpoint_file(str(path))
+
+
+def test_sdxl_refiner_layout_is_refused_clearly():
+    from opencomfy.diffusion.detect import detect_family
+
+    shapes = {"model.diffusion_model.label_emb.0.0.weight": (1536, 2560),
+              "conditioner.embedders.0.model.token_embedding.weight": (49408, 1280)}
+    with pytest.raises(UnsupportedCheckpoint, match="refiner"):
+        detect_family(shapes)

@@ -49,6 +49,8 @@ def _indices(shapes: dict, pattern: str) -> set[int]:
 def detect_family(shapes: dict[str, tuple]) -> str:
     """``"sd1"``, ``"sd2"`` or ``"sdxl"``; raise for layouts we do not load."""
     has_unet = any(k.startswith(UNET_PREFIX) for k in shapes)
+    if any(k.startswith("conditioner.embedders.0.model.") for k in shapes):
+        raise UnsupportedCheckpoint("SDXL refiner checkpoints are not supported yet")
     if any(k.startswith("conditioner.embedders.") for k in shapes) or UNET_PREFIX + "label_emb.0.0.weight" in shapes:
         if UNET_PREFIX + "label_emb.0.0.weight" in shapes or not has_unet:
             return "sdxl"

@@ -115,6 +115,10 @@ def sample(model, *, noise: torch.Tensor, positive, negative, cfg: float, sample
     """Run a sampler over ``sigmas``; ``latent_image`` raw, result raw (unscaled) latents."""
     if len(sigmas) <= 1:
         return latent_image
+    in_channels = int(model.unet.config.in_channels)
+    if in_channels != model.latent_channels and not model.is_inpaint:
+        raise ValueError(f"models whose UNet takes {in_channels} input channels (such as "
+                         "instruct-pix2pix) are not supported yet")
     sampler = get_sampler(sampler_name)
     schedule = model.schedule
     height, width = latent_image.shape[-2:]
