@@ -5,18 +5,24 @@ rows are running, terminal rows with a `history_seq` are the history in completi
 The index serving each query is named in its docstring (created in migration 0001_jobs).
 Status changes are built by `transitions.transition`; the queries here only select rows for
 them or change fields that are not the status.
+
+The statements of the hot path (claim, renew, finish, count moves) are built once, with bind
+parameters, so that running one costs no SQL construction or compilation, only execution.
 """
 
 from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from sqlalchemy import Select, and_, delete, func, insert, select, update
+from sqlalchemy import BigInteger, Select, and_, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from opencomfy.db.models import Job, JobCount
 from opencomfy.jobs import transitions as tr
+
+JOBS = Job.__table__
+COUNTS = JobCount.__table__
 
 # Columns of one ComfyUI history entry (the adapter splices their JSON text).
 HISTORY_COLUMNS = (Job.id, Job.number, Job.status, Job.prompt, Job.extra_data,
@@ -33,9 +39,8 @@ CLAIM_COLUMNS = (Job.id, Job.number, Job.prompt, Job.extra_data, Job.sensitive,
                  Job.outputs_to_execute, Job.client_id, Job.workspace_id)
 
 
-def insert_jobs():
-    """submit: insert a batch of new pending jobs (executemany in one transaction)."""
-    return insert(Job)
+#: submit: insert a batch of new pending jobs (executemany in one transaction).
+INSERT_JOBS = insert(JOBS)
 
 
 def existing_ids(ids: Sequence[str]) -> Select:
@@ -48,24 +53,53 @@ def counters() -> Select:
     return select(func.max(Job.seq), func.max(Job.history_seq))
 
 
-def claim_next_job(*, worker_id: str, lease_until: int, now: int, skip_locked: bool):
-    """claim_next_job: move the first pending job in queue order to in_progress under a
-    worker's lease, in one statement (ix_jobs_pending_order)."""
-    first = (select(Job.id).where(Job.status == tr.PENDING)
-             .order_by(Job.number, Job.seq).limit(1))
+def _claim_next_job(*, skip_locked: bool):
+    first = (select(JOBS.c.id).where(JOBS.c.status == tr.PENDING)
+             .order_by(JOBS.c.number, JOBS.c.seq).limit(1))
     if skip_locked:  # PostgreSQL: concurrent claimers skip each other's row
         first = first.with_for_update(skip_locked=True)
-    found, stmt = tr.transition(
-        tr.PENDING, tr.IN_PROGRESS, where=Job.id == first.scalar_subquery(),
-        worker_id=worker_id, lease_expires_at=lease_until, start_time=now, update_time=now)
-    return found, stmt.returning(*CLAIM_COLUMNS)
+    _, stmt = tr.transition(
+        tr.PENDING, tr.IN_PROGRESS, where=JOBS.c.id == first.scalar_subquery(),
+        worker_id=bindparam("p_worker"), lease_expires_at=bindparam("p_lease_until"),
+        start_time=bindparam("p_start"), update_time=bindparam("p_now"))
+    return stmt.returning(*CLAIM_COLUMNS)
 
 
-def renew_lease(*, prompt_id: str, worker_id: str, lease_until: int):
-    """renew_lease: extend the lease of a running job, only for the worker holding it."""
-    return (update(Job)
-            .where(Job.id == prompt_id, Job.status == tr.IN_PROGRESS, Job.worker_id == worker_id)
-            .values(lease_expires_at=lease_until))
+#: claim_next_job: move the first pending job in queue order to in_progress under a worker's
+#: lease, in one statement (ix_jobs_pending_order). Keyed by "skip locked" (PostgreSQL).
+#: Parameters: p_worker, p_lease_until, p_start, p_now.
+CLAIM_NEXT_JOB = {True: _claim_next_job(skip_locked=True), False: _claim_next_job(skip_locked=False)}
+
+#: renew_lease: extend the lease of a running job, only for the worker holding it.
+#: Parameters: p_id, p_worker, p_lease_until.
+RENEW_LEASE = (update(JOBS)
+               .where(JOBS.c.id == bindparam("p_id"), JOBS.c.status == tr.IN_PROGRESS,
+                      JOBS.c.worker_id == bindparam("p_worker"))
+               .values(lease_expires_at=bindparam("p_lease_until")))
+
+
+def _finish_job(status: str):
+    # The engine's execution_start timestamp when it sent one, else the claim time.
+    start = func.coalesce(bindparam("p_msg_start", type_=BigInteger), JOBS.c.start_time,
+                          bindparam("p_end_at", type_=BigInteger))
+    duration = bindparam("p_end", type_=BigInteger) - start
+    _, stmt = tr.transition(
+        tr.IN_PROGRESS, status,
+        where=(JOBS.c.id == bindparam("p_id")) & (JOBS.c.worker_id == bindparam("p_worker")),
+        start_time=start, end_time=bindparam("p_end"),
+        duration_ms=case((duration < 0, 0), else_=duration),
+        history_seq=bindparam("p_history_seq"), update_time=bindparam("p_now"),
+        lease_expires_at=None, outputs=bindparam("p_outputs"), meta=bindparam("p_meta"),
+        messages=bindparam("p_messages"), error=bindparam("p_error"),
+        error_message=bindparam("p_error_message"), outputs_count=bindparam("p_outputs_count"),
+        previewable_count=bindparam("p_previewable_count"),
+        preview_output=bindparam("p_preview_output"), output_types=bindparam("p_output_types"))
+    return stmt.returning(JOBS.c.workspace_id)
+
+
+#: finish_job: end a running job held by this worker, storing its result, keyed by the final
+#: status (primary key). Returns the job's workspace. Parameters: see `_finish_job`.
+FINISH_JOB = {status: _finish_job(status) for status in tr.TERMINAL}
 
 
 def find_stalled_jobs(*, now: int) -> Select:
@@ -99,12 +133,21 @@ def pending_jobs(*, workspace_id: str) -> Select:
             .order_by(Job.number, Job.seq))
 
 
-def bump_count(*, dialect: str, workspace_id: str, status: str, delta: int):
-    """every status change: add `delta` to a workspace's count of jobs in `status` (upsert)."""
-    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(JobCount).values(
-        workspace_id=workspace_id, status=status, n=delta)
-    return stmt.on_conflict_do_update(index_elements=[JobCount.workspace_id, JobCount.status],
-                                      set_={"n": JobCount.n + stmt.excluded.n})
+def _move_count(dialect: str):
+    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(COUNTS).values(
+        workspace_id=bindparam("p_ws"), status=bindparam("p_status"), n=bindparam("p_delta"))
+    return stmt.on_conflict_do_update(index_elements=[COUNTS.c.workspace_id, COUNTS.c.status],
+                                      set_={"n": COUNTS.c.n + stmt.excluded.n})
+
+
+#: every status change: add p_delta to a workspace's count of jobs in p_status (an upsert,
+#: run as executemany over the statuses that change), keyed by dialect name.
+MOVE_COUNT = {"sqlite": _move_count("sqlite"), "postgresql": _move_count("postgresql")}
+
+#: after every status change: a workspace's pending + running jobs (job_counts PK). p_ws.
+COUNT_UNFINISHED = (select(func.coalesce(func.sum(COUNTS.c.n), 0))
+                    .where(COUNTS.c.workspace_id == bindparam("p_ws"),
+                           COUNTS.c.status.in_(sorted(tr.UNFINISHED))))
 
 
 def count_by_status(*, workspace_id: str, statuses: Iterable[str] | None) -> Select:

@@ -100,11 +100,11 @@ class JobService(JobReads):
 
     def _move(self, conn: Connection, workspace_id: str, moves: dict[str, int]) -> int:
         """Apply count changes for one workspace; returns its queue_remaining afterwards."""
-        for status, delta in moves.items():
-            if delta:
-                conn.execute(q.bump_count(dialect=self.db.dialect, workspace_id=workspace_id,
-                                          status=status, delta=delta))
-        return int(conn.execute(q.count_unfinished(workspace_id=workspace_id)).scalar_one())
+        changes = [{"p_ws": workspace_id, "p_status": status, "p_delta": delta}
+                   for status, delta in moves.items() if delta]
+        if changes:
+            conn.execute(q.MOVE_COUNT[self.db.dialect], changes)
+        return int(conn.execute(q.COUNT_UNFINISHED, {"p_ws": workspace_id}).scalar_one())
 
     # ------------------------------------------------------------------------------ submit
 
@@ -186,7 +186,7 @@ class JobService(JobReads):
                     fresh.append(row)
             remaining = {}
             if fresh:
-                conn.execute(q.insert_jobs(), fresh)
+                conn.execute(q.INSERT_JOBS, fresh)
                 per_workspace: dict[str, int] = {}
                 for r in fresh:
                     per_workspace[r["workspace_id"]] = per_workspace.get(r["workspace_id"], 0) + 1
@@ -219,7 +219,7 @@ class JobService(JobReads):
             if not ids:
                 return ids, 0
             _, stmt = tr.transition(
-                tr.PENDING, tr.CANCELLED, where=q.Job.id.in_(ids),
+                tr.PENDING, tr.CANCELLED, where=q.JOBS.c.id.in_(ids),
                 history_seq=self._next_history_seq(), end_time=now, update_time=now,
                 outputs="{}", meta="{}", messages=_dumps(messages),
                 error_message="cancelled before it started", outputs_count=0,
@@ -290,11 +290,12 @@ class JobService(JobReads):
     async def claim_next_job(self, *, worker_id: str, lease_seconds: float) -> ClaimedJob | None:
         """Take the first pending job in queue order under a lease; None when none waits."""
         now = now_ms()
-        _, stmt = q.claim_next_job(worker_id=worker_id, lease_until=now + int(lease_seconds * 1000),
-                                   now=now, skip_locked=not self.db.is_sqlite)
+        stmt = q.CLAIM_NEXT_JOB[not self.db.is_sqlite]
+        params = {"p_worker": worker_id, "p_lease_until": now + int(lease_seconds * 1000),
+                  "p_start": now, "p_now": now}
 
         def claim(conn: Connection):
-            row = conn.execute(stmt).first()
+            row = conn.execute(stmt, params).first()
             if row is None:
                 return None, 0
             return row, self._move(conn, row.workspace_id, {tr.PENDING: -1, tr.IN_PROGRESS: 1})
@@ -333,8 +334,8 @@ class JobService(JobReads):
     async def renew_lease(self, *, prompt_id: str, worker_id: str, lease_seconds: float) -> bool:
         """Extend a running job's lease; False when the job is no longer this worker's."""
         until = now_ms() + int(lease_seconds * 1000)
-        stmt = q.renew_lease(prompt_id=prompt_id, worker_id=worker_id, lease_until=until)
-        return await self.db.run_write(lambda conn: conn.execute(stmt).rowcount == 1)
+        params = {"p_id": prompt_id, "p_worker": worker_id, "p_lease_until": until}
+        return await self.db.run_write(lambda conn: conn.execute(q.RENEW_LEASE, params).rowcount == 1)
 
     async def finish_job(self, *, prompt_id: str, worker_id: str, status: str,
                          outputs: dict | None = None, meta: dict | None = None,
@@ -352,31 +353,26 @@ class JobService(JobReads):
             error_message = (error or {}).get("exception_message") or "the job failed"
         elif status == tr.CANCELLED:
             error_message = "interrupted"
-        values = dict(
-            worker_id=worker_id, outputs=_dumps(outputs), meta=_dumps(meta or {}),
-            messages=_dumps(messages), error=_dumps(error) if error else None,
-            error_message=error_message, update_time=now, lease_expires_at=None,
-            outputs_count=summary.count, previewable_count=summary.previewable,
-            preview_output=_dumps(summary.preview) if summary.preview else None,
-            output_types="," + ",".join(sorted(summary.media_types)) + ",",
-        )
+        params = {
+            "p_id": prompt_id, "p_worker": worker_id, "p_now": now, "p_end_at": now,
+            "p_msg_start": comfy_format.message_time(messages, ("execution_start",)),
+            # The engine's own end timestamp when it sent one, else now.
+            "p_end": comfy_format.message_time(messages, comfy_format.END_EVENTS, last=True) or now,
+            "p_outputs": _dumps(outputs), "p_meta": _dumps(meta or {}),
+            "p_messages": _dumps(messages), "p_error": _dumps(error) if error else None,
+            "p_error_message": error_message, "p_outputs_count": summary.count,
+            "p_previewable_count": summary.previewable,
+            "p_preview_output": _dumps(summary.preview) if summary.preview else None,
+            "p_output_types": "," + ",".join(sorted(summary.media_types)) + ",",
+        }
 
         def finish(conn: Connection):
-            state = conn.execute(q.job_state(prompt_id=prompt_id)).first()
-            if state is None:
+            row = conn.execute(q.FINISH_JOB[status],
+                               {**params, "p_history_seq": self._next_history_seq()}).first()
+            if row is None:
                 return None, 0
-            # The engine's own timestamps when it sent them, else the claim and now.
-            start = comfy_format.message_time(messages, ("execution_start",)) or state.start_time or now
-            end = comfy_format.message_time(messages, comfy_format.END_EVENTS, last=True) or now
-            _, stmt = tr.transition(
-                tr.IN_PROGRESS, status,
-                where=(q.Job.id == prompt_id) & (q.Job.worker_id == worker_id),
-                start_time=start, end_time=end, duration_ms=max(0, end - start),
-                history_seq=self._next_history_seq(), **values)
-            if conn.execute(stmt).rowcount != 1:
-                return None, 0
-            return state.workspace_id, self._move(conn, state.workspace_id,
-                                                  {tr.IN_PROGRESS: -1, status: 1})
+            return row.workspace_id, self._move(conn, row.workspace_id,
+                                                {tr.IN_PROGRESS: -1, status: 1})
 
         workspace_id, remaining = await self.db.run_write(finish)
         if workspace_id is None:
@@ -395,9 +391,10 @@ class JobService(JobReads):
     async def _fail_running(self, *, prompt_id: str, worker_id: str | None, reason: str) -> bool:
         now = now_ms()
         error = comfy_format.synthetic_error(prompt_id=prompt_id, message=reason, timestamp=now)
-        where = q.Job.id == prompt_id
+        jobs = q.JOBS.c
+        where = jobs.id == prompt_id
         if worker_id is not None:  # a renewed lease or a finish since we looked wins
-            where = where & (q.Job.worker_id == worker_id) & (q.Job.lease_expires_at < now)
+            where = where & (jobs.worker_id == worker_id) & (jobs.lease_expires_at < now)
 
         def fail(conn: Connection):
             state = conn.execute(q.job_state(prompt_id=prompt_id)).first()

@@ -75,7 +75,8 @@ def transition(source: str, target: str, *, where: Any = None, **values: Any) ->
     found = edge(source, target)
     if found.ends_job and ("history_seq" not in values or "end_time" not in values):
         raise InvalidTransition(f"{source} -> {target} ends the job: history_seq and end_time are required")
-    stmt = update(Job).where(Job.status == source)
+    jobs = Job.__table__
+    stmt = update(jobs).where(jobs.c.status == source)
     if where is not None:
         stmt = stmt.where(where)
     return found, stmt.values(status=target, **values)
