@@ -86,6 +86,8 @@ def test_a_checkpoint_added_while_running_can_be_used(diffusion_server, tiny_che
     target = diffusion_server.base_dir / "models" / "checkpoints" / "sub" / "added.safetensors"
     target.parent.mkdir()
     shutil.copy(tiny_checkpoint[0], target)
+    info = diffusion_server.get("/api/object_info/CheckpointLoaderSimple").json()["CheckpointLoaderSimple"]
+    assert info["input"]["required"]["ckpt_name"][0] == ["sub/added.safetensors", "tiny_sd1.safetensors"]
     r = diffusion_server.post("/api/prompt", {"prompt": default_workflow("sub/added.safetensors")})
     assert r.status == 200, r.body
     entry = diffusion_server.wait_for_job(r.json()["prompt_id"], timeout=120)
