@@ -86,13 +86,16 @@ class Database:
             except Exception:
                 log.warning("WAL checkpoint failed", exc_info=True)
 
-    async def run_write(self, fn: Callable[[Connection], T]) -> T:
+    async def run_write(self, fn: Callable[[Connection], T], *, bulk: bool = False) -> T:
         """Run `fn(connection)` (synchronous SQLAlchemy Core calls) in one write transaction,
-        committed when it returns, rolled back when it raises."""
+        committed when it returns, rolled back when it raises. `bulk`: the transaction may
+        touch many rows, so on SQLite it runs on a worker thread, not on the event loop."""
         if self._sync_writer is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)
         async with self._writer_gate():
+            if bulk:
+                return await asyncio.get_running_loop().run_in_executor(None, self._sync_writer.run, fn)
             return self._sync_writer.run(fn)
 
     def session(self) -> AsyncSession:
@@ -151,7 +154,8 @@ def _create_engine(url: str) -> AsyncEngine:
 
 
 class _SqliteWriter:
-    """One synchronous SQLite connection, used on the event loop's thread only."""
+    """One synchronous SQLite connection, used by one caller at a time (under the writer gate):
+    on the event loop's thread, or on a worker thread for bulk transactions."""
 
     def __init__(self, async_url) -> None:
         self._url = async_url.set(drivername="sqlite")
@@ -160,7 +164,8 @@ class _SqliteWriter:
 
     def run(self, fn: Callable[[Connection], T]) -> T:
         if self._conn is None:
-            self._engine = create_engine(self._url, connect_args={"timeout": 5})
+            self._engine = create_engine(self._url, connect_args={"timeout": 5,
+                                                                  "check_same_thread": False})
             event.listen(self._engine, "connect", _sqlite_pragmas)
             event.listen(self._engine, "connect", _no_autocheckpoint)
             self._conn = self._engine.connect()

@@ -227,7 +227,7 @@ class JobService(JobReads):
             moved = conn.execute(stmt).rowcount
             return ids, self._move(conn, workspace_id, {tr.PENDING: -moved, tr.CANCELLED: moved})
 
-        ids, remaining = await self.db.run_write(cancel)
+        ids, remaining = await self.db.run_write(cancel, bulk=prompt_ids is None)
         if ids:
             self._announce_queue(workspace_id, remaining)
         return ids
@@ -283,7 +283,7 @@ class JobService(JobReads):
             self._move(conn, workspace_id, {status: -n for status, n in by_status.items()})
             return int(deleted or 0)
 
-        return await self.db.run_write(forget)
+        return await self.db.run_write(forget, bulk=True)
 
     # ------------------------------------------------------------------- worker interface
 
