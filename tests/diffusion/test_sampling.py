@@ -147,3 +147,19 @@ def test_noise_mask_travels_on_in_the_output(tiny_models, conds):
     latent = {"samples": torch.zeros(1, 4, 4, 4), "noise_mask": torch.ones(1, 4, 4), "batch_index": [0]}
     out = common_ksampler(tiny_models[0], 1, 2, 5.0, "euler", "normal", conds[0], conds[1], latent)
     assert out["noise_mask"] is latent["noise_mask"] and out["batch_index"] == [0]
+
+
+def test_a_sample_does_not_depend_on_its_batch(tiny_models, conds):
+    one = _run(tiny_models, conds, latent=_latent(1), seed=21)
+    two = _run(tiny_models, conds, latent=_latent(2), seed=21)
+    assert torch.allclose(two[:1], one, atol=1e-4)
+    assert not torch.allclose(two[1:], one, atol=1e-2)
+
+
+def test_ipndm_and_euler_agree_on_the_first_step_and_cfg_pp_at_cfg_one(tiny_models, conds):
+    one_step = dict(steps=1)
+    assert torch.allclose(_run(tiny_models, conds, sampler_name="ipndm", **one_step),
+                          _run(tiny_models, conds, sampler_name="euler", **one_step), atol=1e-6)
+    # with cfg 1 the guided and unguided predictions coincide: CFG++ Euler is Euler
+    assert torch.allclose(_run(tiny_models, conds, sampler_name="euler_cfg_pp", cfg=1.0),
+                          _run(tiny_models, conds, sampler_name="euler", cfg=1.0), atol=1e-4)

@@ -223,13 +223,26 @@ def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]],
     return [s / n for s, n in zip(sums, counts)]
 
 
-def guided(model, positive: list[Cond], negative: list[Cond], cfg: float):
-    """``denoise(x, sigma) -> x0`` with classifier-free guidance (negative skipped at cfg 1)."""
-    plans: dict = {}
+class Guided:
+    """``denoise(x, sigma) -> x0`` with classifier-free guidance (negative skipped at cfg 1).
 
-    def denoise(x, sigma):
-        if cfg == 1.0:
-            return predict(model, x, sigma, [positive], plans)[0]
-        cond, uncond = predict(model, x, sigma, [positive, negative], plans)
-        return uncond + (cond - uncond) * cfg
-    return denoise
+    ``last_uncond`` keeps the unguided prediction of the last call, for the CFG++ samplers.
+    """
+
+    def __init__(self, model, positive: list[Cond], negative: list[Cond], cfg: float):
+        self.model, self.positive, self.negative, self.cfg = model, positive, negative, cfg
+        self.plans: dict = {}
+        self.last_uncond = None
+
+    def __call__(self, x, sigma):
+        if self.cfg == 1.0:
+            out = predict(self.model, x, sigma, [self.positive], self.plans)[0]
+            self.last_uncond = out
+            return out
+        cond, uncond = predict(self.model, x, sigma, [self.positive, self.negative], self.plans)
+        self.last_uncond = uncond
+        return uncond + (cond - uncond) * self.cfg
+
+
+def guided(model, positive: list[Cond], negative: list[Cond], cfg: float) -> Guided:
+    return Guided(model, positive, negative, cfg)

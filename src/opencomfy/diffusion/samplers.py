@@ -268,6 +268,63 @@ def lcm(denoise, x, sigmas, *, noise, callback=None):
     return x
 
 
+def euler_cfg_pp(denoise, x, sigmas, *, noise=None, callback=None):
+    """Euler with CFG++ (Chung et al., 2024): step along the unguided direction."""
+    for i in range(len(sigmas) - 1):
+        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+        x0 = denoise(x, s)
+        x = x0 + _to_d(x, s, denoise.last_uncond) * s_next
+        callback and callback(i, x, x0)
+    return x
+
+
+def euler_ancestral_cfg_pp(denoise, x, sigmas, *, noise, callback=None, eta=1.0):
+    for i in range(len(sigmas) - 1):
+        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+        x0 = denoise(x, s)
+        down, up = ancestral_step(s, s_next, eta)
+        x = x0 + _to_d(x, s, denoise.last_uncond) * down
+        if s_next > 0 and up > 0:
+            x = x + noise(s, s_next) * up
+        callback and callback(i, x, x0)
+    return x
+
+
+def ipndm(denoise, x, sigmas, *, noise=None, callback=None, max_order=4):
+    """Improved pseudo-numerical method: Adams-Bashforth on the last four derivatives."""
+    weights = {1: (1,), 2: (3 / 2, -1 / 2), 3: (23 / 12, -16 / 12, 5 / 12),
+               4: (55 / 24, -59 / 24, 37 / 24, -9 / 24)}
+    history = []
+    for i in range(len(sigmas) - 1):
+        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+        x0 = denoise(x, s)
+        history.insert(0, _to_d(x, s, x0))
+        del history[max_order:]
+        order = min(max_order, i + 1, len(history))
+        x = x + (s_next - s) * sum(w * d for w, d in zip(weights[order], history))
+        callback and callback(i, x, x0)
+    return x
+
+
+def ddpm(denoise, x, sigmas, *, noise, callback=None):
+    """DDPM's ancestral step (the posterior mean plus its noise), written in sigmas."""
+    for i in range(len(sigmas) - 1):
+        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+        x0 = denoise(x, s)
+        eps = _to_d(x, s, x0)
+        ac, ac_next = 1 / (s * s + 1), 1 / (s_next * s_next + 1)
+        alpha = ac / ac_next
+        vp = x / (1 + s * s) ** 0.5
+        mean = (1 / alpha) ** 0.5 * (vp - (1 - alpha) * eps / (1 - ac) ** 0.5)
+        if s_next > 0:
+            mean = mean + ((1 - alpha) * (1 - ac_next) / (1 - ac)) ** 0.5 * noise(s, s_next)
+            x = mean * (1 + s_next * s_next) ** 0.5
+        else:
+            x = mean
+        callback and callback(i, x, x0)
+    return x
+
+
 # ComfyUI's ddim is the Euler sampler (DDIM with eta 0 is Euler's method in sigma space).
 SAMPLERS = {
     "euler": euler,
@@ -285,6 +342,10 @@ SAMPLERS = {
     "dpmpp_3m_sde": dpmpp_3m_sde,
     "dpmpp_3m_sde_gpu": dpmpp_3m_sde,
     "lcm": lcm,
+    "ddpm": ddpm,
+    "ipndm": ipndm,
+    "euler_cfg_pp": euler_cfg_pp,
+    "euler_ancestral_cfg_pp": euler_ancestral_cfg_pp,
     "ddim": euler,
     "uni_pc": uni_pc,
     "uni_pc_bh2": uni_pc_bh2,

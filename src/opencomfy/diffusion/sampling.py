@@ -76,6 +76,22 @@ def inpaint_concat(model, options: dict, latent_image: torch.Tensor, noise_mask)
     return torch.cat([mask.round(), masked], dim=1)
 
 
+class _Masked:
+    """Inpainting with a noise mask: outside the mask, the sample is kept on the input's own
+    noising path and the prediction is the input itself."""
+
+    def __init__(self, inner, mask, latent, noise):
+        self.inner, self.mask, self.latent, self.noise = inner, mask, latent, noise
+
+    def __call__(self, x, sigma):
+        x = x * self.mask + (self.latent + self.noise * sigma) * (1 - self.mask)
+        return self.inner(x, sigma) * self.mask + self.latent * (1 - self.mask)
+
+    @property
+    def last_uncond(self):
+        return self.inner.last_uncond * self.mask + self.latent * (1 - self.mask)
+
+
 class _Progress:
     """Step progress, interrupts and latent previews for the running node."""
 
@@ -139,12 +155,7 @@ def sample(model, *, noise: torch.Tensor, positive, negative, cfg: float, sample
         x = schedule.noise_scaling(float(sigmas[0]), noise, latent, max_denoise=max_denoise)
         denoise = conds.guided(model, positive, negative, cfg)
         if noise_mask is not None:
-            mask = _resize_mask(noise_mask, latent).to(device)
-            inner = denoise
-
-            def denoise(x, sigma):  # noqa: F811 - keep the unmasked region on the input's path
-                x = x * mask + (latent + noise * sigma) * (1 - mask)
-                return inner(x, sigma) * mask + latent * (1 - mask)
+            denoise = _Masked(denoise, _resize_mask(noise_mask, latent).to(device), latent, noise)
 
         generator = torch.Generator().manual_seed(seed)
 
