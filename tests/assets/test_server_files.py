@@ -27,6 +27,21 @@ def _eventually(fn, timeout: float = 15):
     raise TimeoutError
 
 
+def _status_without_redirect(srv, path: str) -> tuple[int, str | None]:
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    try:
+        with urllib.request.build_opener(NoRedirect).open(srv.url + path) as resp:
+            return resp.status, None
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Location")
+
+
 def test_upload_route_records_an_input_asset(asset_server):
     name = f"up-{uuid.uuid4().hex[:8]}.png"
     data = _png((1, 2, 3, 255))
@@ -63,6 +78,13 @@ def test_saved_outputs_are_assets_with_their_job(asset_server):
     view = asset_server.get(f"/api/view?filename={images[0]['filename']}&type=output")
     content = asset_server.get(f"/api/assets/{next(a['id'] for a in found if a['name'] == images[0]['filename'])}/content")
     assert content.body == view.body
+    # /api/view: the file itself locally, a redirect to a signed URL on an S3 store
+    status, location = _status_without_redirect(
+        asset_server, f"/api/view?filename={images[0]['filename']}&type=output")
+    if asset_server.store == "s3":
+        assert status == 302 and "X-Amz-Signature=" in location
+    else:
+        assert status == 200
     # an export by job id takes exactly these files
     r = asset_server.post("/api/assets/export", {"job_ids": [job_id], "naming_strategy": "group_by_job_id"})
     from tests.assets.factories import wait_task

@@ -37,12 +37,31 @@ async def record_upload(request: web.Request, *, path: Path, root: Path, folder_
         return None
     try:
         name = path.resolve().relative_to(root.resolve()).as_posix()
-        asset = await assets.record_file(workspace_id=request.get("workspace_id", "local"), path=path,
+        from opencomfy.http.caller import caller_of
+
+        asset = await assets.record_file(workspace_id=caller_of(request).workspace_id, path=path,
                                          name=name, tags=[LOCATION_TAGS.get(folder_type, "input")])
     except Exception:
         log.warning("could not record the upload %s as an asset", path, exc_info=True)
         return None
     return _summary(asset)
+
+
+async def signed_view_url(request: web.Request, path: Path) -> str | None:
+    """A signed URL of the stored copy of a file served by /api/view, when the blob store is
+    S3 and the file is an unchanged asset of the caller's workspace; else None."""
+    from opencomfy.http.caller import caller_of
+    from opencomfy.http.routing import SERVICES
+
+    services = request.app.get(SERVICES) if SERVICES in request.app else None
+    assets: AssetService | None = getattr(services, "assets", None)
+    if assets is None or assets.store.kind != "s3":
+        return None
+    try:
+        return await assets.signed_url_of_file(workspace_id=caller_of(request).workspace_id, path=path)
+    except Exception:
+        log.warning("could not sign a URL for %s; serving the file", path, exc_info=True)
+        return None
 
 
 class OutputRecorder:

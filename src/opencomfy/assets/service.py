@@ -322,6 +322,18 @@ class AssetService:
                 return asset, None, url
         raise ContentNotFound("the asset's content is missing")
 
+    async def signed_url_of_file(self, *, workspace_id: str, path: Path) -> str | None:
+        """A signed URL of the stored copy of a local file that is a record of the workspace
+        (None when there is no record, the file changed since, or the store cannot sign)."""
+        stat = await asyncio.to_thread(path.stat)
+        async with self.db.read() as conn:
+            row = await repo.find_by_file(conn, workspace_id=workspace_id, file_path=str(path))
+            content = await repo.get_content(conn, row["content_hash"]) if row else None
+        if row is None or not content or not content["in_store"] or row["file_mtime_ns"] != stat.st_mtime_ns:
+            return None
+        return await self.store.signed_url(content_key(row["content_hash"]), filename=path.name,
+                                           content_type=row["mime_type"])
+
     def iter_content(self, digest: str) -> AsyncIterator[bytes]:
         """The stored bytes of a content (for exports); BlobNotFound when absent."""
         return self.store.iter_bytes(content_key(digest))

@@ -8,6 +8,7 @@ import zlib
 
 from aiohttp import web
 
+from opencomfy.assets.hooks import signed_view_url
 from opencomfy.files.images import THUMBNAIL_MAX, THUMBNAIL_MIN, ImageError, Rendition, parse_preview, render
 from opencomfy.files.paths import UnsafePath
 from opencomfy.files.render_cache import RenderCache
@@ -72,6 +73,10 @@ async def view_file(request: web.Request) -> web.StreamResponse:
         response = await _rendered(request, path, st, rendition)
         if response is not None:
             return response
+    # On an S3 blob store, the stored copy is served by the store itself (the spec's 302).
+    signed = await signed_view_url(request, path)
+    if signed is not None:
+        raise web.HTTPFound(signed, headers={"Cache-Control": CACHE_CONTROL, "Vary": "Cookie, Authorization"})
     headers = safe_file_headers(name)
     headers["Cache-Control"] = CACHE_CONTROL
     return web.FileResponse(path, headers=headers)
