@@ -81,3 +81,28 @@ def test_clip_set_last_layer_uses_an_earlier_hidden_state(tiny_models):
     assert torch.allclose(skipped.encode("a cat"), expected, atol=1e-6)
     assert not torch.allclose(clip.encode("a cat"), expected, atol=1e-3)
     assert torch.equal(CLIPSetLastLayer().set_last_layer(clip, -1)[0].encode("a cat"), clip.encode("a cat"))
+
+
+@pytest.fixture
+def embeddings_folder(tmp_path, monkeypatch):
+    from opencomfy.compat import folder_paths
+
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "embeddings",
+                        ([str(tmp_path)], folder_paths.supported_pt_extensions))
+    return tmp_path
+
+
+def test_textual_inversion_embedding_inserts_its_vectors(tiny_models, embeddings_folder):
+    from safetensors.torch import save_file
+
+    _, clip, _ = tiny_models
+    table = clip.model.get_input_embeddings().weight
+    # an embedding whose two vectors are the token vectors of "photo" and "cat"
+    save_file({"emb_params": table[[1125, 2368]].clone()}, str(embeddings_folder / "photocat.safetensors"))
+    tokens = clip.tokenize("a embedding:photocat")["l"][0]
+    assert tokens[0] == (49406, 1.0) and tokens[1] == (320, 1.0) and tokens[4] == (49407, 1.0)
+    assert torch.allclose(clip.encode("a embedding:photocat"), clip.encode("a photo cat"), atol=1e-6)
+    weighted = clip.encode("a (embedding:photocat:1.3)")
+    assert torch.allclose(weighted, clip.encode("a (photo cat:1.3)"), atol=1e-5)
+    # an unknown embedding is dropped with a warning, as ComfyUI does
+    assert torch.equal(clip.encode("a embedding:missing cat"), clip.encode("a cat"))

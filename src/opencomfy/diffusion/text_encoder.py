@@ -28,7 +28,7 @@ from opencomfy.diffusion.tokenizer import END_ID, START_ID
 CHUNK_TOKENS = 75
 MAX_WORD_TOKENS = 8
 
-Token = tuple[int, float]
+Token = tuple[object, float]   # (token id or EmbeddingToken, weight)
 
 
 def chunk_tokens(words: list[list[Token]], *, chunk: int = CHUNK_TOKENS, pad_id: int = END_ID
@@ -102,10 +102,18 @@ class TextEncoder:
     # -- tokens -------------------------------------------------------------------------------
     def tokenize(self, text: str, return_word_ids: bool = False) -> dict[str, list[list[Token]]]:
         """``{"l": chunks[, "g": chunks]}``, each chunk 77 ``(token id, weight)`` pairs."""
+        from opencomfy.diffusion.embeddings import PREFIX, EmbeddingToken, load_embedding
+
         words: list[list[Token]] = []
         for run, weight in parse_weighted_prompt(text):
             for word in run.split(" "):
                 if not word:
+                    continue
+                if word.startswith(PREFIX):
+                    name = word[len(PREFIX):].strip("\n")
+                    vectors = load_embedding(name)
+                    if vectors is not None:
+                        words.append([(EmbeddingToken(name, i, vectors), weight) for i in range(vectors.count)])
                     continue
                 ids = self.tokenizer(word, add_special_tokens=False)["input_ids"]
                 if ids:
@@ -113,11 +121,33 @@ class TextEncoder:
         return {p.key: chunk_tokens(words, pad_id=p.pad_id) for p in self.parts}
 
     # -- encoding -----------------------------------------------------------------------------
-    def _encode_part(self, part: ClipPart, rows: list[list[int]], device):
+    def _encode_part(self, part: ClipPart, rows: list[list], device):
         model = part.model
+        token_embedding = getattr(model, "text_model", model).embeddings.token_embedding
+        width = token_embedding.weight.shape[1]
+        injected = []          # (row, position, vector) for embedding tokens
+        for r, row in enumerate(rows):
+            for i, token in enumerate(row):
+                if not isinstance(token, int):
+                    vector = token.vector(part.key, width)
+                    if vector is not None:
+                        injected.append((r, i, vector))
+                    row[i] = 0 if vector is not None else part.pad_id
         ids = torch.tensor(rows, dtype=torch.long, device=device)
+        hook = None
+        if injected:
+            def inject(_module, _inputs, output):
+                output = output.clone()
+                for r, i, vector in injected:
+                    output[r, i] = vector.to(output.device, output.dtype)
+                return output
+            hook = token_embedding.register_forward_hook(inject)
         last = self.layer_idx == -1 and part.norm_hidden
-        out = model(input_ids=ids, output_hidden_states=not last)
+        try:
+            out = model(input_ids=ids, output_hidden_states=not last)
+        finally:
+            if hook is not None:
+                hook.remove()
         if last:
             hidden = out.last_hidden_state
         else:
