@@ -67,11 +67,12 @@ def normalise(template: str) -> str:
 def policy_for(method: str, template: str, *, has_api_alias: bool) -> Policy:
     """The policy of one route (`template` as registered; `has_api_alias` when `/api` +
     template is registered too, i.e. a ComfyUI bare alias)."""
-    path = normalise(template)
+    bare = path = normalise(template)
     if has_api_alias and not path.startswith("/api/"):
         path = "/api" + path
     method = "GET" if method == "HEAD" else method
-    if (method, path) in _PUBLIC_OPERATIONS or path.startswith("/.well-known/"):
+    if ((method, path) in _PUBLIC_OPERATIONS or (method, bare) in _PUBLIC_OPERATIONS
+            or path.startswith("/.well-known/")):
         return PUBLIC
     if path == "/api/features":
         return OPTIONAL

@@ -1,0 +1,1 @@
+from tests.identity.fixtures import auth_server  # noqa: F401  (fixture)
