@@ -245,3 +245,23 @@ def test_tasks_list_filters(asset_server, source):
         assert r.status == 422, bad
     assert asset_server.get(f"/api/tasks/{uuid.uuid4()}").status == 404
     assert asset_server.get("/api/tasks/not-a-uuid").status == 404
+
+
+def test_seed_cancel(asset_server):
+    folder = asset_server.base_dir / "output" / f"many-{uuid.uuid4().hex[:6]}"
+    folder.mkdir(parents=True)
+    for i in range(400):
+        (folder / f"{i}.txt").write_bytes(f"{i}-{uuid.uuid4()}".encode())
+    r = send_json(asset_server, "POST", "/api/assets/seed", {"roots": ["output"]})
+    cancel = asset_server.post("/api/assets/seed/cancel").json()
+    task = wait_task(asset_server, r.json()["task_id"])
+    status = asset_server.get("/api/assets/seed/status").json()
+    if cancel["status"] == "cancelling":
+        assert task["status"] == "failed" and task["error_message"] == "cancelled"
+        assert status["status"] == "cancelled" and status.get("scanned", 0) < 400
+    else:  # the scan was already over
+        assert task["status"] == "completed"
+    # a later scan picks up where the cancelled one stopped
+    r = send_json(asset_server, "POST", "/api/assets/seed", {"roots": ["output"]})
+    assert wait_task(asset_server, r.json()["task_id"])["status"] == "completed"
+    assert asset_server.get(f"/api/assets?name_contains={folder.name}/&limit=1").json()["total"] == 400

@@ -116,3 +116,13 @@ async def test_local_keys_cannot_escape_the_root(tmp_path):
     await st.open()
     with pytest.raises(ValueError):
         await st.exists("../outside")
+
+
+async def test_large_writes_hash_in_parallel_correctly(tmp_path):
+    st = LocalBlobStore(tmp_path / "blobs")
+    await st.open()
+    data = bytes(range(256)) * (3 * 4096 + 17)  # ~3 MB, not a multiple of the chunk
+    staged = _stage(st, data, chunk=1 << 20)
+    assert staged.digest == "blake3:" + blake3.blake3(data).hexdigest()
+    assert staged.path.read_bytes() == data
+    staged.abort()

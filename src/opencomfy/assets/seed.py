@@ -66,9 +66,7 @@ async def run_seed(ctx: "TaskContext", *, service: "AssetService", config: "Conf
             files += [(root, base, p) for p in await asyncio.to_thread(_walk, base)]
     added = skipped = 0
     for index, (root, base, path) in enumerate(files):
-        if ctx.cancelled:
-            return {"status": "cancelled", "scanned": index, "total": len(files), "added": added,
-                    "skipped": skipped}
+        ctx.check_cancelled()  # a cancelled scan ends as a failed task, reason "cancelled"
         record = known.get(str(path))
         try:
             stat = path.stat()

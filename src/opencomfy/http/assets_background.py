@@ -213,7 +213,8 @@ async def seed_status(request: web.Request) -> web.Response:
     if task is None:
         return web.json_response({"status": "idle"})
     details = task["result"] or {}
-    return web.json_response({**details, "status": task["status"], "task_id": task["id"],
+    status = "cancelled" if task["error_message"] == "cancelled" else task["status"]
+    return web.json_response({**details, "status": status, "task_id": task["id"],
                               "progress": task["progress"], "error": task["error_message"]})
 
 
