@@ -188,3 +188,16 @@ def test_area_and_timestep_range_conditioning_sample(tiny_models):
     never = cn.ConditioningSetTimestepRange().set_range(other, 1.0, 1.0)[0]
     same = common_ksampler(model, 2, 3, 5.0, "euler", "normal", pos + never, neg, latent)["samples"]
     assert torch.allclose(same, base, atol=1e-5)
+
+
+def test_area_weight_fades_in_from_inner_edges():
+    from opencomfy.diffusion.conditioning import _area_and_weight
+
+    area, weight = _area_and_weight({"area": (16, 16, 0, 8)}, 32, 32)
+    assert area == (16, 16, 0, 8)
+    row = weight[0, 0, 0]
+    assert torch.allclose(row[:8], torch.arange(1, 9) / 8)        # left edge is inside: fades in
+    assert torch.allclose(row[8:], torch.arange(8, 0, -1) / 8)   # right edge is inside too
+    column = weight[0, 0, :, 8]
+    assert torch.allclose(column[:8], torch.ones(8))                # top edge is the image's edge
+    assert column[-1] == pytest.approx(1 / 8)                       # bottom edge inside

@@ -72,18 +72,18 @@ def _area_and_weight(options: dict, height: int, width: int):
         if weight is not None:
             weight = weight[:, :, y:y + h, x:x + w]
         else:
+            # Fade in over 8 latent pixels from every edge that is inside the image; on small
+            # areas the fades of opposite edges overlap and multiply, as in ComfyUI.
             weight = torch.ones(1, 1, h, w)
-            for t in range(min(FEATHER, h // 2)):
+            for t in range(FEATHER):
                 ramp = (t + 1) / FEATHER
-                if y != 0:
+                if t < h and y != 0:
                     weight[:, :, t] *= ramp
-                if y + h < height:
+                if t < h and y + h < height:
                     weight[:, :, h - 1 - t] *= ramp
-            for t in range(min(FEATHER, w // 2)):
-                ramp = (t + 1) / FEATHER
-                if x != 0:
+                if t < w and x != 0:
                     weight[:, :, :, t] *= ramp
-                if x + w < width:
+                if t < w and x + w < width:
                     weight[:, :, :, w - 1 - t] *= ramp
     return area, weight
 
