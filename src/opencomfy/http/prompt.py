@@ -12,6 +12,7 @@ import logging
 
 from aiohttp import web
 
+from opencomfy.http.caller import caller_of
 from opencomfy.http.errors import ApiError, error_response, read_json
 from opencomfy.http.routing import add_api_routes, services_of
 from opencomfy.jobs import comfy_format as cf
@@ -27,8 +28,8 @@ LOCAL_WORKSPACE = "local"
 
 
 def workspace_of(request: web.Request) -> str:
-    """The caller's workspace (set by the auth middleware when auth is on)."""
-    return request.get("workspace_id", LOCAL_WORKSPACE)
+    """The caller's workspace (resolved by the auth middleware; "local" with --auth none)."""
+    return caller_of(request).workspace_id
 
 
 def raw_json(text: str, status: int = 200) -> web.Response:

@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from opencomfy.files.paths import UnsafePath
+from opencomfy.http.caller import caller_of
 from opencomfy.http.errors import ApiError, read_json
 from opencomfy.http.files_common import ACTIVE_CONTENT_TYPES, refuse_oversized
 from opencomfy.http.routing import add_api_routes, services_of
@@ -54,6 +55,8 @@ def _config(request: web.Request):
 def _user_root(request: web.Request) -> Path:
     """The caller's folder; raises UnknownUser."""
     config = _config(request)
+    if config.auth == "required":  # the signed-in user; the comfy-user header is not trusted
+        return user_root(user_dir=config.user_dir, user_id=caller_of(request).user_id)
     user_id = resolve_user(user_dir=config.user_dir, multi_user=config.multi_user,
                            header=request.headers.get("comfy-user"))
     return user_root(user_dir=config.user_dir, user_id=user_id)

@@ -11,6 +11,7 @@ from aiohttp import WSMsgType, web
 
 from opencomfy.events.base import BusMessage, EventBus
 from opencomfy.events.fanout import WebSocketHub
+from opencomfy.http.caller import caller_of
 from opencomfy.http.routing import SERVICES
 from opencomfy.http.system import server_feature_flags
 
@@ -45,7 +46,7 @@ class _AiohttpTransport:
 
 def _workspace_of(request: web.Request) -> str:
     # The auth layer, when on, resolves the caller's workspace before this handler runs.
-    return request.get("workspace_id") or "local"
+    return caller_of(request).workspace_id
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
