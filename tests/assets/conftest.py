@@ -25,10 +25,11 @@ def asset_server_args(store: str) -> tuple[list[str], dict[str, str]]:
     return args, {}
 
 
-@pytest.fixture(scope="module", params=[(db, store) for db in ("sqlite", "postgres") for store in STORES],
+@pytest.fixture(scope="package", params=[(db, store) for db in ("sqlite", "postgres") for store in STORES],
                 ids=lambda p: f"{p[0]}-{p[1]}")
 def asset_server(request, tmp_path_factory):
-    """One server per module, backend and store; downloads may reach 127.0.0.1 (the test source)."""
+    """One server per backend and store for the whole package (modules use their own names and
+    tags); downloads may reach 127.0.0.1 (the test source)."""
     backend, store = request.param
     args, env = asset_server_args(store)
     base = tmp_path_factory.mktemp(f"assets-{backend}-{store}")
