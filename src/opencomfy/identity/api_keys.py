@@ -31,12 +31,13 @@ def new_key() -> str:
 
 
 def key_info(row) -> dict:
-    """WorkspaceAPIKeyInfo: never the key itself."""
-    return {"id": row["id"], "workspace_id": row["workspace_id"], "user_id": row["user_id"],
+    """WorkspaceAPIKeyInfo: never the key itself (unset times are left out: not nullable)."""
+    info = {"id": row["id"], "workspace_id": row["workspace_id"], "user_id": row["user_id"],
             "name": row["name"], "description": row["description"],
             "key_prefix": row["key_prefix"], "created_at": iso(row["created_at"]),
             "expires_at": iso(row["expires_at"]), "last_used_at": iso(row["last_used_at"]),
             "revoked_at": iso(row["revoked_at"])}
+    return {k: v for k, v in info.items() if v is not None}
 
 
 async def create(*, db: Database, workspace_id: str, user_id: str, name: object,
@@ -68,7 +69,7 @@ async def create(*, db: Database, workspace_id: str, user_id: str, name: object,
         if (count or 0) >= MAX_KEYS_PER_MEMBER:
             raise TooMany(f"at most {MAX_KEYS_PER_MEMBER} active keys per member")
         await conn.execute(insert(m.api_keys).values(**row))
-    return {**{k: v for k, v in key_info(row).items() if v is not None}, "key": key}
+    return {**key_info(row), "key": key}
 
 
 async def list_keys(*, db: Database, workspace_id: str, user_id: str | None) -> list[dict]:
