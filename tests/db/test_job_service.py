@@ -216,13 +216,6 @@ async def test_workspaces_never_see_each_other(jobs):
     assert await jobs.delete_pending(workspace_id="b", prompt_ids=[mine.prompt_id]) == []
 
 
-async def test_wait_for_work_wakes_on_submit(jobs):
-    waiter = asyncio.create_task(jobs.wait_for_work(timeout=5))
-    await asyncio.sleep(0.01)
-    await submit(jobs)
-    await asyncio.wait_for(waiter, 1)
-
-
 async def test_concurrent_claimers_never_share_a_job(jobs):
     submitted = {(await submit(jobs, color=i)).prompt_id for i in range(20)}
 

@@ -53,7 +53,6 @@ class JobService(JobReads):
         self._history_seq = 0  # last completion number handed out
         self._counters_lock = asyncio.Lock()
         self._batcher = SubmitBatcher(write=self._write_batch)
-        self._work_events: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
         self._reaper: asyncio.Task | None = None
 
     # ----------------------------------------------------------------------------- lifetime
@@ -165,8 +164,6 @@ class JobService(JobReads):
                 remaining.update(counts)
         for ws, n in remaining.items():
             self._announce_queue(ws, n)
-        if remaining:
-            self._wake_workers()
         return results
 
     async def _insert_rows(self, items: list[tuple[dict, bool]]
@@ -310,26 +307,6 @@ class JobService(JobReads):
         return ClaimedJob(prompt_id=row.id, number=row.number, prompt=json.loads(row.prompt),
                           extra_data=extra, outputs_to_execute=json.loads(row.outputs_to_execute),
                           client_id=row.client_id, workspace_id=row.workspace_id)
-
-    async def wait_for_work(self, *, timeout: float) -> None:
-        """Return when a job may have been submitted since the last call, or after `timeout`.
-        Works from any event loop (one waiter event per loop, set thread-safely)."""
-        loop = asyncio.get_running_loop()
-        event = self._work_events.get(loop)
-        if event is None:
-            event = self._work_events[loop] = asyncio.Event()
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
-        event.clear()
-
-    def _wake_workers(self) -> None:
-        for loop, event in list(self._work_events.items()):
-            try:
-                loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # that loop is closed
-                self._work_events.pop(loop, None)
 
     async def renew_lease(self, *, prompt_id: str, worker_id: str, lease_seconds: float) -> bool:
         """Extend a running job's lease; False when the job is no longer this worker's."""
