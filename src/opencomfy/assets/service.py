@@ -19,7 +19,7 @@ from opencomfy.assets.errors import (AssetImmutable, AssetInUse, AssetNotFound, 
 from opencomfy.assets.formats import check_model_format
 from opencomfy.assets.schemas import (RESERVED_TAGS, AssetQuery, PageRequest, asset_to_wire,
                                       encode_cursor, guess_mime, normalize_tags)
-from opencomfy.blobs import BlobNotFound, BlobStore, BlobTooLarge, StagedBlob, content_key
+from opencomfy.blobs import BlobStore, BlobTooLarge, StagedBlob, content_key
 from opencomfy.blobs.base import hash_file
 from opencomfy.db.database import Database
 

@@ -7,36 +7,22 @@ in `assets_background.py` and are registered first: their fixed paths must win o
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import AsyncIterator
 
 from aiohttp import BodyPartReader, web
 
-from opencomfy.assets.errors import AssetError, ContentTooLarge, InvalidAssetInput
+from opencomfy.assets.errors import ContentTooLarge, InvalidAssetInput
 from opencomfy.http import assets_background
-from opencomfy.http.assets_params import (ANY_HASH_RE, HASH_RE, asset_error_response, asset_query,
-                                          bool_param, enum_param, int_param, json_object,
-                                          page_request, parse_form_tags, workspace_of)
+from opencomfy.http.assets_params import (ANY_HASH_RE, HASH_RE, asset_query, bool_param, enum_param,
+                                          int_param, json_object, maps_asset_errors, page_request,
+                                          parse_form_tags, workspace_of)
 from opencomfy.http.errors import read_json
 from opencomfy.http.routing import add_api_routes, services_of
 
 routes = web.RouteTableDef()
 ASSET_ID = "{id:[0-9a-fA-F-]{36}}"
 MAX_FORM_FIELD = 64 * 1024
-
-
-def maps_asset_errors(handler):
-    """Answer AssetError with its status and the spec's ErrorResponse."""
-
-    @functools.wraps(handler)
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except AssetError as exc:
-            return asset_error_response(exc)
-
-    return wrapper
 
 
 def _assets(request: web.Request):

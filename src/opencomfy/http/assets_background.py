@@ -3,15 +3,16 @@ remote-metadata, from-workflow, seed (start, status, cancel) and prune."""
 
 from __future__ import annotations
 
-import functools
 import re
+import time
 
 from aiohttp import web
 
 from opencomfy.assets import archive, download, library, seed
 from opencomfy.assets.errors import AssetError, ContentTooLarge, InvalidAssetInput
-from opencomfy.http.assets_params import (asset_error_response, bool_param, json_object,
-                                          parse_form_tags, workspace_of)
+from opencomfy.assets.schemas import normalize_tags
+from opencomfy.http.assets_params import (bool_param, json_object, maps_asset_errors, parse_form_tags,
+                                          workspace_of)
 from opencomfy.http.errors import read_json
 from opencomfy.http.routing import add_api_routes, services_of
 from opencomfy.tasks import TaskContext, TaskFailed
@@ -22,17 +23,6 @@ EXPORT_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+\.zip$")
 EXPORT_TASK = "asset_export"
 DOWNLOAD_TASK = "asset_download"
 SIGNED_URL_SECONDS = 3600
-
-
-def maps_asset_errors(handler):
-    @functools.wraps(handler)
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except AssetError as exc:
-            return asset_error_response(exc)
-
-    return wrapper
 
 
 def _download_work(*, services, url: str, tags: list[str], user_metadata, preview_id):
@@ -58,8 +48,6 @@ async def _start_download(request: web.Request, body: dict, *, url_field: str) -
     metadata = body.get("user_metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidAssetInput("user_metadata must be an object", field="user_metadata")
-    from opencomfy.assets.schemas import normalize_tags
-
     tags = normalize_tags(tags)
     ws = workspace_of(request)
     existing = await services.assets.from_source_url(workspace_id=ws, url=url, tags=tags,
@@ -138,8 +126,6 @@ async def get_export(request: web.Request) -> web.StreamResponse:
             return web.json_response({"code": "not_found", "message": "export not found"}, status=404)
         return web.FileResponse(path, headers={"Content-Type": "application/zip",
                                                "Content-Disposition": f'attachment; filename="{name}"'})
-    import time
-
     expires = int((time.time() + SIGNED_URL_SECONDS) * 1000)
     url = await store.signed_url(key, expires_in=SIGNED_URL_SECONDS, filename=name,
                                  content_type="application/zip")

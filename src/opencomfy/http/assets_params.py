@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -26,6 +27,19 @@ def workspace_of(request: web.Request) -> str:
 def asset_error_response(exc: AssetError) -> web.Response:
     extra = {"field": exc.field} if exc.field else {}
     return error_response(exc.status, exc.code, exc.message, **extra)
+
+
+def maps_asset_errors(handler):
+    """Answer AssetError with its status and the spec's ErrorResponse."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except AssetError as exc:
+            return asset_error_response(exc)
+
+    return wrapper
 
 
 def int_param(request: web.Request, name: str, *, default: int, low: int, high: int | None = None) -> int:
