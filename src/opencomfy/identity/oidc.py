@@ -63,14 +63,14 @@ class ExternalIssuer:
     def is_from(self, token: str) -> bool:
         try:
             return jwt.decode(token, options={"verify_signature": False}).get("iss") == self.issuer
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError):
             return False
 
     async def verify(self, token: str) -> dict:
         """The claims of a valid ID token from this issuer; raises TokenError."""
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise TokenError(f"malformed token: {exc}") from None
         if header.get("alg") not in ALGORITHMS:
             raise TokenError("unsupported token algorithm")
@@ -83,5 +83,5 @@ class ExternalIssuer:
         try:
             return jwt.decode(token, key.key, algorithms=[header["alg"]], issuer=self.issuer,
                               audience=self.audience, leeway=LEEWAY_S, options=options)
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise TokenError(str(exc)) from None

@@ -55,6 +55,8 @@ class IdentityService:
 
     async def from_bearer(self, token: str) -> Caller:
         """Our workspace token, our identity token, or the external issuer's ID token."""
+        if len(token) > 8192 or not token.isascii():
+            raise Unauthenticated("invalid token: malformed")
         try:
             if self.external is not None and self.external.is_from(token):
                 return await self._from_external(token)

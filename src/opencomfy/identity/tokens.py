@@ -107,7 +107,7 @@ class SigningKeys:
         """The claims of a valid token of ours for `audience`; raises TokenError."""
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise TokenError(f"malformed token: {exc}") from None
         if header.get("alg") != ALGORITHM:
             raise TokenError("unsupported token algorithm")
@@ -121,14 +121,14 @@ class SigningKeys:
             return jwt.decode(token, public, algorithms=[ALGORITHM], audience=audience,
                               issuer=self.issuer, leeway=LEEWAY_S,
                               options={"require": ["exp", "iat", "sub", "iss", "aud"]})
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise TokenError(str(exc)) from None
 
     def looks_like_ours(self, token: str) -> bool:
         """Routing only (which verifier to use); never a trust decision."""
         try:
             return jwt.decode(token, options={"verify_signature": False}).get("iss") == self.issuer
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError):
             return False
 
     @staticmethod
@@ -136,5 +136,5 @@ class SigningKeys:
         """Routing only: which of our audiences the token claims (verified afterwards)."""
         try:
             return jwt.decode(token, options={"verify_signature": False}).get("aud")
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError):
             return None
