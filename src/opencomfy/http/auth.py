@@ -138,6 +138,9 @@ def auth_middleware_for(config) -> web.middleware:
     async def authenticate(request: web.Request, handler):
         policy = _route_policy(request, cache)
         if policy is None or policy.public:
+            if request.path == "/" and request.method == "GET" and not await _signed_in(request):
+                # The frontend signed out would only meet 401s: send the browser to sign in.
+                raise web.HTTPFound("/login")
             return await handler(request)
         try:
             caller = await resolve_caller(request, policy)
@@ -162,6 +165,14 @@ def auth_middleware_for(config) -> web.middleware:
         return await handler(request)
 
     return authenticate
+
+
+async def _signed_in(request: web.Request) -> bool:
+    """Whether the request carries any credential that resolves (the index page's check)."""
+    try:
+        return await resolve_caller(request, P.DEFAULT) is not None
+    except IdentityError:
+        return False
 
 
 def _refusal(exc: IdentityError) -> web.Response:
