@@ -71,6 +71,7 @@ class LoraFile:
             alpha = state_dict.get(base + ".alpha")
             scale = float(alpha) / rank if alpha is not None else 1.0
             self.pairs[base] = (up, down, scale)
+        self.matched: set[str] = set()
 
     def _match(self, module, names_for) -> LoraPatch:
         deltas = {}
@@ -78,6 +79,7 @@ class LoraFile:
             for candidate in names_for(param[:-len(".weight")]):
                 if candidate in self.pairs:
                     deltas[param] = self.pairs[candidate]
+                    self.matched.add(candidate)
                     break
         return LoraPatch(module, deltas)
 
@@ -115,6 +117,14 @@ class LoraFile:
             if len(patch):
                 patches.append(patch)
         return patches
+
+
+    def warn_unmatched(self, name: str) -> None:
+        """Log the LoRA weights that matched no module (other formats, other model families)."""
+        missing = sorted(set(self.pairs) - self.matched)
+        if missing:
+            log.warning("LoRA %s: %d of %d weights matched no module (e.g. %s)", name, len(missing),
+                        len(self.pairs), missing[0])
 
 
 def load_lora_file(path: str) -> LoraFile:

@@ -135,6 +135,8 @@ class LoraLoader:
         if strength_clip != 0 and clip is not None:
             new_clip = clip.clone()
             new_clip.patches.extend((patch, strength_clip) for patch in lora.for_text_encoder(clip))
+        if strength_model != 0 and strength_clip != 0:
+            lora.warn_unmatched(lora_name)
         return (new_model, new_clip)
 
 
