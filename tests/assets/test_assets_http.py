@@ -26,12 +26,12 @@ def test_upload_get_and_dedup(asset_server):
     assert a["preview_url"] == f"/api/assets/{a['id']}/content"
 
     again = upload(asset_server, data, name="b.png", tags="input")
-    assert again.status == 200 and again.json()["created_new"] is False
+    assert again.status == 201 and again.json()["created_new"] is False
     b = again.json()
     assert b["id"] != a["id"] and b["asset_hash"] == a["asset_hash"]
     # the same content and name in one workspace is the same record
     same = upload(asset_server, data, name="a.png", tags="input")
-    assert same.status == 200 and same.json()["id"] == a["id"]
+    assert same.status == 201 and same.json()["id"] == a["id"]
 
     got = asset_server.get(f"/api/assets/{a['id']}")
     assert got.status == 200 and got.json()["name"] == "a.png"
@@ -73,7 +73,7 @@ def test_upload_idempotent_id_and_metadata(asset_server):
     r = upload(asset_server, unique_bytes("idem"), name="x.txt", id=asset_id, user_metadata='{"k": "v"}')
     assert r.status == 201 and r.json()["id"] == asset_id and r.json()["user_metadata"] == {"k": "v"}
     r2 = upload(asset_server, unique_bytes("other"), name="y.txt", id=asset_id)
-    assert r2.status == 200 and r2.json()["created_new"] is False and r2.json()["name"] == "x.txt"
+    assert r2.status == 201 and r2.json()["created_new"] is False and r2.json()["name"] == "x.txt"
 
 
 def test_upload_bad_input(asset_server):

@@ -34,6 +34,14 @@ _FILENAME_RE = re.compile(r"filename\*?=(?:UTF-8'')?\"?([^\";]+)\"?", re.IGNOREC
 class DownloadFailed(AssetError):
     status, code = 422, "download_failed"
 
+    def __init__(self, message: str, *, source_status: int | None = None) -> None:
+        super().__init__(message, field="url")
+        # The source's own refusal is passed on (the spec's 404 and 403 for URL uploads).
+        if source_status == 404:
+            self.status, self.code = 404, "source_not_found"
+        elif source_status in (401, 403):
+            self.status, self.code = 403, "source_forbidden"
+
 
 @dataclass
 class Fetched:
@@ -119,7 +127,7 @@ async def fetch(url: str, *, service: "AssetService", config: "Config",
             raise DownloadFailed(f"could not reach the source: {exc}") from None
         async with resp:
             if resp.status != 200:
-                raise DownloadFailed(f"the source answered HTTP {resp.status}")
+                raise DownloadFailed(f"the source answered HTTP {resp.status}", source_status=resp.status)
             total = resp.content_length
             if total is not None and total > limit:
                 raise DownloadFailed(f"the file is larger than the {limit}-byte download limit")
@@ -155,7 +163,7 @@ async def remote_metadata(url: str, *, config: "Config") -> dict:
             resp, final_url = await _open(session, "HEAD", url, config=config)
             async with resp:
                 if resp.status >= 400:
-                    raise DownloadFailed(f"the source answered HTTP {resp.status}")
+                    raise DownloadFailed(f"the source answered HTTP {resp.status}")  # 422 here
                 length = resp.content_length
                 headers = resp.headers
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

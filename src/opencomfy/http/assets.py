@@ -97,7 +97,8 @@ async def upload_asset(request: web.Request) -> web.Response:
         if staged is not None:
             staged.abort()
         raise
-    return web.json_response({**asset, "created_new": created_new}, status=201 if created_new else 200)
+    # 201 either way (the spec lists no other success); created_new tells the two apart.
+    return web.json_response({**asset, "created_new": created_new}, status=201)
 
 
 def _metadata_field(values: list[str] | None) -> dict | None:

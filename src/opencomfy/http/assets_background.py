@@ -74,11 +74,23 @@ async def create_download(request: web.Request) -> web.Response:
 
 
 async def upload_from_url(request: web.Request) -> web.Response:
-    """POST /api/assets with a JSON `{url, name}` body: a download task (202)."""
+    """POST /api/assets with a JSON `{url, name}` body: fetched now, answered 201 AssetCreated
+    (the source's 404 and 401/403 are passed on; other failures are 422)."""
+    services = services_of(request)
     body = json_object(await read_json(request, max_bytes=1 << 20))
     if not isinstance(body.get("name"), str):
         raise InvalidAssetInput("name is required", field="name")
-    return await _start_download(request, body, url_field="url")
+    url = body.get("url")
+    await download.check_url(url, config=services.config)
+    metadata = body.get("user_metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidAssetInput("user_metadata must be an object", field="user_metadata")
+    fetched = await download.fetch(url, service=services.assets, config=services.config)
+    asset, created_new = await services.assets.create_from_staged(
+        workspace_id=workspace_of(request), staged=fetched.staged, name=body["name"],
+        tags=normalize_tags(body.get("tags") or []), user_metadata=metadata,
+        preview_id=body.get("preview_id"), system_metadata={"source_url": url}, source_url=url)
+    return web.json_response({**asset, "created_new": created_new}, status=201)
 
 
 @routes.get("/api/assets/remote-metadata")

@@ -37,6 +37,10 @@ def task_response(row: dict) -> dict[str, Any]:
     """TaskResponse (details): payload, result and error as well."""
     out = task_entry(row)
     out.update(idempotency_key=row["idempotency_key"], payload=row["payload"] or {},
-               update_time=rfc3339(row["update_time"]), result=row["result"],
-               error_message=row["error_message"])
+               update_time=rfc3339(row["update_time"]))
+    # The spec types these as plain object / string: absent (not null) until they exist.
+    if row["result"] is not None:
+        out["result"] = row["result"]
+    if row["error_message"] is not None:
+        out["error_message"] = row["error_message"]
     return out
