@@ -91,3 +91,19 @@ def test_saved_outputs_are_assets_with_their_job(asset_server):
 
     task = wait_task(asset_server, r.json()["task_id"])
     assert task["status"] == "completed" and task["result"]["asset_count"] == 2
+
+
+def test_an_overwritten_upload_moves_its_record_to_the_new_content(asset_server):
+    name = f"over-{uuid.uuid4().hex[:8]}.png"
+    first, second = _png((9, 9, 9, 255)), _png((200, 100, 50, 255))
+    for data in (first, second):
+        body, ctype = multipart({"overwrite": "true"}, {"image": (name, data)})
+        assert asset_server.post("/api/upload/image", data=body, headers={"Content-Type": ctype}).status == 200
+        time.sleep(0.01)  # a distinct mtime
+    found = asset_server.get(f"/api/assets?name_contains={name}").json()["assets"]
+    assert len(found) == 1 and found[0]["size"] == len(second)
+    assert asset_server.get(f"/api/assets/{found[0]['id']}/content").body == second
+    import blake3
+
+    old = "blake3:" + blake3.blake3(first).hexdigest()
+    assert asset_server.request("HEAD", f"/api/assets/hash/{old}").status == 404

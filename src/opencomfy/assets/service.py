@@ -251,7 +251,9 @@ class AssetService:
         if existing is not None:
             # Overwritten in place: the record follows the file's new content.
             async with self.db.write() as conn:
-                await repo.delete_asset(conn, workspace_id=workspace_id, asset_id=existing["id"])
+                drop_blob = await _delete_record(conn, existing)
+            if drop_blob:
+                await self.store.delete(drop_blob)
         return await self.register_file(workspace_id=workspace_id, path=path, name=name, tags=tags,
                                         job_id=job_id, copy_to_store=self.store.kind != "local")
 
@@ -379,7 +381,6 @@ class AssetService:
     async def delete(self, *, workspace_id: str, asset_id: str) -> None:
         """Delete a record; its content goes too once no record of any workspace uses it."""
         asset_id = _check_uuid_or_404(asset_id)
-        drop_blob = None
         async with self.db.write() as conn:
             row = await repo.get_asset(conn, workspace_id=workspace_id, asset_id=asset_id)
             if row is None:
@@ -388,12 +389,7 @@ class AssetService:
                 raise AssetImmutable("this asset is immutable")
             if await repo.count_preview_refs(conn, workspace_id=workspace_id, asset_id=asset_id):
                 raise AssetInUse("another asset uses this asset as its preview")
-            await repo.delete_asset(conn, workspace_id=workspace_id, asset_id=asset_id)
-            if await repo.count_content_refs(conn, row["content_hash"]) == 0:
-                content = await repo.get_content(conn, row["content_hash"])
-                await repo.delete_content(conn, row["content_hash"])
-                if content and content["in_store"]:
-                    drop_blob = content_key(row["content_hash"])
+            drop_blob = await _delete_record(conn, row)
         if drop_blob:
             await self.store.delete(drop_blob)
 
@@ -427,6 +423,18 @@ class AssetService:
         if remove:
             out.update(removed=removed, not_present=not_present)
         return out
+
+
+async def _delete_record(conn, row: dict) -> str | None:
+    """Delete a record; its content row goes too once no record of any workspace uses it.
+    Returns the blob key to delete from the store after the commit, if any."""
+    await repo.delete_asset(conn, workspace_id=row["workspace_id"], asset_id=row["id"])
+    if await repo.count_content_refs(conn, row["content_hash"]) == 0:
+        content = await repo.get_content(conn, row["content_hash"])
+        await repo.delete_content(conn, row["content_hash"])
+        if content and content["in_store"]:
+            return content_key(row["content_hash"])
+    return None
 
 
 def _check_uuid_or_404(asset_id: str) -> str:
