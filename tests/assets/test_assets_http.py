@@ -235,6 +235,11 @@ def test_hash_head_and_unknown_ids(asset_server):
     assert asset_server.get(f"/api/assets/{uuid.uuid4()}").status == 404
     assert asset_server.request("DELETE", f"/api/assets/{uuid.uuid4()}").status == 404
     assert asset_server.get(f"/api/assets/{uuid.uuid4()}/content").status == 404
+    for path in ("/api/assets/not-a-uuid", "/api/assets/not-a-uuid/content"):
+        r = asset_server.get(path)
+        assert r.status == 404 and r.json()["code"] == "not_found"
+    assert send_json(asset_server, "PUT", "/api/assets/xyz", {"name": "a"}).status == 404
+    assert send_json(asset_server, "POST", "/api/assets/xyz/tags", {"tags": ["a"]}).status == 404
 
 
 def test_delete_refused_while_used_as_preview(asset_server):
