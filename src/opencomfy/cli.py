@@ -84,6 +84,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--s3-bucket", default=os.environ.get("OPENCOMFY_S3_BUCKET", "opencomfy"))
     p.add_argument("--s3-region", default=os.environ.get("OPENCOMFY_S3_REGION", "us-east-1"))
     p.add_argument("--s3-prefix", default="", help="key prefix inside the bucket")
+    p.add_argument("--s3-public-endpoint", default=os.environ.get("OPENCOMFY_S3_PUBLIC_ENDPOINT"),
+                   help="the store's URL as browsers see it, for signed URLs (default --s3-endpoint)")
     p.add_argument("--asset-download-host", action="append", default=None, metavar="HOST",
                    help="a host POST /api/assets/download may fetch from (repeatable; "
                         "default huggingface.co, civitai.com, civitai.red)")
@@ -145,6 +147,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         s3_bucket=args.s3_bucket,
         s3_region=args.s3_region,
         s3_prefix=args.s3_prefix,
+        s3_public_endpoint=args.s3_public_endpoint,
         asset_download_hosts=tuple(args.asset_download_host or Config.asset_download_hosts),
         max_download_size_mb=args.max_download_size,
         jwt_issuer=args.jwt_issuer,

@@ -49,6 +49,8 @@ class Config:
     s3_bucket: str = "opencomfy"
     s3_region: str = "us-east-1"
     s3_prefix: str = ""
+    # The host browsers reach the store at, for signed URLs (default: s3_endpoint).
+    s3_public_endpoint: str | None = None
     # Hosts POST /api/assets/download may fetch from (the spec's sources by default).
     asset_download_hosts: tuple[str, ...] = ("huggingface.co", "civitai.com", "civitai.red")
     max_download_size_mb: float = 64 * 1024.0

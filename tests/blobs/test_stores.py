@@ -126,3 +126,17 @@ async def test_large_writes_hash_in_parallel_correctly(tmp_path):
     assert staged.digest == "blake3:" + blake3.blake3(data).hexdigest()
     assert staged.path.read_bytes() == data
     staged.abort()
+
+
+async def test_signed_urls_use_the_public_endpoint(tmp_path):
+    s3 = require_s3()
+    st = S3BlobStore(endpoint=s3["endpoint"], bucket=new_bucket_name(), access_key=s3["access_key"],
+                     secret_key=s3["secret_key"], staging_dir=tmp_path / "staging",
+                     public_endpoint="https://cdn.example.com:9000")
+    await st.open()
+    try:
+        url = await st.signed_url("blobs/ab/x")
+        assert url.startswith(f"https://cdn.example.com:9000/{st.bucket}/blobs/ab/x?")
+        assert "X-Amz-Expires=3600" in url
+    finally:
+        await st.close()

@@ -20,7 +20,8 @@ def build_blob_store(config: "Config") -> BlobStore:
 
         return s3_store_from_env(staging_dir=config.state_dir / "blob-staging",
                                  endpoint=config.s3_endpoint or "", bucket=config.s3_bucket,
-                                 region=config.s3_region, prefix=config.s3_prefix)
+                                 region=config.s3_region, prefix=config.s3_prefix,
+                                 public_endpoint=config.s3_public_endpoint)
     from opencomfy.blobs.local import LocalBlobStore
 
     return LocalBlobStore(config.state_dir / "blobs")

@@ -240,7 +240,7 @@ class S3BlobStore(BlobStore):
 
 
 def s3_store_from_env(*, staging_dir: Path, endpoint: str, bucket: str, region: str,
-                      prefix: str = "") -> S3BlobStore:
+                      prefix: str = "", public_endpoint: str | None = None) -> S3BlobStore:
     """An S3BlobStore whose keys come from the environment (never from the command line)."""
     access = os.environ.get("OPENCOMFY_S3_ACCESS_KEY") or os.environ.get("AWS_ACCESS_KEY_ID", "")
     secret = os.environ.get("OPENCOMFY_S3_SECRET_KEY") or os.environ.get("AWS_SECRET_ACCESS_KEY", "")
@@ -248,4 +248,5 @@ def s3_store_from_env(*, staging_dir: Path, endpoint: str, bucket: str, region: 
         raise ValueError("the S3 blob store needs OPENCOMFY_S3_ACCESS_KEY and OPENCOMFY_S3_SECRET_KEY "
                          "(or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) in the environment")
     return S3BlobStore(endpoint=endpoint, bucket=bucket, access_key=access, secret_key=secret,
-                       region=region, prefix=prefix, staging_dir=staging_dir)
+                       region=region, prefix=prefix, staging_dir=staging_dir,
+                       public_endpoint=public_endpoint)
