@@ -200,11 +200,11 @@ def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]],
         counts = [torch.full_like(x, 1e-37) for _ in cond_sets]
     for group in groups:
         x_in = torch.cat([_piece_input(x, c) for _, c in group.jobs])
-        sigmas = torch.full((x_in.shape[0],), sigma, device=device)
         controls = [c.controls for _, c in group.jobs]
-        eps = model.predict_noise(x_in, sigmas, group.context, pooled=group.pooled, time_ids=group.time_ids,
-                                  controls=controls if any(controls) else None, concat=group.concat)
-        x0 = model.schedule.denoised(x_in, sigmas, eps)
+        eps = model.predict_noise(x_in, float(sigma), group.context, pooled=group.pooled,
+                                  time_ids=group.time_ids, controls=controls if any(controls) else None,
+                                  concat=group.concat)
+        x0 = model.schedule.denoised_at(x_in, float(sigma), eps)
         for k, (set_index, c) in enumerate(group.jobs):
             piece = x0[k * batch:(k + 1) * batch]
             if direct:

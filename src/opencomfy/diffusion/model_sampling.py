@@ -9,6 +9,10 @@ fine-tunes); ``zsnr`` rescales the schedule to zero terminal SNR.
 
 from __future__ import annotations
 
+import bisect
+import math
+from functools import lru_cache
+
 import torch
 
 
@@ -36,6 +40,7 @@ class DiscreteSchedule:
                        "num_train_timesteps": num_train_timesteps}
         self.sigmas = (((1 - alphas_cumprod) / alphas_cumprod) ** 0.5).float()
         self.log_sigmas = self.sigmas.log()
+        self._log_sigma_list = tuple(self.log_sigmas.tolist())
 
     @classmethod
     def from_config(cls, config: dict) -> "DiscreteSchedule":
@@ -68,6 +73,10 @@ class DiscreteSchedule:
         w = ((lo - log_sigma.reshape(-1)) / (lo - hi)).clamp(0, 1)
         return ((1 - w) * low + w * high).reshape(sigma.shape)
 
+    def timestep_of(self, sigma: float) -> float:
+        """:meth:`timestep` for one Python float (cached: samplers ask for few distinct sigmas)."""
+        return _timestep_of(self._log_sigma_list, sigma)
+
     def sigma(self, timestep: torch.Tensor) -> torch.Tensor:
         """The sigma of a (fractional) timestep."""
         t = torch.as_tensor(timestep, dtype=torch.float32).clamp(0, self.log_sigmas.shape[0] - 1)
@@ -96,6 +105,12 @@ class DiscreteSchedule:
             return x / (sigma ** 2 + 1.0) - model_output * sigma / (sigma ** 2 + 1.0) ** 0.5
         return x - model_output * sigma
 
+    def denoised_at(self, x, sigma: float, model_output):
+        """:meth:`denoised` for one sigma given as a Python float."""
+        if self.prediction_type == "v_prediction":
+            return x / (sigma ** 2 + 1.0) - model_output * (sigma / (sigma ** 2 + 1.0) ** 0.5)
+        return x - model_output * sigma
+
     def model_input(self, x, sigma):
         """The UNet sees the sample scaled back to unit variance."""
         sigma = sigma.reshape(sigma.shape[:1] + (1,) * (x.ndim - 1))
@@ -113,3 +128,14 @@ def _zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
     out = root ** 2
     out[-1] = 4.8973451890853435e-08
     return out
+
+
+@lru_cache(maxsize=4096)
+def _timestep_of(log_sigmas: tuple[float, ...], sigma: float) -> float:
+    log_sigma = math.log(sigma)
+    high = bisect.bisect_right(log_sigmas, log_sigma)
+    high = min(max(high, 1), len(log_sigmas) - 1)
+    low = high - 1
+    lo, hi = log_sigmas[low], log_sigmas[high]
+    w = min(max((lo - log_sigma) / (lo - hi), 0.0), 1.0)
+    return (1 - w) * low + w * high

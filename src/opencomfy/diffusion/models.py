@@ -63,7 +63,7 @@ class DiffusionModel:
         """SDXL's UNet also takes the pooled text embedding and the size/crop "time ids"."""
         return getattr(self.unet.config, "addition_embed_type", None) == "text_time"
 
-    def predict_noise(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor,
+    def predict_noise(self, x: torch.Tensor, sigma: "torch.Tensor | float", context: torch.Tensor,
                       pooled: torch.Tensor | None = None, time_ids: torch.Tensor | None = None,
                       controls: list | None = None, concat: torch.Tensor | None = None) -> torch.Tensor:
         """The UNet's prediction for samples ``x`` at per-sample ``sigma`` (inside models_in_use).
@@ -73,8 +73,14 @@ class DiffusionModel:
         # diffusers' ``.dtype`` walks every submodule; the first parameter says the same.
         dtype = next(self.unet.parameters()).dtype
         device = x.device
-        timestep = self.schedule.timestep(sigma.float()).to(device)
-        model_in = self.schedule.model_input(x, sigma.to(device)).to(dtype)
+        if isinstance(sigma, float):       # one sigma for the whole batch (the usual case)
+            timestep = torch.full((x.shape[0],), self.schedule.timestep_of(sigma), device=device)
+            model_in = (x * (1.0 / (sigma ** 2 + 1.0) ** 0.5)).to(dtype)
+            sigma_value = sigma
+        else:
+            timestep = self.schedule.timestep(sigma.float()).to(device)
+            model_in = self.schedule.model_input(x, sigma.to(device)).to(dtype)
+            sigma_value = float(sigma[0])
         if concat is not None:
             model_in = torch.cat([model_in, concat.to(device, dtype)], dim=1)
         context = context.to(device, dtype)
@@ -84,7 +90,7 @@ class DiffusionModel:
             added = {"text_embeds": pooled.to(device, dtype), "time_ids": time_ids.to(device, dtype)}
             extra["added_cond_kwargs"] = added
         if controls and any(controls):
-            extra.update(self._control_residuals(model_in, timestep, context, added, float(sigma[0]), controls))
+            extra.update(self._control_residuals(model_in, timestep, context, added, sigma_value, controls))
         out = self.unet(model_in, timestep, encoder_hidden_states=context, return_dict=False, **extra)[0]
         return out.float()
 
