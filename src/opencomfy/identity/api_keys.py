@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, insert, select, update
 
 from opencomfy.db.database import Database
 from opencomfy.identity import models as m
-from opencomfy.identity.common import OWNER, digest, iso, now_ms, parse_iso
+from opencomfy.identity.common import OWNER, digest, iso, mark_access_reduced, now_ms, parse_iso
 from opencomfy.identity.errors import Invalid, NotFound, TooMany
 
 KEY_PREFIX = "comfyui-"
@@ -94,6 +94,7 @@ async def revoke(*, db: Database, workspace_id: str, key_id: str, role: str, use
             raise NotFound("API key not found")
         if row.revoked_at is None:
             await conn.execute(update(m.api_keys).where(K.id == key_id).values(revoked_at=now_ms()))
+    mark_access_reduced(db)
 
 
 async def revoke_all_of(*, db: Database, workspace_id: str, user_id: str) -> int:
@@ -101,6 +102,7 @@ async def revoke_all_of(*, db: Database, workspace_id: str, user_id: str) -> int
         done = await conn.execute(update(m.api_keys).where(
             K.workspace_id == workspace_id, K.user_id == user_id, K.revoked_at.is_(None))
             .values(revoked_at=now_ms()))
+    mark_access_reduced(db)
     return int(done.rowcount or 0)
 
 

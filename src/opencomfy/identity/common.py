@@ -59,3 +59,13 @@ def valid_email(email: object) -> bool:
         return False
     local, _, domain = email.strip().partition("@")
     return bool(local) and "." in domain and " " not in email.strip()
+
+
+def mark_access_reduced(db) -> None:
+    """Called by every change that can take access away (revocations, removals, deletions):
+    credentials this process resolved before it are looked up again on their next use."""
+    db.identity_epoch = getattr(db, "identity_epoch", 0) + 1
+
+
+def access_epoch(db) -> int:
+    return getattr(db, "identity_epoch", 0)

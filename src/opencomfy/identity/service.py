@@ -6,10 +6,12 @@ The per-concept work lives in users / workspaces / invites / api_keys / sessions
 from __future__ import annotations
 
 import logging
+import time
 
 from opencomfy.config import Config
 from opencomfy.db.database import Database
 from opencomfy.identity import api_keys, sessions, users, workspaces
+from opencomfy.identity.common import access_epoch, digest, now_ms
 from opencomfy.identity.errors import NotFound, Unauthenticated
 from opencomfy.identity.oidc import ExternalIssuer
 from opencomfy.identity.passwords import verify_password
@@ -19,6 +21,12 @@ from opencomfy.identity.tokens import (IDENTITY_AUDIENCE, WORKSPACE_AUDIENCE, Si
                                        TokenError)
 
 log = logging.getLogger(__name__)
+
+# A resolved credential is reused for this long. Anything in this process that takes access
+# away (revoke, remove, delete, logout) drops every cached resolution at once; the TTL bounds
+# how long a change made by another process (a scale-out replica) takes to be seen.
+RESOLVED_TTL_S = 1.0
+MAX_RESOLVED = 10_000
 
 
 class IdentityService:
@@ -31,6 +39,24 @@ class IdentityService:
                          if config.oidc_issuer and config.oidc_jwks else None)
         self.rate_limiter = RateLimiter(per_minute=config.rate_limit_per_minute,
                                         burst=config.rate_limit_burst)
+        self._resolved: dict[str, tuple[Caller, float, int, int | None]] = {}
+
+    def _cached(self, key: str) -> Caller | None:
+        hit = self._resolved.get(key)
+        if hit is None:
+            return None
+        caller, at, epoch, expires_ms = hit
+        if (epoch != access_epoch(self.db) or time.monotonic() - at > RESOLVED_TTL_S
+                or (expires_ms is not None and expires_ms <= now_ms())):
+            self._resolved.pop(key, None)
+            return None
+        return caller
+
+    def _remember(self, key: str, caller: Caller, expires_ms: int | None, epoch: int) -> Caller:
+        if len(self._resolved) >= MAX_RESOLVED:
+            self._resolved.clear()
+        self._resolved[key] = (caller, time.monotonic(), epoch, expires_ms)
+        return caller
 
     async def open(self) -> None:
         await self.keys.load()
@@ -40,31 +66,52 @@ class IdentityService:
     # ------------------------------------------------------------------ credentials -> Caller
 
     async def from_api_key(self, key: str) -> Caller:
+        cache_key = "k:" + digest(key)
+        if (hit := self._cached(cache_key)) is not None:
+            return hit
+        epoch = access_epoch(self.db)  # before the read: a revocation during it is not missed
         row = await api_keys.verify(db=self.db, key=key)
         if row is None:
             raise Unauthenticated("invalid, revoked or expired API key")
-        return Caller(user_id=row["user_id"], workspace_id=row["workspace_id"], role=row["role"],
-                      credential="api_key", credential_id="key:" + row["id"])
+        caller = Caller(user_id=row["user_id"], workspace_id=row["workspace_id"], role=row["role"],
+                        credential="api_key", credential_id="key:" + row["id"])
+        return self._remember(cache_key, caller, row["expires_at"], epoch)
 
     async def from_session(self, token: str) -> Caller:
+        cache_key = "s:" + digest(token)
+        if (hit := self._cached(cache_key)) is not None:
+            return hit
+        epoch = access_epoch(self.db)
         row = await sessions.verify(db=self.db, token=token)
         if row is None:
             raise Unauthenticated("invalid or expired session")
-        return Caller(user_id=row["user_id"], workspace_id=row["workspace_id"], role=row["role"],
-                      credential="session", credential_id="session:" + row["id"])
+        caller = Caller(user_id=row["user_id"], workspace_id=row["workspace_id"], role=row["role"],
+                        credential="session", credential_id="session:" + row["id"])
+        return self._remember(cache_key, caller, row["expires_at"], epoch)
 
     async def from_bearer(self, token: str) -> Caller:
         """Our workspace token, our identity token, or the external issuer's ID token."""
         if len(token) > 8192 or not token.isascii():
             raise Unauthenticated("invalid token: malformed")
+        cache_key = "b:" + token
+        if (hit := self._cached(cache_key)) is not None:
+            return hit
+        epoch = access_epoch(self.db)
+        caller, expires_s = await self._resolve_bearer(token)
+        return self._remember(cache_key, caller, expires_s * 1000 if expires_s else None, epoch)
+
+    async def _resolve_bearer(self, token: str) -> tuple[Caller, int | None]:
+        """(caller, the token's exp) for a bearer token; raises Unauthenticated."""
         try:
             if self.external is not None and self.external.is_from(token):
-                return await self._from_external(token)
+                claims = await self.external.verify(token)
+                return await self._from_external(claims), claims.get("exp")
             if not self.keys.looks_like_ours(token):
                 raise TokenError("token from an untrusted issuer")
             if self.keys.unverified_audience(token) != WORKSPACE_AUDIENCE:
                 claims = await self.keys.verify(token, audience=IDENTITY_AUDIENCE)
-                return await self._personal_caller(claims["sub"], credential="identity")
+                caller = await self._personal_caller(claims["sub"], credential="identity")
+                return caller, claims["exp"]
             claims = await self.keys.verify(token, audience=WORKSPACE_AUDIENCE)
             workspace_id = str(claims.get("ws"))
             role = await workspaces.role_of(db=self.db, workspace_id=workspace_id,
@@ -72,13 +119,12 @@ class IdentityService:
             if role is None:  # removed (or the workspace deleted) since the token was minted
                 raise TokenError("no longer a member of the token's workspace")
             return Caller(user_id=claims["sub"], workspace_id=workspace_id, role=role,
-                          credential="token", credential_id="sub:" + claims["sub"])
+                          credential="token", credential_id="sub:" + claims["sub"]), claims["exp"]
         except TokenError as exc:
             raise Unauthenticated(f"invalid token: {exc}") from None
 
-    async def _from_external(self, token: str) -> Caller:
+    async def _from_external(self, claims: dict) -> Caller:
         assert self.external is not None
-        claims = await self.external.verify(token)
         user = await users.get_user_by_external(db=self.db, issuer=self.external.issuer,
                                                 subject=str(claims["sub"]))
         if user is None:
@@ -116,13 +162,18 @@ class IdentityService:
             return caller
         if caller.workspace_bound:
             raise NotFound("workspace not found")
+        cache_key = f"w:{caller.credential_id}:{workspace_id}"
+        if (hit := self._cached(cache_key)) is not None:
+            return hit
+        epoch = access_epoch(self.db)
         role = await workspaces.role_of(db=self.db, workspace_id=workspace_id,
                                         user_id=caller.user_id)
         if role is None:
             raise NotFound("workspace not found")
-        return Caller(user_id=caller.user_id, workspace_id=workspace_id, role=role,
-                      credential=caller.credential, credential_id=caller.credential_id,
-                      email=caller.email)
+        moved = Caller(user_id=caller.user_id, workspace_id=workspace_id, role=role,
+                       credential=caller.credential, credential_id=caller.credential_id,
+                       email=caller.email)
+        return self._remember(cache_key, moved, None, epoch)
 
     # ------------------------------------------------------------------ issuing credentials
 

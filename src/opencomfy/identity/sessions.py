@@ -10,7 +10,7 @@ from sqlalchemy import and_, insert, select, update
 
 from opencomfy.db.database import Database
 from opencomfy.identity import models as m
-from opencomfy.identity.common import digest, now_ms, random_token
+from opencomfy.identity.common import digest, mark_access_reduced, now_ms, random_token
 
 SESSION_TTL_MS = 2 * 3600 * 1000  # the spec: the session cookie expires in 2 hours
 S = m.auth_sessions.c
@@ -47,4 +47,5 @@ async def revoke(*, db: Database, token: str) -> bool:
     async with db.write() as conn:
         done = await conn.execute(update(m.auth_sessions).where(
             S.token_hash == digest(token), S.revoked_at.is_(None)).values(revoked_at=now_ms()))
+    mark_access_reduced(db)
     return bool(done.rowcount)

@@ -7,7 +7,8 @@ from sqlalchemy import and_, delete, func, insert, select, update
 
 from opencomfy.db.database import Database
 from opencomfy.identity import models as m
-from opencomfy.identity.common import OWNER, PERSONAL, TEAM, iso, new_workspace_id, now_ms
+from opencomfy.identity.common import (OWNER, PERSONAL, TEAM, iso, mark_access_reduced,
+                                       new_workspace_id, now_ms)
 from opencomfy.identity.errors import Forbidden, Invalid, NotFound
 
 W, M = m.workspaces.c, m.memberships.c
@@ -96,6 +97,7 @@ async def soft_delete(*, db: Database, user_id: str, workspace_id: str) -> None:
         await conn.execute(update(m.api_keys).where(m.api_keys.c.workspace_id == workspace_id,
                                                     m.api_keys.c.revoked_at.is_(None))
                            .values(revoked_at=now_ms()))
+    mark_access_reduced(db)
 
 
 async def page_members(*, db: Database, workspace_id: str, offset: int, limit: int) -> dict:
@@ -145,6 +147,7 @@ async def remove_member(*, db: Database, workspace_id: str, user_id: str) -> Non
         if role == OWNER and await _owner_count(conn, workspace_id) <= 1:
             raise Forbidden("the last owner cannot be removed")
         await _remove(conn, workspace_id, user_id)
+    mark_access_reduced(db)
 
 
 async def leave(*, db: Database, workspace_id: str, user_id: str) -> None:
@@ -155,6 +158,7 @@ async def leave(*, db: Database, workspace_id: str, user_id: str) -> None:
         if row["role"] == OWNER and await _owner_count(conn, workspace_id) <= 1:
             raise Forbidden("the last owner cannot leave the workspace")
         await _remove(conn, workspace_id, user_id)
+    mark_access_reduced(db)
 
 
 async def add_member(conn, *, workspace_id: str, user_id: str, role: str) -> bool:
