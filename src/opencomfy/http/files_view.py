@@ -14,6 +14,7 @@ from opencomfy.files.paths import UnsafePath
 from opencomfy.files.render_cache import RenderCache
 from opencomfy.http.errors import ApiError
 from opencomfy.http.files_common import content_disposition, folder_roots, safe_file_headers
+from opencomfy.http.identity_files import may_read
 from opencomfy.http.routing import add_api_routes
 
 RENDER_CACHE = web.AppKey("render_cache", RenderCache)
@@ -58,16 +59,17 @@ async def view_file(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "missing_filename", "filename is required")
     rendition = _rendition(query)
     try:
-        path, _ = folder_roots(request).locate(filename=filename, subfolder=query.get("subfolder", ""),
-                                               folder_type=query.get("type") or None)
+        path, folder_type = folder_roots(request).locate(filename=filename,
+                                                         subfolder=query.get("subfolder", ""),
+                                                         folder_type=query.get("type") or None)
     except UnsafePath as exc:
         raise ApiError(400, "invalid_path", str(exc)) from None
     try:
         st = path.stat()
     except OSError:
         st = None
-    if st is None or not path.is_file():
-        raise ApiError(404, "not_found", "file not found")
+    if st is None or not path.is_file() or not await may_read(request, path, folder_type):
+        raise ApiError(404, "not_found", "file not found")  # another workspace's: 404 too
     name = path.name
     if rendition is not None:
         response = await _rendered(request, path, st, rendition)
