@@ -12,6 +12,7 @@ from opencomfy.files.media import MediaError, loaded_video, probe_video
 from opencomfy.files.paths import UnsafePath
 from opencomfy.http.errors import ApiError
 from opencomfy.http.files_common import folder_roots
+from opencomfy.http.identity_files import may_read
 from opencomfy.http.routing import add_api_routes
 
 routes = web.RouteTableDef()
@@ -51,12 +52,13 @@ async def query_video(request: web.Request) -> web.Response:
             "skip_first_frames": _number(query, "skip_first_frames", int, 0),
             "select_every_nth": _number(query, "select_every_nth", int, 1) or 1,
         }
-        path, _ = folder_roots(request).locate(filename=filename, subfolder=query.get("subfolder", ""),
-                                               folder_type=folder_type, default_type="input")
+        path, folder_type = folder_roots(request).locate(
+            filename=filename, subfolder=query.get("subfolder", ""), folder_type=folder_type,
+            default_type="input")
     except (ValueError, UnsafePath) as exc:
         return _binding_error(str(exc))
-    if not path.is_file():
-        return _binding_error("file not found")
+    if not path.is_file() or not await may_read(request, path, folder_type):
+        return _binding_error("file not found")  # another workspace's file reads the same
     try:
         source = await asyncio.to_thread(probe_video, path)
     except MediaError as exc:
