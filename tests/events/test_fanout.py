@@ -236,3 +236,34 @@ async def test_packs_writing_to_a_socket_directly_go_through_its_queue():
     assert t.json()[-1] == {"type": "my_pack.hello", "data": {"x": 1}}
     assert t.frames[-1] == b"\x00\x00\x00\x07raw"
     await hub.stop()
+
+
+async def test_events_of_a_prompt_run_while_the_greeting_is_read_are_not_lost():
+    """A client may queue a prompt as soon as the handshake is done; if that prompt runs
+    while the hub still reads the queue count for the greeting, its events must reach the
+    client (after the greeting), not go nowhere."""
+    bus = MemoryEventBus()
+    count_asked = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_queue_remaining(workspace_id: str) -> int:
+        count_asked.set()
+        await release.wait()
+        return 1
+
+    hub = WebSocketHub(bus=bus, queue_remaining=slow_queue_remaining, server_flags=FLAGS)
+    await hub.start()
+    t = RecordingTransport()
+    connecting = asyncio.ensure_future(hub.connect(sid="c", workspace_id="local", transport=t))
+    await count_asked.wait()
+    bus.publish(BusMessage("execution_start", {"prompt_id": "p"}, client_id="c", prompt_id="p"))
+    bus.publish(BusMessage("executing", {"node": None, "prompt_id": "p"}, client_id="c",
+                           prompt_id="p"))
+    await settle()
+    assert t.frames == []  # nothing goes out before the greeting
+    release.set()
+    await connecting
+    await settle()
+    assert t.types() == ["status", "execution_start", "executing"]
+    assert t.json()[0]["data"]["sid"] == "c"
+    await hub.stop()

@@ -46,7 +46,8 @@ class ClientConnection:
     """One websocket client: its negotiated features, a bounded frame queue, one sender."""
 
     def __init__(self, *, sid: str, workspace_id: str, transport: FrameTransport,
-                 max_frames: int = MAX_QUEUED_FRAMES, max_bytes: int = MAX_QUEUED_BYTES) -> None:
+                 max_frames: int = MAX_QUEUED_FRAMES, max_bytes: int = MAX_QUEUED_BYTES,
+                 start_sending: bool = True) -> None:
         self.sid = sid
         self.workspace_id = workspace_id
         self.transport = transport
@@ -59,7 +60,19 @@ class ClientConnection:
         self._bytes = 0
         self._droppable = 0
         self._ready = asyncio.Event()
-        self._sender = asyncio.ensure_future(self._send_forever())
+        self._sender: asyncio.Future | None = None
+        if start_sending:
+            self.start_sending()
+
+    def start_sending(self, greeting: tuple[str | bytes, ...] = ()) -> None:
+        """Put `greeting` ahead of every frame queued so far, then start the sender."""
+        for frame in reversed(greeting):
+            self._frames.appendleft((frame, False))
+            self._bytes += len(frame)
+        if greeting:
+            self._ready.set()
+        if self._sender is None and not self.closed:
+            self._sender = asyncio.ensure_future(self._send_forever())
 
     def supports(self, flag: str) -> bool:
         return bool(self.feature_flags.get(flag))
@@ -138,7 +151,8 @@ class ClientConnection:
         """Drop the connection now, without a closing handshake (the peer is not reading)."""
         self.closed = True
         self._frames.clear()
-        self._sender.cancel()
+        if self._sender is not None:
+            self._sender.cancel()
         try:
             self.transport.abort()
         except Exception:
@@ -147,7 +161,8 @@ class ClientConnection:
     async def close(self) -> None:
         """Stop sending and close the socket politely (aborting if that stalls)."""
         self.closed = True
-        self._sender.cancel()
+        if self._sender is not None:
+            self._sender.cancel()
         try:
             await asyncio.wait_for(self.transport.close(), 2.0)
         except Exception:
@@ -200,17 +215,22 @@ class WebSocketHub:
                       transport: FrameTransport) -> ClientConnection:
         """Register a client (replacing an older socket with the same id) and greet it with
         `status` and, if it owns the running prompt, the node that runs now."""
-        remaining = await self._queue_remaining(workspace_id)
         clients = self._workspaces.setdefault(workspace_id, {})
         old = clients.get(sid)
         if old is not None:
             asyncio.ensure_future(old.close())
-        conn = ClientConnection(sid=sid, workspace_id=workspace_id, transport=transport)
+        # Registered before the first await: a prompt queued the moment the handshake is done
+        # (and finished while we read the queue count) must find its client, or its events
+        # would go nowhere. Its frames wait behind the greeting, which is sent first.
+        conn = ClientConnection(sid=sid, workspace_id=workspace_id, transport=transport,
+                                start_sending=False)
         clients[sid] = conn
-        conn.enqueue(frames.json_frame("status", frames.status_data(remaining, sid)))
         running = self._running.get((workspace_id, sid))
+        remaining = await self._queue_remaining(workspace_id)
+        greeting = [frames.json_frame("status", frames.status_data(remaining, sid))]
         if running is not None:
-            conn.enqueue(frames.json_frame("executing", running))
+            greeting.append(frames.json_frame("executing", running))
+        conn.start_sending(tuple(greeting))
         return conn
 
     def disconnect(self, conn: ClientConnection) -> None:
