@@ -325,6 +325,10 @@ def ddpm(denoise, x, sigmas, *, noise, callback=None):
     return x
 
 
+def dpmpp_2m_sde_heun(denoise, x, sigmas, *, noise, callback=None):
+    return dpmpp_2m_sde(denoise, x, sigmas, noise=noise, callback=callback, solver_type="heun")
+
+
 # ComfyUI's ddim is the Euler sampler (DDIM with eta 0 is Euler's method in sigma space).
 SAMPLERS = {
     "euler": euler,
@@ -339,6 +343,8 @@ SAMPLERS = {
     "dpmpp_2m": dpmpp_2m,
     "dpmpp_2m_sde": dpmpp_2m_sde,
     "dpmpp_2m_sde_gpu": dpmpp_2m_sde,
+    "dpmpp_2m_sde_heun": dpmpp_2m_sde_heun,
+    "dpmpp_2m_sde_heun_gpu": dpmpp_2m_sde_heun,
     "dpmpp_3m_sde": dpmpp_3m_sde,
     "dpmpp_3m_sde_gpu": dpmpp_3m_sde,
     "lcm": lcm,
