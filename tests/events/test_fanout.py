@@ -267,3 +267,53 @@ async def test_events_of_a_prompt_run_while_the_greeting_is_read_are_not_lost():
     assert t.types() == ["status", "execution_start", "executing"]
     assert t.json()[0]["data"]["sid"] == "c"
     await hub.stop()
+
+
+def _parse_ws_frames(data: bytes) -> list:
+    """Decode unmasked server frames (test helper, independent of the encoder)."""
+    out, i = [], 0
+    while i < len(data):
+        first, second = data[i], data[i + 1]
+        assert first & 0x80 and not second & 0x80  # FIN, no mask
+        n, i = second & 0x7F, i + 2
+        if n == 126:
+            n, i = struct.unpack(">H", data[i:i + 2])[0], i + 2
+        elif n == 127:
+            n, i = struct.unpack(">Q", data[i:i + 8])[0], i + 8
+        payload, i = data[i:i + n], i + n
+        out.append(payload.decode() if first & 0x0F == 1 else payload)
+    return out
+
+
+def test_websocket_frames_encode_every_length_class():
+    from opencomfy.events.frames import websocket_frames
+
+    messages = ["", "é" * 10, "x" * 125, "y" * 126, b"\x00" * 65535, b"\x01" * 65536, "z" * 70000]
+    assert _parse_ws_frames(websocket_frames(messages)) == messages
+
+
+class BatchingTransport(RecordingTransport):
+    """A transport that writes several frames at once, like the aiohttp adapter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[list] = []
+
+    async def send_frames(self, batch: list) -> None:
+        self.writes.append(list(batch))
+        self.frames.extend(batch)
+
+
+async def test_frames_queued_together_go_out_in_one_write_in_order():
+    bus, hub, _ = await make_hub(remaining=2)
+    t = BatchingTransport()
+    await hub.connect(sid="a", workspace_id="local", transport=t)
+    await settle()
+    for node in ("1", "2", "3"):
+        bus.publish(BusMessage("executing", {"node": node, "prompt_id": "p"}, client_id="a"))
+    bus.publish(BusMessage("executing", {"node": None, "prompt_id": "p"}, client_id="a"))
+    await settle()
+    assert t.types() == ["status"] + ["executing"] * 4
+    assert [m["data"]["node"] for m in t.json()[1:]] == ["1", "2", "3", None]
+    assert len(t.writes) == 2  # the greeting, then the four events together
+    await hub.stop()

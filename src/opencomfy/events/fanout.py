@@ -28,6 +28,9 @@ _END_KINDS = frozenset({"execution_success", "execution_error", "execution_inter
 
 MAX_QUEUED_FRAMES = 2000
 MAX_QUEUED_BYTES = 8 * 1024 * 1024
+#: A transport that can write several frames at once (`send_frames`) gets up to this many
+#: bytes of queued frames per write.
+SEND_BATCH_BYTES = 256 * 1024
 
 
 class FrameTransport(Protocol):
@@ -40,6 +43,9 @@ class FrameTransport(Protocol):
     async def close(self) -> None: ...
 
     def abort(self) -> None: ...
+
+    # Optional: `async def send_frames(self, frames: list[str | bytes]) -> None`, several
+    # frames in one write; the sender uses it when the transport has it.
 
 
 class ClientConnection:
@@ -129,11 +135,16 @@ class ClientConnection:
         self.enqueue(json.dumps(data))
 
     async def _send_forever(self) -> None:
+        send_frames = getattr(self.transport, "send_frames", None)
         try:
             while True:
                 while not self._frames:
                     self._ready.clear()
                     await self._ready.wait()
+                if send_frames is not None:
+                    # Everything queued so far (up to a bound) in one write.
+                    await send_frames(self._take_batch())
+                    continue
                 frame, droppable = self._frames.popleft()
                 self._bytes -= len(frame)
                 self._droppable -= droppable
@@ -146,6 +157,17 @@ class ClientConnection:
         except Exception as exc:  # the peer went away: stop sending, the reader cleans up
             log.debug("websocket %s send failed: %s", self.sid, exc)
             self.closed = True
+
+    def _take_batch(self) -> list[str | bytes]:
+        batch: list[str | bytes] = []
+        size = 0
+        while self._frames and (not batch or size < SEND_BATCH_BYTES):
+            frame, droppable = self._frames.popleft()
+            self._bytes -= len(frame)
+            self._droppable -= droppable
+            size += len(frame)
+            batch.append(frame)
+        return batch
 
     def abort(self) -> None:
         """Drop the connection now, without a closing handshake (the peer is not reading)."""

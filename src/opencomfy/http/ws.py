@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -9,6 +10,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from opencomfy.events import frames
 from opencomfy.events.base import BusMessage, EventBus
 from opencomfy.events.fanout import WebSocketHub
 from opencomfy.http.caller import caller_of
@@ -23,6 +25,10 @@ WS_HUB = web.AppKey("ws_hub", WebSocketHub)
 MAX_CLIENT_ID = 256
 
 
+#: Above this many unsent bytes in the socket's buffer, the sender waits for the peer to read.
+WRITE_BUFFER_LIMIT = 256 * 1024
+
+
 class _AiohttpTransport:
     """Adapts aiohttp's WebSocketResponse to the hub's FrameTransport."""
 
@@ -35,6 +41,24 @@ class _AiohttpTransport:
 
     async def send_bytes(self, data: bytes) -> None:
         await self._ws.send_bytes(data)
+
+    async def send_frames(self, messages: list) -> None:
+        """Several messages in one socket write (aiohttp writes each frame on its own: one
+        system call per event, the largest cost of a job on the server's loop)."""
+        transport = self._transport
+        if self._ws.compress or transport is None:  # never negotiated here; keep aiohttp's path
+            for message in messages:
+                await (self.send_str(message) if isinstance(message, str) else self.send_bytes(message))
+            return
+        if self._ws.closed or transport.is_closing():
+            raise ConnectionResetError("websocket closed")
+        transport.write(frames.websocket_frames(messages))
+        # Flow control: a peer that does not read fills the socket buffer; wait, and let the
+        # hub's bounded per-client queue absorb (and shed) what comes meanwhile.
+        while transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+            if transport.is_closing():
+                raise ConnectionResetError("websocket closed")
+            await asyncio.sleep(0.01)
 
     async def close(self) -> None:
         await self._ws.close()
