@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from opencomfy.config import Config, ConfigError
+from opencomfy.config import ALLOW_PICKLE_ENV, Config, ConfigError
 
 log = logging.getLogger("opencomfy")
 
@@ -76,6 +76,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, help="where opencomfy keeps its database and keys")
     p.add_argument("--database-url", help="SQLAlchemy URL; default a SQLite file in --data-dir")
     p.add_argument("--auth", choices=["none", "required"], default="none")
+    p.add_argument("--allow-pickle-models", action="store_true",
+                   help="also load pickled .ckpt/.pt models (they can run arbitrary code)")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="allow --auth none on a non-loopback address")
     p.add_argument("--blob-store", choices=["local", "s3"], default="local",
@@ -187,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"opencomfy: {exc}", file=sys.stderr)
         return 2
+    if args.allow_pickle_models:
+        os.environ[ALLOW_PICKLE_ENV] = "1"  # read where models load, in the worker
     from opencomfy.server import serve
 
     return serve(config)

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 CacheMode = Literal["classic", "lru", "none"]
 AuthMode = Literal["none", "required"]
+
+
+# Loading a pickled model (.ckpt, .pt) runs arbitrary code: only .safetensors are read unless
+# the operator opts in (`--allow-pickle-models`, which sets this variable for the process).
+ALLOW_PICKLE_ENV = "OPENCOMFY_ALLOW_PICKLE"
+
+
+def pickle_models_allowed() -> bool:
+    return os.environ.get(ALLOW_PICKLE_ENV, "").lower() in ("1", "true", "yes")
 
 
 class ConfigError(ValueError):

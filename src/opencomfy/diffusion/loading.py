@@ -12,6 +12,8 @@ import os
 
 import torch
 
+from opencomfy.config import ALLOW_PICKLE_ENV, pickle_models_allowed
+
 from opencomfy.diffusion.detect import (CheckpointLayout, UnsupportedCheckpoint, detect_layout,
                                         looks_v_prediction, sd1_text_encoder_config, vae_config)
 from opencomfy.diffusion.ldm_keys import (SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX,
@@ -24,15 +26,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 PICKLE_EXTENSIONS = {".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pt2"}
-ALLOW_PICKLE_ENV = "OPENCOMFY_ALLOW_PICKLE"
 
 
 class PickleRefused(ValueError):
     """A pickle checkpoint was given and the user did not opt in."""
-
-
-def pickle_allowed() -> bool:
-    return os.environ.get(ALLOW_PICKLE_ENV, "").lower() in ("1", "true", "yes")
 
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
@@ -43,7 +40,7 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
 
         return load_file(path, device="cpu")
     if ext in PICKLE_EXTENSIONS:
-        if not pickle_allowed():
+        if not pickle_models_allowed():
             raise PickleRefused(
                 f"{os.path.basename(path)} is a pickle checkpoint, which can run code when "
                 f"loaded; convert it to .safetensors or set {ALLOW_PICKLE_ENV}=1 to load it")

@@ -154,8 +154,13 @@ class WorkerRunner:
         if pending:
             try:
                 self.engine.free(**pending)
+                if pending.get("unload_models"):
+                    # Model caches live with the nodes (ComfyUI's model_management), not the engine.
+                    from opencomfy.compat.comfy import model_management
+
+                    model_management.unload_all_models()
             except Exception:
-                log.exception("engine.free failed")
+                log.exception("freeing memory failed")
 
     async def run_job(self, job: WorkerJob, claimed_in: float = 0.0) -> WorkerJob | None:
         """Run one claimed job to its end; every failure of the job ends it visibly.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import sys
 from typing import Callable
 
 import psutil
@@ -261,6 +262,10 @@ def soft_empty_cache(force: bool = False) -> None:
 
 def unload_all_models() -> None:
     current_loaded_models.clear()
+    # The diffusion extra keeps its own model cache; release it too when it is loaded.
+    diffusion = sys.modules.get("opencomfy.diffusion")
+    if diffusion is not None:
+        diffusion.free_models()
     soft_empty_cache(True)
 
 

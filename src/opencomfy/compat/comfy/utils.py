@@ -12,13 +12,12 @@ from typing import Any, Callable
 
 import torch
 
+# Pickled checkpoints are read only when the operator opted in (`--allow-pickle-models`).
+from opencomfy.config import ALLOW_PICKLE_ENV, pickle_models_allowed
+
 log = logging.getLogger(__name__)
 
 PROGRESS_BAR_ENABLED = True
-
-# Loading pickled checkpoints runs arbitrary code; opencomfy reads only safetensors unless
-# the operator opts in with this environment variable.
-ALLOW_PICKLE_ENV = "OPENCOMFY_ALLOW_PICKLE_CHECKPOINTS"
 
 
 def _engine_progress_hook(value, total, preview=None, node_id=None, **_ignored) -> None:
@@ -73,10 +72,6 @@ class ProgressBar:
         self.update_absolute(self.current + value)
 
 
-def _pickle_allowed() -> bool:
-    return os.environ.get(ALLOW_PICKLE_ENV, "").lower() in ("1", "true", "yes")
-
-
 def load_torch_file(ckpt, safe_load: bool = False, device=None, return_metadata: bool = False):
     """Load a state dict. safetensors always; .ckpt/.pt/.pth only when pickle is allowed."""
     from opencomfy.compat import safetensors_file
@@ -88,7 +83,7 @@ def load_torch_file(ckpt, safe_load: bool = False, device=None, return_metadata:
     if path.lower().endswith((".safetensors", ".sft")):
         sd, metadata = safetensors_file.load_file(path, device=device)
     else:
-        if not _pickle_allowed():
+        if not pickle_models_allowed():
             raise ValueError(
                 f"refusing to load {os.path.basename(path)}: pickled checkpoints can run code; "
                 f"use a .safetensors file or set {ALLOW_PICKLE_ENV}=1")
