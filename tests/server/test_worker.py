@@ -314,3 +314,32 @@ async def test_an_interrupt_from_another_workspace_leaves_the_job_alone(stack):
     assert (await jobs.get_job(workspace_id="local", job_id=pid)).status == "in_progress"
     bus.publish(BusMessage("interrupt", {"prompt_id": None}))
     assert (await wait_finished(jobs, pid)).status == "cancelled"
+
+
+async def test_queue_changes_wake_a_worker_loop_only_while_it_waits(stack, monkeypatch):
+    jobs, bus, engine, worker = stack
+    from opencomfy.jobs.worker_api import EmbeddedWorkerAPI
+
+    api = EmbeddedWorkerAPI(jobs=jobs, bus=bus)
+    loop = asyncio.get_running_loop()
+    wakeups = []
+    real = loop.call_soon_threadsafe
+    monkeypatch.setattr(loop, "call_soon_threadsafe",
+                        lambda *a, **kw: (wakeups.append(a), real(*a, **kw))[1])
+    changed = BusMessage(kind="queue_changed", data={"queue_remaining": 1})
+    await api.wait_for_work(timeout=0.01)  # registers this loop; nothing changed: times out
+    for _ in range(3):  # a busy worker: no wake-up, but the change is remembered
+        bus.publish(changed)
+    assert wakeups == []
+    started = time.monotonic()
+    await api.wait_for_work(timeout=5)
+    assert time.monotonic() - started < 0.5
+    waiting = asyncio.ensure_future(api.wait_for_work(timeout=5))
+    await asyncio.sleep(0.05)
+    bus.publish(changed)
+    await asyncio.wait_for(waiting, 1)
+    assert len(wakeups) == 1
+    started = time.monotonic()
+    await api.wait_for_work(timeout=0.1)  # that change was consumed
+    assert time.monotonic() - started >= 0.09
+    api.close()

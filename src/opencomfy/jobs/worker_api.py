@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
 
@@ -98,9 +99,11 @@ class EmbeddedWorkerAPI(WorkerAPI):
         self._jobs = jobs
         self._bus = bus
         self._server_loop = asyncio.get_running_loop()
-        # One event per worker loop, set (thread-safely) on every queue change and cleared
-        # when wait_for_work returns: a change between two waits is never missed.
-        self._work_events: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
+        # One signal per worker loop: a queue change marks it, and wakes that loop only while
+        # it waits in wait_for_work (waking a busy worker's loop costs both threads a
+        # system call and a GIL switch, three times per job); a change between two waits is
+        # never missed.
+        self._work_signals: dict[asyncio.AbstractEventLoop, _WorkSignal] = {}
         self._remove_queue_listener = bus.add_listener(self._on_queue_changed,
                                                        kinds=("queue_changed",))
 
@@ -117,22 +120,37 @@ class EmbeddedWorkerAPI(WorkerAPI):
         return _worker_job(claimed) if claimed is not None else None
 
     def _on_queue_changed(self, msg: BusMessage) -> None:
-        for loop, event in list(self._work_events.items()):
+        for loop, signal in list(self._work_signals.items()):
+            with signal.lock:
+                signal.changed = True
+                waiting = signal.waiting
+            if not waiting:
+                continue
             try:
-                loop.call_soon_threadsafe(event.set)
+                loop.call_soon_threadsafe(signal.event.set)
             except RuntimeError:  # that worker's loop is gone
-                self._work_events.pop(loop, None)
+                self._work_signals.pop(loop, None)
 
     async def wait_for_work(self, *, timeout: float) -> None:
         loop = asyncio.get_running_loop()
-        event = self._work_events.get(loop)
-        if event is None:
-            event = self._work_events[loop] = asyncio.Event()
+        signal = self._work_signals.get(loop)
+        if signal is None:
+            signal = self._work_signals[loop] = _WorkSignal()
+        with signal.lock:
+            if signal.changed:  # changed since the previous call returned
+                signal.changed = False
+                return
+            signal.waiting = True
+            signal.event.clear()
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            await asyncio.wait_for(signal.event.wait(), timeout)
         except asyncio.TimeoutError:
             pass
-        event.clear()
+        finally:
+            # A change that lands now is older than our return: the caller's next claim sees it.
+            with signal.lock:
+                signal.waiting = False
+                signal.changed = False
 
     async def renew_lease(self, *, prompt_id: str, worker_id: str, lease_seconds: float) -> bool:
         return bool(await self._on_server(self._jobs.renew_lease(
@@ -181,6 +199,20 @@ class EmbeddedWorkerAPI(WorkerAPI):
 
     async def _add_listener(self, callback: Callable[[BusMessage], None]) -> Callable[[], None]:
         return self._bus.add_listener(callback, kinds=CONTROL_KINDS)
+
+
+class _WorkSignal:
+    """Whether the queue changed since a worker loop's last wait_for_work returned, and the
+    event that loop sleeps on while it waits. `changed` and `waiting` are read and written
+    under `lock` (the server loop sets, the worker loop waits); `event` is the worker loop's."""
+
+    __slots__ = ("lock", "changed", "waiting", "event")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.changed = False
+        self.waiting = False
+        self.event = asyncio.Event()
 
 
 def _worker_job(claimed: Any) -> WorkerJob:
