@@ -154,3 +154,18 @@ def test_local_mode_needs_no_credentials(make_server):
     body = srv.get("/api/user").json()
     assert body["id"] == "local" and body["workspace_id"] == "local"
     assert srv.get("/api/workspaces").json()["workspaces"][0]["id"] == "local"
+
+
+def test_password_guessing_is_rate_limited(tmp_path):
+    from tests.identity.fixtures import start_auth_server
+
+    srv = start_auth_server(tmp_path, "sqlite")
+    try:
+        t = create_user(srv, password="right-password")
+        statuses = [srv.post("/login", {"email": t.email, "password": f"guess{i}"}).status
+                    for i in range(22)]
+        assert statuses[:20] == [401] * 20 and statuses[-1] == 429
+        r = srv.post("/login", {"email": t.email, "password": "right-password"})
+        assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
+    finally:
+        srv.stop()

@@ -51,6 +51,17 @@ async def post_login(request: web.Request) -> web.StreamResponse:
         if is_json:
             raise ApiError(400, "invalid_request", "email and password are required")
         return _page(error="Email and password are required.", status=400)
+    # Password guessing is slowed per email and per client address (429 with Retry-After).
+    wait = max(identity.login_limiter.check("email:" + email.strip().lower()),
+               identity.login_ip_limiter.check("ip:" + (request.remote or "")))
+    if wait:
+        if is_json:
+            response = web.json_response({"code": "rate_limited", "message": "too many sign-in attempts"},
+                                         status=429)
+        else:
+            response = _page(error="Too many attempts; try again shortly.", email=email, status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     try:
         user = await identity.login(email=email, password=password)
     except Unauthenticated as exc:

@@ -40,6 +40,10 @@ class IdentityService:
         self.rate_limiter = RateLimiter(per_minute=config.rate_limit_per_minute,
                                         burst=config.rate_limit_burst)
         self._resolved: dict[str, tuple[Caller, float, int, int | None]] = {}
+        # Sign-in attempts per email (20 at once, then one every 6 s) and, looser because
+        # offices share addresses, per client address.
+        self.login_limiter = RateLimiter(per_minute=10, burst=20)
+        self.login_ip_limiter = RateLimiter(per_minute=120, burst=200)
 
     def _cached(self, key: str) -> Caller | None:
         hit = self._resolved.get(key)
