@@ -132,6 +132,15 @@ class Config:
             raise ConfigError(f"invalid port {self.port}")
         if self.blob_store == "s3" and not self.s3_endpoint:
             raise ConfigError("--blob-store s3 needs --s3-endpoint")
+        if bool(self.oidc_issuer) != bool(self.oidc_jwks):
+            raise ConfigError("--oidc-issuer and --oidc-jwks go together")
+        if self.secrets_keys:
+            from opencomfy.secrets.crypto import Keyring, KeyringError
+
+            try:
+                Keyring(self.secrets_keys)
+            except KeyringError as exc:
+                raise ConfigError(f"OPENCOMFY_SECRETS_KEYS: {exc}") from None
 
 
 def _is_loopback(host: str) -> bool:

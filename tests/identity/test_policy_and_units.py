@@ -55,3 +55,13 @@ def test_keyring_validation_and_round_trip():
     for bad in ("", "nocolon", "k:!!!", f"k:{base64.b64encode(b'short').decode()}"):
         with pytest.raises(KeyringError):
             Keyring(bad)
+
+
+def test_config_refuses_unusable_identity_settings(tmp_path):
+    from opencomfy.config import Config, ConfigError
+
+    with pytest.raises(ConfigError, match="OPENCOMFY_SECRETS_KEYS"):
+        Config(base_directory=tmp_path, secrets_keys="k:notbase64!").check()
+    with pytest.raises(ConfigError, match="go together"):
+        Config(base_directory=tmp_path, oidc_issuer="https://id.example").check()
+    Config(base_directory=tmp_path, secrets_keys="k:" + base64.b64encode(b"x" * 32).decode()).check()
