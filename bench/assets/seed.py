@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 import uuid
 
-from sqlalchemy import insert
+from sqlalchemy import delete, func, insert, select, text
 
-from opencomfy.assets.models import Asset, AssetContent, AssetTag
+from opencomfy.assets.models import Asset, AssetContent, AssetCount, AssetTag
 from opencomfy.db.database import Database
 
 BATCH = 5_000
@@ -42,5 +42,14 @@ async def seed_assets(db_url: str, count: int, *, workspace_id: str = "local") -
             async with db.write() as conn:
                 await conn.execute(insert(Asset), rows)
                 await conn.execute(insert(AssetTag), tags)
+        async with db.write() as conn:
+            # The repository keeps this count with every insert; a bulk insert sets it once.
+            await conn.execute(delete(AssetCount).where(AssetCount.workspace_id == workspace_id))
+            await conn.execute(insert(AssetCount).from_select(
+                ["workspace_id", "n"], select(Asset.workspace_id, func.count()).where(
+                    Asset.workspace_id == workspace_id).group_by(Asset.workspace_id)))
+        async with db.write() as conn:
+            # What autovacuum (or SQLite's optimizer) would soon do: plans need statistics.
+            await conn.execute(text("ANALYZE"))
     finally:
         await db.close()

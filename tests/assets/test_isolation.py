@@ -117,3 +117,20 @@ async def test_import_of_published_assets(assets):
     again = await library.import_published(service=assets, workspace_id="A", asset_ids=[pub["id"]],
                                            share_id=None)
     assert again[0]["id"] == infos[0]["id"]
+
+
+async def test_totals_follow_inserts_and_deletes(assets):
+    from sqlalchemy import func, select
+
+    from opencomfy.assets.models import Asset
+
+    a = await _create(assets, "A", b"one", "1.bin", ["input"])
+    await _create(assets, "A", b"two", "2.bin", ["input"])
+    await _create(assets, "B", b"three", "3.bin", ["input"])
+    await assets.delete(workspace_id="A", asset_id=a["id"])
+    for ws, expected in (("A", 1), ("B", 1), ("C", 0)):
+        page = await assets.page(workspace_id=ws, query=AssetQuery(), page=PageRequest())
+        async with assets.db.read() as conn:
+            real = (await conn.execute(select(func.count()).select_from(Asset).where(
+                Asset.workspace_id == ws))).scalar_one()
+        assert page["total"] == real == expected

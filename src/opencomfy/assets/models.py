@@ -1,7 +1,7 @@
 """SQLAlchemy models of assets: content rows (one per blake3 digest), records and tags.
 
 Content is global (stored once however many workspaces upload it); records and tags are
-tenant-owned and carry `workspace_id`. The schema is created by migration 0003_assets_tasks.
+tenant-owned and carry `workspace_id`. The schema is created by migrations 0003_assets_tasks and 0005_asset_counts.
 Times are Unix milliseconds; the HTTP layer writes RFC 3339.
 """
 
@@ -78,3 +78,12 @@ class AssetTag(Base):
     origin: Mapped[str] = mapped_column(String(8), nullable=False, default="user")
 
     __table_args__ = (Index("ix_asset_tags_ws_tag", "workspace_id", "tag", "asset_id"),)
+
+
+class AssetCount(Base):
+    """How many records a workspace has (kept by the repository with every insert and delete)."""
+
+    __tablename__ = "asset_counts"
+
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, nullable=False)

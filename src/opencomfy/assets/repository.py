@@ -7,7 +7,7 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import delete, exists, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from opencomfy.assets.models import Asset, AssetContent, AssetTag
+from opencomfy.assets.models import Asset, AssetContent, AssetCount, AssetTag
 from opencomfy.assets.schemas import AssetQuery, PageRequest
 
 A = Asset.__table__.c
@@ -64,9 +64,17 @@ async def delete_content(conn, content_hash: str) -> None:
 
 # -- records ----------------------------------------------------------------------------------
 
+async def _bump_count(conn, workspace_id: str, delta: int) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(AssetCount.__table__).values(workspace_id=workspace_id, n=delta)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=["workspace_id"],
+                                                  set_={"n": AssetCount.__table__.c.n + delta}))
+
+
 async def insert_asset(conn, row: dict[str, Any], tags: dict[str, str]) -> None:
     """Insert a record and its tags (`tags`: tag -> origin)."""
     await conn.execute(insert(Asset).values(**row))
+    await _bump_count(conn, row["workspace_id"], 1)
     if tags:
         await conn.execute(insert(AssetTag), [
             {"asset_id": row["id"], "tag": tag, "workspace_id": row["workspace_id"], "origin": origin}
@@ -120,7 +128,9 @@ async def update_asset(conn, *, workspace_id: str, asset_id: str, values: dict[s
 
 async def delete_asset(conn, *, workspace_id: str, asset_id: str) -> None:
     await conn.execute(delete(AssetTag).where(T.asset_id == asset_id, T.workspace_id == workspace_id))
-    await conn.execute(delete(Asset).where(A.id == asset_id, A.workspace_id == workspace_id))
+    deleted = await conn.execute(delete(Asset).where(A.id == asset_id, A.workspace_id == workspace_id))
+    if deleted.rowcount:
+        await _bump_count(conn, workspace_id, -deleted.rowcount)
 
 
 async def count_preview_refs(conn, *, workspace_id: str, asset_id: str) -> int:
@@ -199,25 +209,39 @@ def _filters(workspace_id: str, query: AssetQuery, *, skip_first_include: bool =
     return where
 
 
+async def _workspace_count(conn, workspace_id: str) -> int:
+    n = (await conn.execute(select(AssetCount.__table__.c.n).where(
+        AssetCount.__table__.c.workspace_id == workspace_id))).scalar_one_or_none()
+    return n or 0
+
+
 async def count_assets(conn, *, workspace_id: str, query: AssetQuery) -> int:
     """How many records match. Tag-only filters are counted on the tag index alone (a
     single tag is one covering range); other filters join the records."""
     tags_only = not (query.name_contains or query.asset_hash or query.metadata_filter)
     if tags_only and query.include_tags and not query.exclude_tags:
         first = AssetTag.__table__.alias("first_tag")
-        stmt = select(func.count()).select_from(first).where(
-            first.c.workspace_id == workspace_id, first.c.tag == query.include_tags[0],
+        if conn.dialect.name == "sqlite":
             # Further tags as IN (list): each probe stays inside the covering tag index.
-            *(first.c.asset_id.in_(select(T.asset_id).where(T.workspace_id == workspace_id, T.tag == tag))
-              for tag in query.include_tags[1:]))
+            more = [first.c.asset_id.in_(select(T.asset_id).where(T.workspace_id == workspace_id,
+                                                                  T.tag == tag))
+                    for tag in query.include_tags[1:]]
+        else:
+            # PostgreSQL: a semi-join on the (asset_id, tag) key, which stays linear even when
+            # the planner has no statistics yet (an IN list then became a quadratic loop).
+            more = [exists().where(T.asset_id == first.c.asset_id, T.tag == tag)
+                    for tag in query.include_tags[1:]]
+        stmt = select(func.count()).select_from(first).where(
+            first.c.workspace_id == workspace_id, first.c.tag == query.include_tags[0], *more)
         return (await conn.execute(stmt)).scalar_one()
     if tags_only and query.exclude_tags and not query.include_tags:
-        everything = (await conn.execute(select(func.count()).select_from(Asset).where(
-            A.workspace_id == workspace_id))).scalar_one()
+        everything = await _workspace_count(conn, workspace_id)
         tagged = func.count(T.asset_id) if len(query.exclude_tags) == 1 else func.count(func.distinct(T.asset_id))
         excluded = (await conn.execute(select(tagged).where(
             T.workspace_id == workspace_id, T.tag.in_(query.exclude_tags)))).scalar_one()
         return everything - excluded
+    if tags_only and not query.include_tags and not query.exclude_tags:
+        return await _workspace_count(conn, workspace_id)
     if query.include_tags:
         first = AssetTag.__table__.alias("first_tag")
         stmt = (select(func.count()).select_from(first.join(Asset, A.id == first.c.asset_id))
