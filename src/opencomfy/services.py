@@ -122,8 +122,13 @@ async def _build_identity(config: Config, db: "Database") -> "IdentityService":
     return identity
 
 
-def _build_secrets(config: Config, db: "Database") -> "SecretService":
+def _build_secrets(config: Config, db: "Database") -> "SecretService":  # on the server's loop
     """Secrets sealed with the configured AES-GCM keys (the feature is off without them)."""
+    import asyncio
+
+    from opencomfy.secrets import node_access
     from opencomfy.secrets.service import SecretService
 
-    return SecretService(db=db, keyring=config.secrets_keys)
+    secrets = SecretService(db=db, keyring=config.secrets_keys)
+    node_access.install(secrets, asyncio.get_running_loop())  # nodes' get_secret()
+    return secrets

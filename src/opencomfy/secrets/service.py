@@ -140,6 +140,17 @@ class SecretService:
         return ring.open(row["key_id"], row["ciphertext"],
                          bound_to=_bound_to(workspace_id, row["id"]))
 
+    async def reveal_for_job(self, *, prompt_id: str, name: str) -> str:
+        """The plaintext for a node of this running job: its own workspace's secret only."""
+        from opencomfy.db.models import Job
+
+        async with self.db.read() as conn:
+            workspace_id = (await conn.execute(select(Job.workspace_id).where(
+                Job.id == prompt_id, Job.status == "in_progress"))).scalar()
+        if workspace_id is None:
+            raise NotFound("no running job")
+        return await self.reveal(workspace_id=workspace_id, name=name)
+
     async def reseal_all(self) -> int:
         """Key rotation: re-encrypt every secret under the current key; returns how many."""
         ring = self._ring()
