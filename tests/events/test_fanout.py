@@ -317,3 +317,23 @@ async def test_frames_queued_together_go_out_in_one_write_in_order():
     assert [m["data"]["node"] for m in t.json()[1:]] == ["1", "2", "3", None]
     assert len(t.writes) == 2  # the greeting, then the four events together
     await hub.stop()
+
+
+async def test_frames_wait_briefly_for_company_but_the_end_of_a_prompt_goes_at_once():
+    from opencomfy.events.fanout import CORK_SECONDS
+
+    bus, hub, _ = await make_hub()
+    t = BatchingTransport()
+    await hub.connect(sid="a", workspace_id="local", transport=t)
+    await settle()
+    assert len(t.writes) == 1  # the greeting is not held back
+    bus.publish(BusMessage("executing", {"node": "1", "prompt_id": "p"}, client_id="a"))
+    await settle()
+    assert len(t.writes) == 1  # corked...
+    await asyncio.sleep(CORK_SECONDS * 5)
+    assert len(t.writes) == 2  # ...but not for long
+    bus.publish(BusMessage("executed", {"node": "1", "output": {}, "prompt_id": "p"}, client_id="a"))
+    bus.publish(BusMessage("executing", {"node": None, "prompt_id": "p"}, client_id="a"))
+    await settle()
+    assert len(t.writes) == 3 and [json.loads(f)["type"] for f in t.writes[2]] == ["executed", "executing"]
+    await hub.stop()
