@@ -248,3 +248,53 @@ async def test_job_counts_stay_in_step_with_the_rows(jobs, db):
             select(JobCount.workspace_id, JobCount.status, JobCount.n))).all() if n}
     assert kept == actual
     assert await jobs.queue_remaining(workspace_id="a") == 2  # ids[1] running, ids[5] pending
+
+
+async def test_finish_and_claim_next_in_one_transaction(jobs, bus):
+    a = await submit(jobs, workspace_id="a")
+    b = await submit(jobs, workspace_id="b")
+    c = await submit(jobs, workspace_id="a")
+    first = await jobs.claim_next_job(worker_id="w", lease_seconds=30)
+    assert first.prompt_id == a.prompt_id
+    sub = bus.subscribe(kinds=("queue_changed",))
+    # Another worker cannot end it, but still gets the next job.
+    finished, nxt = await jobs.finish_job_and_claim_next(
+        prompt_id=a.prompt_id, worker_id="intruder", status="completed", lease_seconds=30)
+    assert not finished and nxt.prompt_id == b.prompt_id and nxt.workspace_id == "b"
+    finished, nxt = await jobs.finish_job_and_claim_next(
+        prompt_id=a.prompt_id, worker_id="w", status="completed", lease_seconds=30,
+        outputs=image_outputs(), messages=[("execution_success", {"timestamp": 5})])
+    assert finished and nxt.prompt_id == c.prompt_id and nxt.prompt == tiny_prompt()
+    row = await jobs.get_job(workspace_id="a", job_id=a.prompt_id)
+    assert row.status == "completed" and row.outputs_count == 1
+    # Counts moved once each: a finished, b and c running.
+    assert await jobs.queue_remaining(workspace_id="a") == 1
+    assert await jobs.queue_remaining(workspace_id="b") == 1
+    assert sorted((m.workspace_id, m.data["queue_remaining"]) for m in
+                  iter(sub.get_nowait, None)) == [("a", 1), ("b", 1)]
+    # Nothing left to claim: the end is still stored.
+    finished, nxt = await jobs.finish_job_and_claim_next(
+        prompt_id=c.prompt_id, worker_id="w", status="failed", lease_seconds=30,
+        error={"exception_message": "boom"})
+    assert finished and nxt is None
+    assert (await jobs.get_job(workspace_id="a", job_id=c.prompt_id)).status == "failed"
+
+
+async def test_finish_and_claim_next_falls_back_to_one_by_one(jobs, monkeypatch):
+    a = await submit(jobs)
+    b = await submit(jobs)
+    await jobs.claim_next_job(worker_id="w", lease_seconds=30)
+    real_run_write = jobs.db.run_write
+    calls = []
+
+    async def first_write_fails(fn, **kw):
+        calls.append(fn)
+        if len(calls) == 1:
+            raise RuntimeError("database hiccup")
+        return await real_run_write(fn, **kw)
+
+    monkeypatch.setattr(jobs.db, "run_write", first_write_fails)
+    finished, nxt = await jobs.finish_job_and_claim_next(
+        prompt_id=a.prompt_id, worker_id="w", status="completed", lease_seconds=30)
+    assert finished and nxt.prompt_id == b.prompt_id and len(calls) == 3
+    assert (await jobs.get_job(workspace_id="local", job_id=a.prompt_id)).status == "completed"

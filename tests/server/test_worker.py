@@ -257,17 +257,20 @@ async def test_a_result_the_worker_cannot_read_fails_the_job_and_the_loop_goes_o
 async def test_a_finish_that_cannot_be_stored_leaves_the_job_to_the_reaper(stack, monkeypatch):
     monkeypatch.setattr("opencomfy.jobs.worker.FINISH_RETRY_DELAYS", (0.01,) * 5)
     jobs, bus, engine, worker = stack
-    finish = jobs.finish_job
     calls = 0
 
-    async def finish_once_broken(**kw):
-        nonlocal calls
-        calls += 1
-        if calls <= 5:  # every retry of the first job's finish fails
-            raise RuntimeError("database hiccup")
-        return await finish(**kw)
+    def broken_at_first(finish):
+        async def finish_once_broken(**kw):
+            nonlocal calls
+            calls += 1
+            if calls <= 5:  # every retry of the first job's finish fails
+                raise RuntimeError("database hiccup")
+            return await finish(**kw)
+        return finish_once_broken
 
-    jobs.finish_job = finish_once_broken
+    # The worker stores an end alone, or together with claiming the next job.
+    jobs.finish_job = broken_at_first(jobs.finish_job)
+    jobs.finish_job_and_claim_next = broken_at_first(jobs.finish_job_and_claim_next)
     await worker.start()
     first = await submit(jobs, "ok")
     second = await submit(jobs, "ok")

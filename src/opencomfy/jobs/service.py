@@ -43,6 +43,23 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
+def _add_moves(moves: dict[str, dict[str, int]], workspace_id: str, changes: dict[str, int]) -> None:
+    """Sum count changes per workspace and status (a move out and back in cancels)."""
+    mine = moves.setdefault(workspace_id, {})
+    for status, delta in changes.items():
+        mine[status] = mine.get(status, 0) + delta
+
+
+def _claimed_job(row: Any) -> ClaimedJob:
+    """A claimed row (CLAIM_COLUMNS) as the worker's job, its secrets merged back."""
+    extra = json.loads(row.extra_data)
+    if row.sensitive:
+        extra.update(json.loads(row.sensitive))
+    return ClaimedJob(prompt_id=row.id, number=row.number, prompt=json.loads(row.prompt),
+                      extra_data=extra, outputs_to_execute=json.loads(row.outputs_to_execute),
+                      client_id=row.client_id, workspace_id=row.workspace_id)
+
+
 class JobService(JobReads):
     """Jobs of every workspace: submit, queue views, control, history, and the worker side."""
 
@@ -286,10 +303,7 @@ class JobService(JobReads):
 
     async def claim_next_job(self, *, worker_id: str, lease_seconds: float) -> ClaimedJob | None:
         """Take the first pending job in queue order under a lease; None when none waits."""
-        now = now_ms()
-        stmt = q.CLAIM_NEXT_JOB[not self.db.is_sqlite]
-        params = {"p_worker": worker_id, "p_lease_until": now + int(lease_seconds * 1000),
-                  "p_start": now, "p_now": now}
+        stmt, params = self._claim_statement(worker_id=worker_id, lease_seconds=lease_seconds)
 
         def claim(conn: Connection):
             row = conn.execute(stmt, params).first()
@@ -301,12 +315,13 @@ class JobService(JobReads):
         if row is None:
             return None
         self._announce_queue(row.workspace_id, remaining)
-        extra = json.loads(row.extra_data)
-        if row.sensitive:
-            extra.update(json.loads(row.sensitive))
-        return ClaimedJob(prompt_id=row.id, number=row.number, prompt=json.loads(row.prompt),
-                          extra_data=extra, outputs_to_execute=json.loads(row.outputs_to_execute),
-                          client_id=row.client_id, workspace_id=row.workspace_id)
+        return _claimed_job(row)
+
+    def _claim_statement(self, *, worker_id: str, lease_seconds: float):
+        now = now_ms()
+        return q.CLAIM_NEXT_JOB[not self.db.is_sqlite], {
+            "p_worker": worker_id, "p_lease_until": now + int(lease_seconds * 1000),
+            "p_start": now, "p_now": now}
 
     async def renew_lease(self, *, prompt_id: str, worker_id: str, lease_seconds: float) -> bool:
         """Extend a running job's lease; False when the job is no longer this worker's."""
@@ -319,6 +334,72 @@ class JobService(JobReads):
                          messages: Sequence | None = None, error: dict | None = None) -> bool:
         """Store a running job's result and end it (completed | failed | cancelled).
         False when the job was no longer this worker's (failed as stalled, or after a restart)."""
+        params = self._finish_params(prompt_id=prompt_id, worker_id=worker_id, status=status,
+                                     outputs=outputs, meta=meta, messages=messages, error=error)
+
+        def finish(conn: Connection):
+            row = conn.execute(q.FINISH_JOB[status],
+                               {**params, "p_history_seq": self._next_history_seq()}).first()
+            if row is None:
+                return None, 0
+            return row.workspace_id, self._move(conn, row.workspace_id,
+                                                {tr.IN_PROGRESS: -1, status: 1})
+
+        workspace_id, remaining = await self.db.run_write(finish)
+        if workspace_id is None:
+            log.warning("job %s finished by %s, but it is no longer theirs", prompt_id, worker_id)
+            return False
+        self._announce_queue(workspace_id, remaining)
+        return True
+
+    async def finish_job_and_claim_next(self, *, prompt_id: str, worker_id: str, status: str,
+                                        lease_seconds: float, outputs: dict | None = None,
+                                        meta: dict | None = None, messages: Sequence | None = None,
+                                        error: dict | None = None
+                                        ) -> tuple[bool, ClaimedJob | None]:
+        """`finish_job`, then `claim_next_job`, in one transaction (one commit between two
+        jobs instead of two). Returns (finished, next job or None). Should that transaction
+        fail, the two run apart, so a failed claim never costs the stored end."""
+        params = self._finish_params(prompt_id=prompt_id, worker_id=worker_id, status=status,
+                                     outputs=outputs, meta=meta, messages=messages, error=error)
+        claim_stmt, claim_params = self._claim_statement(worker_id=worker_id,
+                                                         lease_seconds=lease_seconds)
+
+        def finish_and_claim(conn: Connection):
+            moves: dict[str, dict[str, int]] = {}
+            finished = conn.execute(q.FINISH_JOB[status],
+                                    {**params, "p_history_seq": self._next_history_seq()}).first()
+            if finished is not None:
+                _add_moves(moves, finished.workspace_id, {tr.IN_PROGRESS: -1, status: 1})
+            claimed = conn.execute(claim_stmt, claim_params).first()
+            if claimed is not None:
+                _add_moves(moves, claimed.workspace_id, {tr.PENDING: -1, tr.IN_PROGRESS: 1})
+            remaining = {ws: self._move(conn, ws, m) for ws, m in moves.items()}
+            return finished is not None, claimed, remaining
+
+        try:
+            finished, claimed, remaining = await self.db.run_write(finish_and_claim)
+        except Exception:
+            log.warning("finishing %s and claiming the next job together failed; one by one",
+                        prompt_id, exc_info=True)
+            if not await self.finish_job(prompt_id=prompt_id, worker_id=worker_id, status=status,
+                                         outputs=outputs, meta=meta, messages=messages, error=error):
+                return False, None
+            try:
+                return True, await self.claim_next_job(worker_id=worker_id,
+                                                       lease_seconds=lease_seconds)
+            except Exception:  # the outcome is stored; the worker claims again on its own
+                log.exception("claiming the next job after %s failed", prompt_id)
+                return True, None
+        if not finished:
+            log.warning("job %s finished by %s, but it is no longer theirs", prompt_id, worker_id)
+        for workspace_id, count in remaining.items():
+            self._announce_queue(workspace_id, count)
+        return finished, _claimed_job(claimed) if claimed is not None else None
+
+    def _finish_params(self, *, prompt_id: str, worker_id: str, status: str, outputs: dict | None,
+                       meta: dict | None, messages: Sequence | None, error: dict | None) -> dict:
+        """FINISH_JOB's parameters (all but p_history_seq, handed out in the transaction)."""
         if status not in tr.TERMINAL:
             raise tr.InvalidTransition(f"a job cannot finish as {status}")
         outputs = outputs or {}
@@ -342,21 +423,7 @@ class JobService(JobReads):
             "p_preview_output": _dumps(summary.preview) if summary.preview else None,
             "p_output_types": "," + ",".join(sorted(summary.media_types)) + ",",
         }
-
-        def finish(conn: Connection):
-            row = conn.execute(q.FINISH_JOB[status],
-                               {**params, "p_history_seq": self._next_history_seq()}).first()
-            if row is None:
-                return None, 0
-            return row.workspace_id, self._move(conn, row.workspace_id,
-                                                {tr.IN_PROGRESS: -1, status: 1})
-
-        workspace_id, remaining = await self.db.run_write(finish)
-        if workspace_id is None:
-            log.warning("job %s finished by %s, but it is no longer theirs", prompt_id, worker_id)
-            return False
-        self._announce_queue(workspace_id, remaining)
-        return True
+        return params
 
     async def fail_stalled_jobs(self) -> list[str]:
         """Fail running jobs whose lease expired (their worker died or hung). Returns their ids."""

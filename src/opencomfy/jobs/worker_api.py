@@ -168,18 +168,19 @@ class EmbeddedWorkerAPI(WorkerAPI):
 
     async def _finish_then_claim(self, *, prompt_id: str, worker_id: str, outcome: JobOutcome,
                                  lease_seconds: float | None):
-        """On the server loop: store the end, then (optionally) claim the next job."""
-        await self._jobs.finish_job(
-            prompt_id=prompt_id, worker_id=worker_id, status=outcome.status,
-            outputs=outcome.outputs, meta=outcome.meta, messages=outcome.messages,
-            error=outcome.error)
+        """On the server loop: store the end, then (optionally) claim the next job, both in
+        one transaction."""
         if lease_seconds is None:
+            await self._jobs.finish_job(
+                prompt_id=prompt_id, worker_id=worker_id, status=outcome.status,
+                outputs=outcome.outputs, meta=outcome.meta, messages=outcome.messages,
+                error=outcome.error)
             return None
-        try:
-            return await self._jobs.claim_next_job(worker_id=worker_id, lease_seconds=lease_seconds)
-        except Exception:  # the outcome is stored; the worker claims again on its own
-            log.exception("claiming the next job after %s failed", prompt_id)
-            return None
+        _, claimed = await self._jobs.finish_job_and_claim_next(
+            prompt_id=prompt_id, worker_id=worker_id, status=outcome.status,
+            lease_seconds=lease_seconds, outputs=outcome.outputs, meta=outcome.meta,
+            messages=outcome.messages, error=outcome.error)
+        return claimed
 
     def on_control(self, callback: Callable[[BusMessage], None]) -> Callable[[], None]:
         # add_listener must run on the server loop; the callback then runs there too.
