@@ -224,3 +224,35 @@ async def test_unvalidated_cycle_fails_at_run_time_instead_of_hanging(engine):
     result = await engine.run(prompt, prompt_id="x", execute_outputs=["3"])
     assert result.status == "error"
     assert result.error["exception_type"] == "graph.DependencyCycleError"
+
+
+async def test_a_class_whose_inputs_change_between_prompts_is_read_afresh():
+    """INPUT_TYPES is asked once per prompt (a combo of files grows as files arrive); the
+    spec built from it is reused only while its answer stays the same."""
+    from opencomfy.engine import Engine, NodeRegistry
+    from opencomfy.engine.node_spec import SpecCache
+
+    files = ["a.png"]
+
+    class PickFile:
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"name": (list(files),)}}
+
+        RETURN_TYPES = ()
+        FUNCTION = "run"
+        OUTPUT_NODE = True
+
+        def run(self, name):
+            return {}
+
+    registry = NodeRegistry()
+    registry.add("PickFile", PickFile)
+    engine = Engine(registry)
+    prompt = lambda: {"1": node("PickFile", name="b.png")}  # noqa: E731
+    assert only_error(await engine.validate(prompt()), "1")["type"] == "value_not_in_list"
+    first = SpecCache(registry).get("PickFile")
+    assert SpecCache(registry).get("PickFile") is first  # unchanged answer: reused
+    files.append("b.png")
+    assert (await engine.validate(prompt())).ok
+    assert SpecCache(registry).get("PickFile") is not first

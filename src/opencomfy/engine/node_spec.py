@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import weakref
 from typing import Any
 
 HIDDEN_SPECIAL = frozenset({
@@ -19,9 +20,9 @@ class ClassSpec:
         "has_lazy_status", "has_is_changed", "uses_unique_id", "not_idempotent", "is_async",
     )
 
-    def __init__(self, cls: type):
+    def __init__(self, cls: type, input_types: dict | None = None):
         self.cls = cls
-        self.input_types: dict[str, dict] = cls.INPUT_TYPES()
+        self.input_types: dict[str, dict] = cls.INPUT_TYPES() if input_types is None else input_types
         # name -> (category, type, options); required wins over optional over hidden
         self.inputs: dict[str, tuple[str, Any, dict]] = {}
         self.lazy_inputs: set[str] = set()
@@ -70,12 +71,43 @@ def _split_info(info: Any) -> tuple[Any, dict]:
     return info, {}
 
 
+#: The last ClassSpec built per class, with the registry version it was built under.
+#: INPUT_TYPES may change between prompts (a file list), so it is still called once per
+#: class per prompt, as in ComfyUI; only when its answer is unchanged is the spec reused
+#: instead of rebuilt (the rebuild was most of the cost of validating a small prompt).
+_BUILT: "weakref.WeakKeyDictionary[type, tuple[Any, ClassSpec]]" = weakref.WeakKeyDictionary()
+
+
+def _spec_for(cls: type, version: Any) -> ClassSpec:
+    input_types = cls.INPUT_TYPES()
+    built = _BUILT.get(cls)
+    if built is not None and built[0] == version and _same_declaration(built[1].input_types, input_types):
+        return built[1]
+    spec = ClassSpec(cls, input_types)
+    try:
+        _BUILT[cls] = (version, spec)
+    except TypeError:  # a class that cannot be weakly referenced: never reused
+        pass
+    return spec
+
+
+def _same_declaration(old: Any, new: Any) -> bool:
+    if old is new:
+        return True
+    try:
+        return bool(old == new)
+    except Exception:  # values that refuse comparison (arrays...): rebuild
+        return False
+
+
 class SpecCache:
-    """ClassSpec per class for the duration of one prompt (INPUT_TYPES may change between)."""
+    """ClassSpec per class for the duration of one prompt (INPUT_TYPES may change between:
+    it is asked once per prompt; an unchanged answer reuses the spec built before)."""
 
     def __init__(self, registry):
         self.registry = registry
         self._specs: dict[str, ClassSpec] = {}
+        self._version = getattr(registry, "version", None)
 
     def get(self, class_type: str) -> ClassSpec:
         spec = self._specs.get(class_type)
@@ -83,7 +115,7 @@ class SpecCache:
             cls = self.registry.get(class_type)
             if cls is None:
                 raise KeyError(f"Node class {class_type} does not exist")
-            spec = ClassSpec(cls)
+            spec = _spec_for(cls, self._version)
             self._specs[class_type] = spec
         return spec
 
