@@ -22,7 +22,7 @@ _MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
 
 def json_frame(kind: str, data: Any) -> str:
     """A text message `{"type": kind, "data": data}`."""
-    return json.dumps({"type": kind, "data": data}, default=_json_fallback)
+    return _ENCODER.encode({"type": kind, "data": data})
 
 
 def _json_fallback(value: Any) -> Any:
@@ -36,6 +36,10 @@ def _json_fallback(value: Any) -> Any:
         except Exception:
             pass
     return str(value)
+
+
+# Built once: json.dumps(..., default=) builds a new encoder for every message.
+_ENCODER = json.JSONEncoder(default=_json_fallback)
 
 
 def status_data(queue_remaining: int, sid: str | None = None) -> dict:
