@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from sqlalchemy import BigInteger, Select, and_, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import (BigInteger, Select, and_, bindparam, case, delete, func, insert, or_, select,
+                        update)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -145,9 +146,11 @@ def _move_count(dialect: str):
 MOVE_COUNT = {"sqlite": _move_count("sqlite"), "postgresql": _move_count("postgresql")}
 
 #: after every status change: a workspace's pending + running jobs (job_counts PK). p_ws.
+#: The statuses are ORed equalities, not IN: an IN list is an "expanding" parameter that
+#: SQLAlchemy re-renders into the SQL text on every execution (twice per job).
 COUNT_UNFINISHED = (select(func.coalesce(func.sum(COUNTS.c.n), 0))
                     .where(COUNTS.c.workspace_id == bindparam("p_ws"),
-                           COUNTS.c.status.in_(sorted(tr.UNFINISHED))))
+                           or_(*(COUNTS.c.status == status for status in sorted(tr.UNFINISHED)))))
 
 
 def count_by_status(*, workspace_id: str, statuses: Iterable[str] | None) -> Select:
