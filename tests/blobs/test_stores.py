@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import urllib.error
 import urllib.request
 
@@ -138,5 +139,92 @@ async def test_signed_urls_use_the_public_endpoint(tmp_path):
         url = await st.signed_url("blobs/ab/x")
         assert url.startswith(f"https://cdn.example.com:9000/{st.bucket}/blobs/ab/x?")
         assert "X-Amz-Expires=3600" in url
+    finally:
+        await st.close()
+
+
+async def test_s3_upload_reads_the_staged_file_once(tmp_path, monkeypatch):
+    """No second pass over the file to hash it for the signature or a checksum."""
+    s3 = require_s3()
+    import opencomfy.blobs.s3 as s3mod
+
+    bytes_read = []
+
+    class CountingReader(io.BufferedReader):
+        def read(self, size=-1):
+            chunk = super().read(size)
+            bytes_read.append(len(chunk))
+            return chunk
+
+        def readinto(self, buffer):
+            n = super().readinto(buffer)
+            bytes_read.append(n or 0)
+            return n
+
+    monkeypatch.setattr(s3mod, "open", lambda path, mode: CountingReader(io.FileIO(path, "r")),
+                        raising=False)
+    st = S3BlobStore(endpoint=s3["endpoint"], bucket=new_bucket_name(), access_key=s3["access_key"],
+                     secret_key=s3["secret_key"], staging_dir=tmp_path / "staging")
+    await st.open()
+    try:
+        data = bytes(range(256)) * 8192  # 2 MiB
+        staged = _stage(st, data, chunk=1 << 20)
+        await st.put_file("once", staged.path, content_type="application/octet-stream")
+        assert sum(bytes_read) == len(data)
+        assert await _read(st, "once") == data
+    finally:
+        await st.close()
+
+
+async def test_s3_failed_multipart_upload_is_aborted(tmp_path, monkeypatch):
+    s3 = require_s3()
+    import opencomfy.blobs.s3 as s3mod
+
+    monkeypatch.setattr(s3mod, "MULTIPART_THRESHOLD", 6 * 1024 * 1024)
+    monkeypatch.setattr(s3mod, "PART_SIZE", 5 * 1024 * 1024)
+    st = S3BlobStore(endpoint=s3["endpoint"], bucket=new_bucket_name(), access_key=s3["access_key"],
+                     secret_key=s3["secret_key"], staging_dir=tmp_path / "staging")
+    await st.open()
+    try:
+        client = await st._s3()
+        real_upload_part, calls = client.upload_part, []
+
+        async def failing_second_part(**kwargs):
+            calls.append(kwargs["PartNumber"])
+            if kwargs["PartNumber"] == 2:
+                raise RuntimeError("connection lost")
+            return await real_upload_part(**kwargs)
+
+        monkeypatch.setattr(client, "upload_part", failing_second_part)
+        staged = _stage(st, bytes(12 * 1024 * 1024), chunk=1 << 20)
+        with pytest.raises(RuntimeError):
+            await st.put_file("broken", staged.path)
+        assert calls == [1, 2] and not staged.path.exists()
+        assert not await st.exists("broken")
+        uploads = await client.list_multipart_uploads(Bucket=st.bucket)
+        assert uploads.get("Uploads", []) == []  # the started upload was aborted
+    finally:
+        await st.close()
+
+
+async def test_signed_urls_for_the_public_host_are_signed_for_it(tmp_path):
+    """The public host is signed into the URL, so the server accepts it under that name."""
+    s3 = require_s3()
+    public = s3["endpoint"].replace("127.0.0.1", "localhost")
+    if public == s3["endpoint"]:
+        pytest.skip("the test S3 endpoint is not on 127.0.0.1")
+    st = S3BlobStore(endpoint=s3["endpoint"], bucket=new_bucket_name(), access_key=s3["access_key"],
+                     secret_key=s3["secret_key"], staging_dir=tmp_path / "staging",
+                     public_endpoint=public)
+    await st.open()
+    try:
+        await st.put_file("blobs/cd/y", _stage(st, b"public bytes").path)
+        url = await st.signed_url("blobs/cd/y", expires_in=60)
+        assert url.startswith(f"{public}/{st.bucket}/blobs/cd/y?")
+        with urllib.request.urlopen(url) as r:
+            assert r.read() == b"public bytes"
+        with pytest.raises(urllib.error.HTTPError) as err:  # the same signature, another host
+            urllib.request.urlopen(url.replace("localhost", "127.0.0.1"))
+        assert err.value.code == 403
     finally:
         await st.close()

@@ -1,102 +1,50 @@
-"""`S3BlobStore`: objects in any S3-compatible store, over aiohttp with SigV4-signed requests.
+"""`S3BlobStore`: objects in any S3-compatible store (SeaweedFS, MinIO, AWS) through aiobotocore.
 
-A small client of our own (path-style URLs, AWS Signature Version 4) keeps the dependency
-list short: PUT (single or multipart), GET (streamed), HEAD, DELETE, bucket creation and
-presigned GET URLs are all the store needs. Payloads are sent `UNSIGNED-PAYLOAD` so a large
-file streams from disk without being read twice to hash it for the signature.
+One aiobotocore client per store, made on first use on the running loop and closed by
+`close()`. Addressing is path-style, and payloads go `UNSIGNED-PAYLOAD` without checksums,
+so a staged file streams from disk once: it is never read a second time to hash it for the
+signature or a CRC.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import hmac
+import asyncio
+import contextlib
 import os
-import re
 from pathlib import Path
-from typing import AsyncIterator
-from urllib.parse import quote, urlsplit
+from typing import Any, AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
-from yarl import URL
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import ClientError
 
 from opencomfy.blobs.base import BlobNotFound, BlobStore
 
-UNSIGNED = "UNSIGNED-PAYLOAD"
 MULTIPART_THRESHOLD = 128 * 1024 * 1024
 PART_SIZE = 64 * 1024 * 1024
+_MISSING = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
 
 
 class S3Error(Exception):
     """The S3 server refused a request."""
 
-    def __init__(self, status: int, body: str) -> None:
-        super().__init__(f"S3 answered {status}: {body[:300]}")
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"S3 answered {status}: {message[:300]}")
         self.status = status
 
 
-def _encode(value: str, *, safe: str) -> str:
-    return quote(value, safe=safe)
+def _status(err: ClientError) -> int:
+    return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
-def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+def _is_missing(err: ClientError) -> bool:
+    return _status(err) == 404 or err.response.get("Error", {}).get("Code") in _MISSING
 
 
-class SigV4Signer:
-    """AWS Signature Version 4 for the `s3` service (headers or query string)."""
-
-    def __init__(self, *, access_key: str, secret_key: str, region: str) -> None:
-        self.access_key, self.secret_key, self.region = access_key, secret_key, region
-
-    def _key(self, date: str) -> bytes:
-        k = _hmac(("AWS4" + self.secret_key).encode(), date)
-        k = _hmac(k, self.region)
-        k = _hmac(k, "s3")
-        return _hmac(k, "aws4_request")
-
-    @staticmethod
-    def _canonical_query(params: dict[str, str]) -> str:
-        return "&".join(f"{_encode(k, safe='-_.~')}={_encode(v, safe='-_.~')}"
-                        for k, v in sorted(params.items()))
-
-    def _signature(self, method: str, path: str, params: dict[str, str], headers: dict[str, str],
-                   payload_hash: str, stamp: str) -> tuple[str, str]:
-        signed = sorted(h.lower() for h in headers)
-        canonical_headers = "".join(f"{h}:{headers_lower(headers)[h].strip()}\n" for h in signed)
-        canonical = "\n".join([method, path, self._canonical_query(params), canonical_headers,
-                               ";".join(signed), payload_hash])
-        scope = f"{stamp[:8]}/{self.region}/s3/aws4_request"
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope,
-                             hashlib.sha256(canonical.encode()).hexdigest()])
-        signature = hmac.new(self._key(stamp[:8]), to_sign.encode(), hashlib.sha256).hexdigest()
-        return signature, ";".join(signed)
-
-    def sign_headers(self, method: str, host: str, path: str, params: dict[str, str],
-                     headers: dict[str, str], payload_hash: str = UNSIGNED) -> dict[str, str]:
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        all_headers = {**headers, "host": host, "x-amz-date": stamp,
-                       "x-amz-content-sha256": payload_hash}
-        signature, signed = self._signature(method, path, params, all_headers, payload_hash, stamp)
-        scope = f"{stamp[:8]}/{self.region}/s3/aws4_request"
-        all_headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
-                                        f"SignedHeaders={signed}, Signature={signature}")
-        del all_headers["host"]  # aiohttp sends the same Host itself
-        return all_headers
-
-    def presign(self, method: str, host: str, path: str, params: dict[str, str],
-                expires_in: int) -> dict[str, str]:
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        scope = f"{stamp[:8]}/{self.region}/s3/aws4_request"
-        query = {**params, "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-                 "X-Amz-Credential": f"{self.access_key}/{scope}", "X-Amz-Date": stamp,
-                 "X-Amz-Expires": str(expires_in), "X-Amz-SignedHeaders": "host"}
-        signature, _ = self._signature(method, path, query, {"host": host}, UNSIGNED, stamp)
-        return {**query, "X-Amz-Signature": signature}
-
-
-def headers_lower(headers: dict[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
+def _s3_error(err: ClientError) -> S3Error:
+    error = err.response.get("Error", {})
+    return S3Error(_status(err), f"{error.get('Code', '')} {error.get('Message', '')}".strip())
 
 
 class S3BlobStore(BlobStore):
@@ -111,132 +59,149 @@ class S3BlobStore(BlobStore):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"S3 endpoint must be an http(s) URL, not {endpoint!r}")
         self.endpoint = f"{parts.scheme}://{parts.netloc}"
-        self.host = parts.netloc
         # Signed URLs handed to browsers may need another host name than the server uses.
         self.public_endpoint = (public_endpoint or self.endpoint).rstrip("/")
         self.bucket = bucket
+        self.region = region
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.signer = SigV4Signer(access_key=access_key, secret_key=secret_key, region=region)
+        self._credentials = (access_key, secret_key)
         self._staging = staging_dir
-        self._session: aiohttp.ClientSession | None = None
+        self._client: Any = None
+        self._exit_stack: contextlib.AsyncExitStack | None = None
+        self._client_lock = asyncio.Lock()
 
     @property
     def staging_dir(self) -> Path:
         return self._staging
 
+    async def _s3(self) -> Any:
+        """The store's aiobotocore client, created on the running loop the first time."""
+        if self._client is not None:
+            return self._client
+        async with self._client_lock:
+            if self._client is None:
+                config = AioConfig(
+                    signature_version="s3v4", connect_timeout=10,
+                    s3={"addressing_style": "path", "payload_signing_enabled": False},
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required")
+                stack = contextlib.AsyncExitStack()
+                client = await stack.enter_async_context(get_session().create_client(
+                    "s3", endpoint_url=self.endpoint, region_name=self.region,
+                    aws_access_key_id=self._credentials[0],
+                    aws_secret_access_key=self._credentials[1], config=config))
+                client.meta.events.register("before-sign.s3.GetObject", self._presign_for_public_host)
+                self._client, self._exit_stack = client, stack
+        return self._client
+
+    def _presign_for_public_host(self, request, **_) -> None:
+        # The host is part of a SigV4 signature, so a URL for another host name must be
+        # signed for that host: rewrite it before signing, for presigned URLs only.
+        if request.context.get("is_presign_request") and self.public_endpoint != self.endpoint:
+            public, url = urlsplit(self.public_endpoint), urlsplit(request.url)
+            request.url = urlunsplit((public.scheme, public.netloc, public.path + url.path,
+                                      url.query, url.fragment))
+
     async def open(self) -> None:
         self._staging.mkdir(parents=True, exist_ok=True)
         for leftover in self._staging.glob(".staging-*"):
             leftover.unlink(missing_ok=True)
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
-        status, _, _ = await self._request("HEAD", "")
-        if status == 404:
-            status, _, body = await self._request("PUT", "")
-            if status not in (200, 409):
-                raise S3Error(status, body.decode(errors="replace"))
-        elif status >= 300:
-            raise S3Error(status, "bucket check failed")
+        s3 = await self._s3()
+        try:
+            await s3.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as err:
+            if not _is_missing(err):
+                raise _s3_error(err) from None
+        extra = ({} if self.region == "us-east-1"
+                 else {"CreateBucketConfiguration": {"LocationConstraint": self.region}})
+        try:
+            await s3.create_bucket(Bucket=self.bucket, **extra)
+        except ClientError as err:
+            if _status(err) != 409:  # created meanwhile by another process: fine
+                raise _s3_error(err) from None
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._exit_stack is not None:
+            stack, self._client, self._exit_stack = self._exit_stack, None, None
+            await stack.aclose()
 
-    def _path(self, key: str) -> str:
-        object_key = self.prefix + key if key else ""
-        path = "/" + _encode(self.bucket, safe="")
-        return path + ("/" + _encode(object_key, safe="/-_.~") if object_key else "")
-
-    async def _request(self, method: str, key: str, *, params: dict[str, str] | None = None,
-                       data=None, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
-        assert self._session is not None, "S3BlobStore.open() was not called"
-        path, params = self._path(key), params or {}
-        signed = self.signer.sign_headers(method, self.host, path, params, headers or {})
-        url = URL(self.endpoint + path + ("?" + SigV4Signer._canonical_query(params) if params else ""),
-                  encoded=True)
-        async with self._session.request(method, url, data=data, headers=signed) as resp:
-            return resp.status, dict(resp.headers), await resp.read()
+    def _key(self, key: str) -> str:
+        return self.prefix + key
 
     async def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
+        s3 = await self._s3()
+        extra = {"ContentType": content_type} if content_type else {}
         try:
-            size = path.stat().st_size
-            if size > MULTIPART_THRESHOLD:
-                await self._put_multipart(key, path, content_type)
+            if path.stat().st_size > MULTIPART_THRESHOLD:
+                await self._put_multipart(s3, key, path, extra)
             else:
-                headers = {"Content-Length": str(size)}
-                if content_type:
-                    headers["Content-Type"] = content_type
                 with open(path, "rb") as f:
-                    status, _, body = await self._request("PUT", key, data=f, headers=headers)
-                if status != 200:
-                    raise S3Error(status, body.decode(errors="replace"))
+                    await s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=f, **extra)
+        except ClientError as err:
+            raise _s3_error(err) from None
         finally:
             path.unlink(missing_ok=True)
 
-    async def _put_multipart(self, key: str, path: Path, content_type: str | None) -> None:
-        headers = {"Content-Type": content_type} if content_type else {}
-        status, _, body = await self._request("POST", key, params={"uploads": ""}, headers=headers)
-        match = re.search(rb"<UploadId>([^<]+)</UploadId>", body)
-        if status != 200 or not match:
-            raise S3Error(status, body.decode(errors="replace"))
-        upload_id = match.group(1).decode()
-        etags: list[str] = []
+    async def _put_multipart(self, s3: Any, key: str, path: Path, extra: dict[str, str]) -> None:
+        target = {"Bucket": self.bucket, "Key": self._key(key)}
+        upload_id = (await s3.create_multipart_upload(**target, **extra))["UploadId"]
+        parts: list[dict[str, Any]] = []
         try:
             with open(path, "rb") as f:
-                while chunk := f.read(PART_SIZE):
-                    params = {"partNumber": str(len(etags) + 1), "uploadId": upload_id}
-                    status, resp_headers, body = await self._request(
-                        "PUT", key, params=params, data=chunk,
-                        headers={"Content-Length": str(len(chunk))})
-                    if status != 200:
-                        raise S3Error(status, body.decode(errors="replace"))
-                    etags.append(headers_lower(resp_headers).get("etag", ""))
-            xml = "".join(f"<Part><PartNumber>{i}</PartNumber><ETag>{etag}</ETag></Part>"
-                          for i, etag in enumerate(etags, 1))
-            status, _, body = await self._request(
-                "POST", key, params={"uploadId": upload_id},
-                data=f"<CompleteMultipartUpload>{xml}</CompleteMultipartUpload>".encode())
-            if status != 200 or b"<Error>" in body:
-                raise S3Error(status, body.decode(errors="replace"))
+                while chunk := await asyncio.to_thread(f.read, PART_SIZE):
+                    number = len(parts) + 1
+                    answer = await s3.upload_part(**target, UploadId=upload_id, PartNumber=number,
+                                                  Body=chunk)
+                    parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+            await s3.complete_multipart_upload(**target, UploadId=upload_id,
+                                               MultipartUpload={"Parts": parts})
         except BaseException:
-            await self._request("DELETE", key, params={"uploadId": upload_id})
+            # Parts of an abandoned upload would otherwise be kept (and billed) forever.
+            with contextlib.suppress(Exception):
+                await s3.abort_multipart_upload(**target, UploadId=upload_id)
             raise
 
     async def exists(self, key: str) -> bool:
-        status, _, _ = await self._request("HEAD", key)
-        if status not in (200, 404):
-            raise S3Error(status, "HEAD failed")
-        return status == 200
+        s3 = await self._s3()
+        try:
+            await s3.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as err:
+            if _is_missing(err):
+                return False
+            raise _s3_error(err) from None
+        return True
 
     async def iter_bytes(self, key: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
-        assert self._session is not None, "S3BlobStore.open() was not called"
-        path = self._path(key)
-        headers = self.signer.sign_headers("GET", self.host, path, {}, {})
-        async with self._session.get(URL(self.endpoint + path, encoded=True), headers=headers) as resp:
-            if resp.status == 404:
-                raise BlobNotFound(key)
-            if resp.status != 200:
-                raise S3Error(resp.status, (await resp.read()).decode(errors="replace"))
-            async for chunk in resp.content.iter_chunked(chunk_size):
+        s3 = await self._s3()
+        try:
+            answer = await s3.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as err:
+            if _is_missing(err):
+                raise BlobNotFound(key) from None
+            raise _s3_error(err) from None
+        async with answer["Body"] as body:
+            async for chunk in body.iter_chunks(chunk_size):
                 yield chunk
 
     async def delete(self, key: str) -> None:
-        status, _, body = await self._request("DELETE", key)
-        if status not in (200, 204, 404):
-            raise S3Error(status, body.decode(errors="replace"))
+        s3 = await self._s3()
+        try:
+            await s3.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as err:
+            if not _is_missing(err):
+                raise _s3_error(err) from None
 
     async def signed_url(self, key: str, *, expires_in: int = 3600,
                          filename: str | None = None, content_type: str | None = None) -> str | None:
-        params: dict[str, str] = {}
+        params = {"Bucket": self.bucket, "Key": self._key(key)}
         if filename:
             safe_name = filename.replace('"', "").replace("\\", "")
-            params["response-content-disposition"] = f'inline; filename="{safe_name}"'
+            params["ResponseContentDisposition"] = f'inline; filename="{safe_name}"'
         if content_type:
-            params["response-content-type"] = content_type
-        path = self._path(key)
-        host = urlsplit(self.public_endpoint).netloc
-        query = self.signer.presign("GET", host, path, params, expires_in)
-        return self.public_endpoint + path + "?" + SigV4Signer._canonical_query(query)
+            params["ResponseContentType"] = content_type
+        s3 = await self._s3()
+        return await s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
 
 def s3_store_from_env(*, staging_dir: Path, endpoint: str, bucket: str, region: str,
