@@ -74,3 +74,24 @@ def test_websocket_cookie_from_another_origin_is_refused(iso_server):
     assert exc.value.status_code == 403
     ws = _connect(iso_server, "clientId=x", [f"Cookie: {cookie}"], origin=iso_server.url)
     ws.close()
+
+
+def test_broadcast_events_of_a_job_without_client_stay_in_its_workspace(iso_server):
+    a, b = new_tenant(iso_server), new_tenant(iso_server)
+    ws_a = _connect(iso_server, f"clientId=a1&token={a.key}")
+    ws_b = _connect(iso_server, f"clientId=b1&token={b.key}")
+    try:
+        r = a.post("/api/prompt", {"prompt": image_graph(random.randrange(1 << 24), save=False)})
+        prompt_id = r.json()["prompt_id"]
+        seen_a, deadline = [], time.monotonic() + 30
+        while a.get(f"/api/jobs/{prompt_id}").json()["status"] != "completed":
+            assert time.monotonic() < deadline
+            seen_a += _drain(ws_a, 0.2)
+        seen_a += _drain(ws_a, 0.3)
+        assert any(isinstance(m, dict) and m["data"].get("prompt_id") == prompt_id for m in seen_a)
+        seen_b = _drain(ws_b, 0.5)
+        assert all(isinstance(m, dict) and m["type"] == "status" for m in seen_b), seen_b
+        assert all(m["data"]["status"]["exec_info"]["queue_remaining"] == 0 for m in seen_b)
+    finally:
+        ws_a.close()
+        ws_b.close()
