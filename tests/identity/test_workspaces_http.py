@@ -195,3 +195,21 @@ def test_responses_match_the_spec_schemas(auth_server):
     ]
     for method, path, response in checks:
         assert_conforms(method, path, response)
+
+
+def test_removed_member_keys_and_sessions_stop_at_once(auth_server):
+    owner, member = new_tenant(auth_server), new_tenant(auth_server)
+    team = _team(owner)
+    _invite_and_join(owner, team, member)
+    in_team = _as(member, team)
+    key = member.post("/api/workspace/api-keys", {"name": "k"}, kind="id", headers=in_team).json()["key"]
+    cookie = member.post("/api/auth/session", kind="id", headers=in_team).headers["Set-Cookie"]
+    cookie = cookie.split(";", 1)[0]
+    assert auth_server.get("/api/queue", headers={"X-API-Key": key}).status == 200
+    assert auth_server.get("/api/queue", headers={"Cookie": cookie}).status == 200
+    assert owner.delete(f"/api/workspace/members/{member.user_id}", kind="id",
+                        headers=_as(owner, team)).status == 204
+    assert auth_server.get("/api/queue", headers={"X-API-Key": key}).status == 401
+    assert auth_server.get("/api/queue", headers={"Cookie": cookie}).status == 401
+    # Their personal workspace is untouched.
+    assert member.get("/api/queue").status == 200
