@@ -109,10 +109,16 @@ class _StreamTee(io.TextIOBase):
     def __init__(self, stream, capture: LogCapture) -> None:
         self._stream = stream
         self._capture = capture
+        self._partial = ""  # print() writes the text and its newline separately
+        self._lock = threading.Lock()
 
     def write(self, text: str) -> int:
         written = self._stream.write(text)
-        self._capture.record(text)
+        with self._lock:
+            pending = self._partial + text
+            complete, newline, self._partial = pending.rpartition("\n")
+            if newline:
+                self._capture.record(complete + newline)
         return written
 
     def flush(self) -> None:

@@ -74,3 +74,14 @@ def test_stream_tee_passes_writes_through_and_records_them():
     assert real.getvalue() == "from a custom node\n"
     assert "".join(e["m"] for e in capture.entries()) == "from a custom node\n"
     assert tee.getvalue() == real.getvalue()  # other attributes reach the real stream
+
+
+def test_stream_tee_records_whole_lines():
+    """print() writes the text and the newline separately: the log holds one entry per line."""
+    capture = LogCapture()
+    tee = _StreamTee(io.StringIO(), capture)
+    print("To see the GUI go to: http://127.0.0.1:8188", file=tee)
+    tee.write("partial ")
+    assert [e["m"] for e in capture.entries()] == ["To see the GUI go to: http://127.0.0.1:8188\n"]
+    tee.write("line\nand more\n")
+    assert [e["m"] for e in capture.entries()][1:] == ["partial line\nand more\n"]
