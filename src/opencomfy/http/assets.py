@@ -18,7 +18,7 @@ from opencomfy.http.assets_params import (ANY_HASH_RE, HASH_RE, asset_query, boo
                                           int_param, json_object, maps_asset_errors, page_request,
                                           parse_form_tags, workspace_of)
 from opencomfy.http.errors import read_json
-from opencomfy.http.routing import add_api_routes, services_of
+from opencomfy.http.routing import add_cloud_routes, services_of
 
 routes = web.RouteTableDef()
 ASSET_ID = "{id}"  # any text: a non-UUID id is a 404 in the spec's shape, not the router's
@@ -244,4 +244,4 @@ async def update_tags(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     # Fixed paths (download, export, seed, ...) before `{id}`.
     assets_background.setup(app)
-    add_api_routes(app, routes)
+    add_cloud_routes(app, routes)

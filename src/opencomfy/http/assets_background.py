@@ -14,7 +14,7 @@ from opencomfy.assets.schemas import normalize_tags
 from opencomfy.http.assets_params import (bool_param, json_object, maps_asset_errors, parse_form_tags,
                                           workspace_of)
 from opencomfy.http.errors import read_json
-from opencomfy.http.routing import add_api_routes, services_of
+from opencomfy.http.routing import add_cloud_routes, services_of
 from opencomfy.tasks import TaskContext, TaskFailed
 from opencomfy.tasks.schemas import rfc3339
 
@@ -233,4 +233,4 @@ async def prune_assets(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    add_api_routes(app, routes)
+    add_cloud_routes(app, routes)

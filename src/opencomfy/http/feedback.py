@@ -10,7 +10,7 @@ from sqlalchemy import insert
 
 from opencomfy.http.caller import caller_of
 from opencomfy.http.errors import ApiError, read_json
-from opencomfy.http.routing import add_api_routes, services_of
+from opencomfy.http.routing import add_cloud_routes, services_of
 from opencomfy.identity import models as m
 from opencomfy.identity.common import now_ms
 
@@ -47,4 +47,4 @@ async def submit_feedback(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    add_api_routes(app, routes)
+    add_cloud_routes(app, routes)

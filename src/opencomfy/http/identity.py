@@ -8,7 +8,7 @@ from opencomfy.http.auth import SESSION_COOKIE, is_secure
 from opencomfy.http.caller import caller_of
 from opencomfy.http.errors import ApiError, read_json
 from opencomfy.http.identity_common import maps_identity_errors
-from opencomfy.http.routing import add_api_routes, services_of
+from opencomfy.http.routing import add_cloud_routes, services_of
 from opencomfy.identity import sessions, workspaces
 from opencomfy.identity.common import OWNER, iso
 from opencomfy.identity.errors import NotFound, Unauthenticated
@@ -108,5 +108,5 @@ async def get_jwks(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    add_api_routes(app, routes)
+    add_cloud_routes(app, routes)
     app.router.add_get("/.well-known/jwks.json", get_jwks)

@@ -9,7 +9,7 @@ from aiohttp import web
 from opencomfy.http.caller import caller_of
 from opencomfy.http.errors import ApiError, read_json
 from opencomfy.http.identity_common import maps_identity_errors
-from opencomfy.http.routing import add_api_routes, services_of
+from opencomfy.http.routing import add_cloud_routes, services_of
 from opencomfy.identity.errors import NotFound
 
 routes = web.RouteTableDef()
@@ -73,4 +73,4 @@ async def delete_secret(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    add_api_routes(app, routes)
+    add_cloud_routes(app, routes)

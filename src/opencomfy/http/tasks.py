@@ -8,7 +8,7 @@ from aiohttp import web
 
 from opencomfy.http.assets_params import workspace_of
 from opencomfy.http.errors import error_response
-from opencomfy.http.routing import add_api_routes, services_of
+from opencomfy.http.routing import add_cloud_routes, services_of
 from opencomfy.tasks.schemas import parse_rfc3339, task_entry, task_response
 from opencomfy.tasks.transitions import STATUSES
 
@@ -66,4 +66,4 @@ async def get_task(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    add_api_routes(app, routes)
+    add_cloud_routes(app, routes)

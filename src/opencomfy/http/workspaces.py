@@ -11,7 +11,7 @@ from aiohttp import web
 from opencomfy.http.caller import caller_of
 from opencomfy.http.errors import ApiError, read_json
 from opencomfy.http.identity_common import maps_identity_errors, owner_of
-from opencomfy.http.routing import add_api_routes, services_of
+from opencomfy.http.routing import add_cloud_routes, services_of
 from opencomfy.identity import api_keys, invites, workspaces
 from opencomfy.identity.common import OWNER, iso
 from opencomfy.identity.errors import Invalid, NotFound
@@ -237,4 +237,4 @@ async def bulk_revoke_member_api_keys(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    add_api_routes(app, routes)
+    add_cloud_routes(app, routes)
