@@ -337,3 +337,22 @@ async def test_frames_wait_briefly_for_company_but_the_end_of_a_prompt_goes_at_o
     await settle()
     assert len(t.writes) == 3 and [json.loads(f)["type"] for f in t.writes[2]] == ["executed", "executing"]
     await hub.stop()
+
+
+async def test_a_connect_cancelled_while_greeting_leaves_no_client_behind():
+    bus = MemoryEventBus()
+
+    async def never(workspace_id: str) -> int:
+        await asyncio.Event().wait()
+        return 0
+
+    hub = WebSocketHub(bus=bus, queue_remaining=never, server_flags=FLAGS)
+    await hub.start()
+    t = RecordingTransport()
+    connecting = asyncio.ensure_future(hub.connect(sid="c", workspace_id="local", transport=t))
+    await settle()
+    assert "c" in hub.clients
+    connecting.cancel()
+    await settle()
+    assert "c" not in hub.clients and t.aborted
+    await hub.stop()

@@ -287,7 +287,11 @@ class WebSocketHub:
                                 start_sending=False)
         clients[sid] = conn
         running = self._running.get((workspace_id, sid))
-        remaining = await self._queue_remaining(workspace_id)
+        try:
+            remaining = await self._queue_remaining(workspace_id)
+        except BaseException:  # cancelled (shutdown): leave nothing registered behind
+            self.disconnect(conn)
+            raise
         greeting = [frames.json_frame("status", frames.status_data(remaining, sid))]
         if running is not None:
             greeting.append(frames.json_frame("executing", running))
