@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, AsyncIterator
 
@@ -61,6 +62,8 @@ async def build_services(config: Config, registry: "NodeRegistry") -> AsyncItera
     from opencomfy.events.memory import MemoryEventBus
     from opencomfy.jobs.service import JobService
 
+    # As ComfyUI does: previews of an earlier run are not kept (the temp folder is ours alone).
+    shutil.rmtree(config.temp_dir, ignore_errors=True)
     for folder in (config.state_dir, config.output_dir, config.input_dir, config.temp_dir,
                    config.user_dir, config.models_dir):
         folder.mkdir(parents=True, exist_ok=True)
