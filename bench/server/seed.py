@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from opencomfy.db.database import Database
 from opencomfy.db.models import Job
@@ -37,5 +37,9 @@ async def seed_finished_jobs(db_url: str, count: int) -> None:
                              "number": float(seq), "client_id": None})
             async with db.write() as conn:
                 await conn.execute(insert(Job), rows)
+        # A server that grew to this size had its statistics refreshed on the way (PostgreSQL's
+        # autovacuum); after a bulk insert, refresh them now so the planner sees the real table.
+        async with db.write() as conn:
+            await conn.execute(text("ANALYZE jobs"))
     finally:
         await db.close()
