@@ -71,7 +71,7 @@ async def build_services(config: Config, registry: "NodeRegistry") -> AsyncItera
     db = await Database.open(config.db_url)
     bus = MemoryEventBus()
     catalogue = Catalogue(registry, config)
-    jobs = JobService(db=db, bus=bus)
+    jobs = JobService(db=db, bus=bus, workspace_concurrency=config.workspace_concurrency)
     await jobs.recover_after_restart()
     assets, tasks = await _build_assets(config, db)
     from opencomfy.assets.hooks import OutputRecorder

@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 
 from sqlalchemy import (BigInteger, Select, and_, bindparam, case, delete, func, insert, or_, select,
                         update)
+from sqlalchemy import Column, String, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -70,6 +71,59 @@ def _claim_next_job(*, skip_locked: bool):
 #: lease, in one statement (ix_jobs_pending_order). Keyed by "skip locked" (PostgreSQL).
 #: Parameters: p_worker, p_lease_until, p_start, p_now.
 CLAIM_NEXT_JOB = {True: _claim_next_job(skip_locked=True), False: _claim_next_job(skip_locked=False)}
+
+#: Fair sharing: when each workspace was last served a job (claim_next_job_fair's turn order).
+WORKSPACE_TURNS = Table(
+    "workspace_turns", Job.metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("last_claim_at", BigInteger, nullable=False),
+    extend_existing=True,
+)
+
+
+def _claim_next_job_fair(*, skip_locked: bool):
+    pending, running = COUNTS.alias("pending_n"), COUNTS.alias("running_n")
+    turns = WORKSPACE_TURNS
+    limit = bindparam("p_limit", type_=BigInteger)
+    workspace = (
+        select(pending.c.workspace_id)
+        .select_from(pending
+                     .outerjoin(turns, turns.c.workspace_id == pending.c.workspace_id)
+                     .outerjoin(running, and_(running.c.workspace_id == pending.c.workspace_id,
+                                              running.c.status == tr.IN_PROGRESS)))
+        .where(pending.c.status == tr.PENDING, pending.c.n > 0,
+               or_(limit == 0, func.coalesce(running.c.n, 0) < limit))
+        .order_by(func.coalesce(turns.c.last_claim_at, 0), pending.c.workspace_id)
+        .limit(1).scalar_subquery())
+    first = (select(JOBS.c.id).where(JOBS.c.status == tr.PENDING, JOBS.c.workspace_id == workspace)
+             .order_by(JOBS.c.number, JOBS.c.seq).limit(1))
+    if skip_locked:
+        first = first.with_for_update(skip_locked=True)
+    _, stmt = tr.transition(
+        tr.PENDING, tr.IN_PROGRESS, where=JOBS.c.id == first.scalar_subquery(),
+        worker_id=bindparam("p_worker"), lease_expires_at=bindparam("p_lease_until"),
+        start_time=bindparam("p_start"), update_time=bindparam("p_now"))
+    return stmt.returning(*CLAIM_COLUMNS)
+
+
+#: claim_next_job_fair: the workspace first (among those with pending jobs and fewer than
+#: p_limit running, 0 = no limit: the one served longest ago, job_counts + workspace_turns),
+#: then its first pending job in queue order (ix_jobs_ws_pending_order). Round-robin across
+#: workspaces, priority inside each. Parameters: those of CLAIM_NEXT_JOB and p_limit.
+CLAIM_NEXT_JOB_FAIR = {True: _claim_next_job_fair(skip_locked=True),
+                       False: _claim_next_job_fair(skip_locked=False)}
+
+
+def _take_turn(dialect: str):
+    build = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = build(WORKSPACE_TURNS).values(workspace_id=bindparam("p_ws"),
+                                         last_claim_at=bindparam("p_now"))
+    return stmt.on_conflict_do_update(index_elements=["workspace_id"],
+                                      set_={"last_claim_at": stmt.excluded.last_claim_at})
+
+
+#: after a fair claim: the workspace's turn moves to the back. Parameters: p_ws, p_now.
+TAKE_TURN = {"sqlite": _take_turn("sqlite"), "postgresql": _take_turn("postgresql")}
 
 #: renew_lease: extend the lease of a running job, only for the worker holding it.
 #: Parameters: p_id, p_worker, p_lease_until.

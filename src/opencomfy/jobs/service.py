@@ -43,13 +43,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
-def _add_moves(moves: dict[str, dict[str, int]], workspace_id: str, changes: dict[str, int]) -> None:
-    """Sum count changes per workspace and status (a move out and back in cancels)."""
-    mine = moves.setdefault(workspace_id, {})
-    for status, delta in changes.items():
-        mine[status] = mine.get(status, 0) + delta
-
-
 def _claimed_job(row: Any) -> ClaimedJob:
     """A claimed row (CLAIM_COLUMNS) as the worker's job, its secrets merged back."""
     extra = json.loads(row.extra_data)
@@ -63,9 +56,11 @@ def _claimed_job(row: Any) -> ClaimedJob:
 class JobService(JobReads):
     """Jobs of every workspace: submit, queue views, control, history, and the worker side."""
 
-    def __init__(self, *, db: Database, bus: EventBus) -> None:
+    def __init__(self, *, db: Database, bus: EventBus, workspace_concurrency: int = 0) -> None:
         self.db = db
         self.bus = bus
+        # Fair sharing: at most this many running jobs per workspace (0: no limit).
+        self.workspace_concurrency = max(0, int(workspace_concurrency))
         self._seq: int | None = None  # last submit number handed out
         self._history_seq = 0  # last completion number handed out
         self._counters_lock = asyncio.Lock()
@@ -302,13 +297,15 @@ class JobService(JobReads):
     # ------------------------------------------------------------------- worker interface
 
     async def claim_next_job(self, *, worker_id: str, lease_seconds: float) -> ClaimedJob | None:
-        """Take the first pending job in queue order under a lease; None when none waits."""
+        """Take the next pending job under a lease (round-robin across workspaces, queue order
+        inside each, under the per-workspace limit); None when none may run."""
         stmt, params = self._claim_statement(worker_id=worker_id, lease_seconds=lease_seconds)
 
         def claim(conn: Connection):
             row = conn.execute(stmt, params).first()
             if row is None:
                 return None, 0
+            conn.execute(q.TAKE_TURN[self.db.dialect], {"p_ws": row.workspace_id, "p_now": params["p_now"]})
             return row, self._move(conn, row.workspace_id, {tr.PENDING: -1, tr.IN_PROGRESS: 1})
 
         row, remaining = await self.db.run_write(claim)
@@ -319,9 +316,9 @@ class JobService(JobReads):
 
     def _claim_statement(self, *, worker_id: str, lease_seconds: float):
         now = now_ms()
-        return q.CLAIM_NEXT_JOB[not self.db.is_sqlite], {
+        return q.CLAIM_NEXT_JOB_FAIR[not self.db.is_sqlite], {
             "p_worker": worker_id, "p_lease_until": now + int(lease_seconds * 1000),
-            "p_start": now, "p_now": now}
+            "p_start": now, "p_now": now, "p_limit": self.workspace_concurrency}
 
     async def renew_lease(self, *, prompt_id: str, worker_id: str, lease_seconds: float) -> bool:
         """Extend a running job's lease; False when the job is no longer this worker's."""
@@ -366,15 +363,19 @@ class JobService(JobReads):
                                                          lease_seconds=lease_seconds)
 
         def finish_and_claim(conn: Connection):
-            moves: dict[str, dict[str, int]] = {}
+            remaining: dict[str, int] = {}
             finished = conn.execute(q.FINISH_JOB[status],
                                     {**params, "p_history_seq": self._next_history_seq()}).first()
             if finished is not None:
-                _add_moves(moves, finished.workspace_id, {tr.IN_PROGRESS: -1, status: 1})
+                # Counted before the claim: the fair claim reads the running counts.
+                remaining[finished.workspace_id] = self._move(
+                    conn, finished.workspace_id, {tr.IN_PROGRESS: -1, status: 1})
             claimed = conn.execute(claim_stmt, claim_params).first()
             if claimed is not None:
-                _add_moves(moves, claimed.workspace_id, {tr.PENDING: -1, tr.IN_PROGRESS: 1})
-            remaining = {ws: self._move(conn, ws, m) for ws, m in moves.items()}
+                conn.execute(q.TAKE_TURN[self.db.dialect],
+                             {"p_ws": claimed.workspace_id, "p_now": claim_params["p_now"]})
+                remaining[claimed.workspace_id] = self._move(
+                    conn, claimed.workspace_id, {tr.PENDING: -1, tr.IN_PROGRESS: 1})
             return finished is not None, claimed, remaining
 
         try:
