@@ -22,11 +22,13 @@ def make_engine(**kwargs) -> Engine:
     return Engine(make_registry(), progress_state_interval=0, **kwargs)
 
 
-async def run(engine: Engine, prompt: dict, *, targets=None, extra_data=None, interrupt=None):
+async def run(engine: Engine, prompt: dict, *, targets=None, extra_data=None, interrupt=None,
+              cache_scope: str = ""):
     """Validate then run; returns (validation, result, sink). Fails the test if invalid."""
     validation = await engine.validate(prompt, targets)
     assert validation.ok, (validation.error, validation.node_errors)
     sink = RecordingSink()
     result = await engine.run(prompt, prompt_id=f"prompt-{next(_ids)}", extra_data=extra_data or {},
-                              execute_outputs=validation.outputs, sink=sink, interrupt=interrupt)
+                              execute_outputs=validation.outputs, sink=sink, interrupt=interrupt,
+                              cache_scope=cache_scope)
     return validation, result, sink

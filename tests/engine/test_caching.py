@@ -107,6 +107,17 @@ async def test_free_drops_the_cache():
     assert sink.executed_nodes() == ["1", "2", "3"]
 
 
+async def test_cache_scopes_never_answer_each_other():
+    """Tenants run in their own scope: one never gets the other's cached outputs or ui."""
+    engine = make_engine(cache_mode="lru", lru_size=100)
+    a, _ = two_prompts()
+    await run(engine, a, cache_scope="workspace-a")
+    _, _, sink = await run(engine, a, cache_scope="workspace-b")
+    assert sink.executed_nodes() == ["1", "2", "3"]
+    _, _, sink = await run(engine, a, cache_scope="workspace-a")
+    assert sink.executed_nodes() == []
+
+
 async def test_is_changed_nan_always_reruns():
     engine = make_engine()
     prompt = {"1": node("Changing", value=1, should_change=True), "2": node("IntAdd", a=link("1"), b=1),

@@ -39,7 +39,8 @@ class ScriptedEngine:
         self.freed: list[dict] = []
         self.thread_ids: set[int] = set()
 
-    async def run(self, prompt, *, prompt_id, extra_data, execute_outputs, sink, interrupt):
+    async def run(self, prompt, *, prompt_id, extra_data, execute_outputs, sink, interrupt,
+                  cache_scope=""):
         self.thread_ids.add(threading.get_ident())
         self.ran.append(prompt_id)
         action = prompt["1"]["inputs"]["action"]

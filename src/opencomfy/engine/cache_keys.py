@@ -77,8 +77,9 @@ def _fingerprint_repr(results: list[Any]) -> str | None:
 class CacheKeys:
     """Keys of the nodes of one run; IS_CHANGED results are gathered first (they may be async)."""
 
-    def __init__(self, dynprompt, specs: SpecCache, hidden: HiddenValues):
+    def __init__(self, dynprompt, specs: SpecCache, hidden: HiddenValues, scope: str = ""):
         self.dynprompt = dynprompt
+        self.scope = scope  # every key of the run carries it: scopes never share entries
         self.specs = specs
         self.hidden = hidden
         self.keys: dict[str, bytes] = {}
@@ -156,7 +157,7 @@ class CacheKeys:
             fingerprint = self._fingerprints.get(node_id)
             if fingerprint is None:
                 return _unique_key()
-        parts = [class_type, fingerprint]
+        parts = [self.scope, class_type, fingerprint]
         if spec.not_idempotent or spec.uses_unique_id:
             parts.append(node_id)
         keys = self.keys

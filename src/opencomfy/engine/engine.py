@@ -41,8 +41,12 @@ class Engine:
         return await validate_prompt(self.registry, prompt, partial_execution_targets)
 
     async def run(self, prompt: dict, *, prompt_id: str, extra_data: dict | None = None,
-                  execute_outputs: list[str] | None = None, sink=None, interrupt=None) -> RunResult:
-        """Execute a validated prompt; never raises for node failures (see RunResult)."""
+                  execute_outputs: list[str] | None = None, sink=None, interrupt=None,
+                  cache_scope: str = "") -> RunResult:
+        """Execute a validated prompt; never raises for node failures (see RunResult).
+
+        `cache_scope` partitions the output cache: runs with different scopes (tenants)
+        never answer each other from it."""
         if execute_outputs is None:
             execute_outputs = [node_id for node_id, node in prompt.items()
                                if getattr(self.registry.get(node.get("class_type")), "OUTPUT_NODE", False)
@@ -52,7 +56,7 @@ class Engine:
         try:
             execution = PromptExecution(self, prompt, prompt_id=prompt_id, extra_data=extra_data or {},
                                         execute_outputs=list(execute_outputs), sink=sink or NullSink(),
-                                        interrupt=interrupt)
+                                        interrupt=interrupt, cache_scope=cache_scope)
             with _inference_mode():
                 return await execution.run()
         finally:

@@ -65,7 +65,7 @@ class PromptExecution:
     """The state of one run of one prompt."""
 
     def __init__(self, engine, prompt: dict, *, prompt_id: str, extra_data: dict,
-                 execute_outputs: list[str], sink, interrupt):
+                 execute_outputs: list[str], sink, interrupt, cache_scope: str = ""):
         self.engine = engine
         self.prompt = prompt
         self.prompt_id = prompt_id
@@ -77,7 +77,7 @@ class PromptExecution:
         self.dynprompt = DynamicPrompt(prompt)
         self.specs = SpecCache(engine.registry)
         self.hidden = HiddenValues(prompt, self.dynprompt, extra_data)
-        self.keys = CacheKeys(self.dynprompt, self.specs, self.hidden)
+        self.keys = CacheKeys(self.dynprompt, self.specs, self.hidden, scope=cache_scope)
         self.run_state = RunState(prompt_id=prompt_id, sink=sink, interrupt=interrupt,
                                   extra_data=extra_data, dynprompt=self.dynprompt,
                                   progress_state_interval=engine.progress_state_interval)

@@ -199,7 +199,8 @@ class WorkerRunner:
         try:
             result = await self.engine.run(
                 job.prompt, prompt_id=job.prompt_id, extra_data=job.extra_data,
-                execute_outputs=job.outputs_to_execute, sink=sink, interrupt=interrupt)
+                execute_outputs=job.outputs_to_execute, sink=sink, interrupt=interrupt,
+                cache_scope=job.workspace_id)  # a workspace never gets another's cached outputs
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - even a node's sys.exit() must not end the
