@@ -144,7 +144,8 @@ def rss_mb(pid: int | None) -> str:
 
 async def run(args, url: str, pid: int | None, db_url: str | None) -> None:
     timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    headers = {"X-API-Key": args.api_key} if args.api_key else None
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
         print(f"server: {url}")
         print(f"memory at start                     {rss_mb(pid)}")
         await sequential(session, url, 5)  # warm up: imports, caches, first PNG encode
@@ -176,6 +177,8 @@ def main() -> int:
     p.add_argument("--per-submitter", type=int, default=10)
     p.add_argument("--seed-history", type=int, default=100_000, metavar="N")
     p.add_argument("--database-url", help="when starting opencomfy: its database (default SQLite)")
+    p.add_argument("--api-key", help="send X-API-Key on every request and the websocket (a server "
+                   "with --auth required); bench.identity measures what authentication adds")
     args = p.parse_args()
     if args.url:
         asyncio.run(run(args, args.url.rstrip("/"), None, None))
