@@ -85,9 +85,7 @@ class ImageScaleToTotalPixels:
     def execute(self, image, upscale_method, megapixels):
         total = int(megapixels * 1024 * 1024)  # ComfyUI's "megapixel" is 2^20 pixels
         scale_by = math.sqrt(total / (image.shape[2] * image.shape[1]))
-        width = round(image.shape[2] * scale_by)
-        height = round(image.shape[1] * scale_by)
-        return (_resize(image, width, height, upscale_method, "disabled"),)
+        return ImageScaleBy().upscale(image, upscale_method, scale_by)
 
 
 class ImageCrop:
