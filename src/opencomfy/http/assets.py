@@ -16,7 +16,8 @@ from opencomfy.assets.errors import ContentTooLarge, InvalidAssetInput
 from opencomfy.http import assets_background
 from opencomfy.http.assets_params import (ANY_HASH_RE, HASH_RE, asset_query, bool_param, enum_param,
                                           int_param, json_object, maps_asset_errors, page_request,
-                                          parse_form_tags, workspace_of)
+                                          parse_form_tags)
+from opencomfy.http.caller import workspace_of
 from opencomfy.http.errors import read_json
 from opencomfy.http.routing import add_cloud_routes, services_of
 

@@ -11,8 +11,8 @@ from aiohttp import web
 from opencomfy.assets import archive, download, library, seed
 from opencomfy.assets.errors import AssetError, ContentTooLarge, InvalidAssetInput
 from opencomfy.assets.schemas import normalize_tags
-from opencomfy.http.assets_params import (bool_param, json_object, maps_asset_errors, parse_form_tags,
-                                          workspace_of)
+from opencomfy.http.assets_params import bool_param, json_object, maps_asset_errors, parse_form_tags
+from opencomfy.http.caller import workspace_of
 from opencomfy.http.errors import read_json
 from opencomfy.http.routing import add_cloud_routes, services_of
 from opencomfy.tasks import TaskContext, TaskFailed

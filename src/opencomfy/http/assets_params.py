@@ -11,17 +11,11 @@ from aiohttp import web
 
 from opencomfy.assets.errors import AssetError, InvalidAssetInput
 from opencomfy.assets.schemas import SORT_KEYS, AssetQuery, PageRequest, decode_cursor, normalize_tags
-from opencomfy.http.caller import caller_of
 from opencomfy.http.errors import error_response
 
 HASH_RE = re.compile(r"^blake3:[a-f0-9]{64}$")
 ANY_HASH_RE = re.compile(r"^(blake3|sha256):[a-f0-9]{64}$")
 _METADATA_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-def workspace_of(request: web.Request) -> str:
-    """The caller's workspace ("local" with --auth none)."""
-    return caller_of(request).workspace_id
 
 
 def asset_error_response(exc: AssetError) -> web.Response:

@@ -19,6 +19,11 @@ def caller_of(request: web.Request) -> Caller:
     return request.get(CALLER_KEY) or LOCAL_CALLER
 
 
+def workspace_of(request: web.Request) -> str:
+    """The caller's workspace ("local" with --auth none)."""
+    return caller_of(request).workspace_id
+
+
 def set_caller(request: web.Request, caller: Caller) -> None:
     request[CALLER_KEY] = caller
     # Handlers written before the identity layer read these two keys.

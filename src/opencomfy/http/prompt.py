@@ -12,7 +12,7 @@ import logging
 
 from aiohttp import web
 
-from opencomfy.http.caller import caller_of
+from opencomfy.http.caller import workspace_of
 from opencomfy.http.errors import ApiError, error_response, read_json
 from opencomfy.http.routing import add_api_routes, services_of
 from opencomfy.jobs import comfy_format as cf
@@ -23,14 +23,6 @@ from opencomfy.jobs.schemas import (BadRequest, flag, id_list, is_canonical_uuid
 log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
-
-LOCAL_WORKSPACE = "local"
-
-
-def workspace_of(request: web.Request) -> str:
-    """The caller's workspace (resolved by the auth middleware; "local" with --auth none)."""
-    return caller_of(request).workspace_id
-
 
 def raw_json(text: str, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="application/json")

@@ -6,7 +6,7 @@ import uuid
 
 from aiohttp import web
 
-from opencomfy.http.assets_params import workspace_of
+from opencomfy.http.caller import workspace_of
 from opencomfy.http.errors import error_response
 from opencomfy.http.routing import add_cloud_routes, services_of
 from opencomfy.tasks.schemas import parse_rfc3339, task_entry, task_response

@@ -13,7 +13,7 @@ from aiohttp import WSMsgType, web
 from opencomfy.events import frames
 from opencomfy.events.base import BusMessage, EventBus
 from opencomfy.events.fanout import WebSocketHub
-from opencomfy.http.caller import caller_of
+from opencomfy.http.caller import workspace_of
 from opencomfy.http.routing import SERVICES
 from opencomfy.http.system import server_feature_flags
 
@@ -68,11 +68,6 @@ class _AiohttpTransport:
             self._transport.abort()
 
 
-def _workspace_of(request: web.Request) -> str:
-    # The auth layer, when on, resolves the caller's workspace before this handler runs.
-    return caller_of(request).workspace_id
-
-
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     """One client: greet it, read its feature flags, keep it registered until it leaves."""
     hub = request.app[WS_HUB]
@@ -83,7 +78,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     # would only cost the event loop CPU.
     ws = web.WebSocketResponse(max_msg_size=1024 * 1024, compress=False)
     await ws.prepare(request)
-    conn = await hub.connect(sid=sid, workspace_id=_workspace_of(request),
+    conn = await hub.connect(sid=sid, workspace_id=workspace_of(request),
                              transport=_AiohttpTransport(ws, request))
     first_message = True
     try:
