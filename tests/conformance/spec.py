@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "spec" / "openapi.yaml"
+SPEC_PATH = Path(__file__).resolve().parents[2] / "spec" / "openapi.yaml"
 
 
 @functools.cache

@@ -24,7 +24,18 @@ CORE_NODE_MODULES: tuple[str, ...] = (
     "opencomfy.nodes.primitives",
     "opencomfy.nodes.strings",
     "opencomfy.nodes.preview_any",
+    # Added in parallel by the core-node work (each module may not exist yet: skipped then).
+    "opencomfy.nodes.image_extra",
+    "opencomfy.nodes.mask_extra",
+    "opencomfy.nodes.latent_extra",
+    "opencomfy.nodes.logic",
+    "opencomfy.nodes.text_extra",
+    "opencomfy.nodes.video",
+    "opencomfy.nodes.audio",
+    "opencomfy.nodes.files_3d",
     "opencomfy.nodes.diffusion",   # empty NODES without the optional diffusion extra
+    "opencomfy.nodes.custom_sampling",   # empty NODES without the optional diffusion extra
+    "opencomfy.nodes.model_patches",     # empty NODES without the optional diffusion extra
 )
 
 
