@@ -149,7 +149,7 @@ class CacheKeys:
     def _compute(self, node_id: str, node: dict) -> bytes:
         class_type = node.get("class_type")
         try:
-            spec = self.specs.get(class_type)
+            spec = self.specs.get(class_type)  # type: ignore[arg-type]  # a missing type raises KeyError
         except KeyError:
             return _unique_key()
         fingerprint = ""

@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 from opencomfy.engine.cache import CacheEntry
 from opencomfy.engine.cache_keys import CacheKeys, is_unique_key
@@ -221,7 +221,7 @@ class PromptExecution:
                 raise ex
         self.wake.clear()
 
-    def _raise_cycle(self) -> None:
+    def _raise_cycle(self) -> NoReturn:
         cycle = self.list.nodes_in_cycle() or sorted(self.list.pending)
         blamed = cycle[0]
         for node_id in cycle:

@@ -27,6 +27,8 @@ UNTHROTTLED_NODES = 64  # progress_state is sent on every change up to this many
 class Interrupted(Exception):
     """The prompt was interrupted (ComfyUI's InterruptProcessingException)."""
 
+    node_id: str | None
+
 
 class RunState:
     """Per-prompt state shared by every node of one run: sink, flag and progress registry."""

@@ -8,9 +8,12 @@ strong links until `check_lazy_status` asks for them.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from opencomfy.engine.graph_utils import is_link
+
+if TYPE_CHECKING:
+    from opencomfy.engine.node_spec import ClassSpec
 
 
 class DependencyCycleError(Exception):
@@ -18,7 +21,7 @@ class DependencyCycleError(Exception):
 
 
 class ExecutionList:
-    def __init__(self, dynprompt, spec_of: Callable[[str], object],
+    def __init__(self, dynprompt, spec_of: Callable[[str], ClassSpec],
                  is_available: Callable[[str], bool]):
         self.dynprompt = dynprompt
         self.spec_of = spec_of  # node id -> ClassSpec
