@@ -1,22 +1,24 @@
 """Fetching a URL into an asset: source checks, redirects, streaming with progress.
 
 Only http(s) URLs on the configured hosts are fetched (the spec's huggingface.co, civitai.com,
-civitai.red by default); no URL, first or redirected, may point back at this server.
+civitai.red by default). Redirects are followed by hand, at most MAX_REDIRECTS, and every hop
+is checked and pinned (see `egress`): no URL, first or redirected, may reach this server or a
+loopback, private, link-local or otherwise non-public address.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urljoin, urlsplit
 
 import aiohttp
+from yarl import URL
 
+from opencomfy.assets import egress
 from opencomfy.assets.errors import AssetError, InvalidAssetInput
 from opencomfy.assets.formats import PICKLE_EXTENSIONS
 from opencomfy.blobs import StagedBlob
@@ -50,44 +52,74 @@ class Fetched:
     content_type: str | None
 
 
-def _host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
-    host = host.lower().rstrip(".")
-    return any(host == h or host.endswith("." + h) for h in allowed)
+@dataclass(frozen=True)
+class Hop:
+    """One checked request target: the URL as aiohttp will send it and the addresses its
+    host may be reached at."""
+
+    url: URL
+    host: str
+    port: int
+    addresses: list
 
 
-async def _points_at_server(host: str, port: int, config: "Config") -> bool:
+def _parse(url: object) -> URL:
+    """The URL parsed the way aiohttp will parse it (one parser for check and request)."""
+    if not isinstance(url, str) or len(url) > 2048:
+        raise InvalidAssetInput("source_url must be a URL", field="source_url")
+    try:
+        parsed = URL(url)
+        port = parsed.port
+    except (ValueError, TypeError):
+        raise InvalidAssetInput("the URL is malformed or has an invalid port", field="source_url") from None
+    if parsed.scheme not in ("http", "https") or not parsed.raw_host or port is None:
+        raise InvalidAssetInput("only http(s) URLs can be downloaded", field="source_url")
+    return parsed
+
+
+def _points_at_server(ips: list, port: int, config: "Config") -> bool:
     """True when host:port reaches this server (loopback, a listen address, or any address)."""
     if port != config.port:
         return False
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return False
     listen = set(config.listen)
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0])
-        if ip.is_loopback or ip.is_unspecified or str(ip) in listen or "0.0.0.0" in listen:
-            return True
-    return False
+    return any(ip.is_loopback or ip.is_unspecified or str(ip) in listen or "0.0.0.0" in listen
+               for ip in ips)
 
 
-async def check_url(url: str, *, config: "Config", first: bool = True) -> tuple[str, int]:
-    """Raise InvalidAssetInput unless the URL may be fetched; returns (host, port)."""
-    if not isinstance(url, str) or len(url) > 2048:
-        raise InvalidAssetInput("source_url must be a URL", field="source_url")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidAssetInput("only http(s) URLs can be downloaded", field="source_url")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise InvalidAssetInput("the URL has an invalid port", field="source_url") from None
-    if first and not _host_allowed(parts.hostname, config.asset_download_hosts):
+async def check_hop(url: object, *, config: "Config", first: bool = True) -> Hop:
+    """Raise InvalidAssetInput unless this request target may be fetched.
+
+    Every hop: http(s) only, never this server, and every address the host resolves to is
+    public unless the allowlist names that address literally. The first hop's host must be
+    on the allowlist; a redirect may leave it (the sources hand files to their CDNs) but
+    only for public addresses."""
+    parsed = _parse(url)
+    host, port = parsed.raw_host or "", parsed.port or 0
+    entries = egress.allow_entries(config.asset_download_hosts)
+    if first and not any(e.admits_host(host, port) for e in entries):
         raise InvalidAssetInput(f"downloads are only allowed from {', '.join(config.asset_download_hosts)}",
                                 field="source_url")
-    if await _points_at_server(parts.hostname, port, config):
+    try:
+        addresses = await egress.lookup(host, port)
+    except (OSError, asyncio.TimeoutError, UnicodeError):
+        addresses = []
+    if not addresses:
+        raise InvalidAssetInput(f"the host {host} could not be resolved", field="source_url")
+    ips = [egress.parse_ip(a["host"]) for a in addresses]
+    if _points_at_server([ip for ip in ips if ip is not None], port, config):
         raise InvalidAssetInput("a download cannot point at this server", field="source_url")
-    return parts.hostname, port
+    for ip in ips:
+        problem = "unreadable" if ip is None else egress.address_problem(ip)
+        if problem and not (ip is not None and any(e.admits_address(ip, port) for e in entries)):
+            raise InvalidAssetInput(f"{host} resolves to a {problem} address ({ip}), which downloads "
+                                    "may not reach", field="source_url")
+    return Hop(url=parsed, host=host, port=port, addresses=addresses)
+
+
+async def check_url(url: object, *, config: "Config", first: bool = True) -> tuple[str, int]:
+    """Raise InvalidAssetInput unless the URL may be fetched; returns (host, port)."""
+    hop = await check_hop(url, config=config, first=first)
+    return hop.host, hop.port
 
 
 def filename_of(url: str, disposition: str | None) -> str:
@@ -99,20 +131,26 @@ def filename_of(url: str, disposition: str | None) -> str:
     return name[:255] or "download"
 
 
-async def _open(session: aiohttp.ClientSession, method: str, url: str, *, config: "Config",
-                headers: dict | None = None) -> tuple[aiohttp.ClientResponse, str]:
-    """Send the request, following redirects ourselves so that each target is checked."""
-    await check_url(url, config=config)
-    for _ in range(MAX_REDIRECTS + 1):
-        resp = await session.request(method, url, allow_redirects=False, headers=headers)
+def _session(timeout: aiohttp.ClientTimeout) -> tuple[aiohttp.ClientSession, egress.PinnedResolver]:
+    """A session whose connections go only to pinned (checked) addresses, with no proxy."""
+    resolver = egress.PinnedResolver()
+    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
+    return aiohttp.ClientSession(timeout=timeout, connector=connector, trust_env=False), resolver
+
+
+async def _open(session: aiohttp.ClientSession, resolver: egress.PinnedResolver, method: str,
+                url: str, *, config: "Config") -> tuple[aiohttp.ClientResponse, str]:
+    """Send the request, following redirects ourselves: each hop is checked, then pinned."""
+    for hop_number in range(MAX_REDIRECTS + 1):
+        hop = await check_hop(url, config=config, first=hop_number == 0)
+        resolver.pin(hop.host, hop.port, hop.addresses)
+        resp = await session.request(method, hop.url, allow_redirects=False)
         if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-            target = urljoin(url, resp.headers["Location"])
+            url = urljoin(str(hop.url), resp.headers["Location"])
             resp.release()
-            await check_url(target, config=config, first=False)
-            url = target
             continue
-        return resp, url
-    raise DownloadFailed("too many redirects")
+        return resp, str(hop.url)
+    raise DownloadFailed(f"too many redirects (more than {MAX_REDIRECTS})")
 
 
 async def fetch(url: str, *, service: "AssetService", config: "Config",
@@ -120,9 +158,10 @@ async def fetch(url: str, *, service: "AssetService", config: "Config",
     """Stream the URL into a staged blob, reporting progress; DownloadFailed on HTTP errors."""
     limit = int(config.max_download_size_mb * 1024 * 1024)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=20, sock_read=120)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    session, resolver = _session(timeout)
+    async with session:
         try:
-            resp, final_url = await _open(session, "GET", url, config=config)
+            resp, final_url = await _open(session, resolver, "GET", url, config=config)
         except aiohttp.ClientError as exc:
             raise DownloadFailed(f"could not reach the source: {exc}") from None
         async with resp:
@@ -159,8 +198,9 @@ async def remote_metadata(url: str, *, config: "Config") -> dict:
     """AssetMetadataResponse from a HEAD request (no body is downloaded)."""
     timeout = aiohttp.ClientTimeout(total=30)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            resp, final_url = await _open(session, "HEAD", url, config=config)
+        session, resolver = _session(timeout)
+        async with session:
+            resp, final_url = await _open(session, resolver, "HEAD", url, config=config)
             async with resp:
                 if resp.status >= 400:
                     raise DownloadFailed(f"the source answered HTTP {resp.status}")  # 422 here
