@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from opencomfy.diffusion.detect import UnsupportedCheckpoint, detect_layout
-from opencomfy.diffusion.loading import PickleRefused, load_checkpoint_file, read_state_dict
+from opencomfy.diffusion.loading import load_checkpoint_file
+from opencomfy.weights import PickleRefused, read_state_dict
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:

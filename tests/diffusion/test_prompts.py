@@ -106,3 +106,20 @@ def test_textual_inversion_embedding_inserts_its_vectors(tiny_models, embeddings
     assert torch.allclose(weighted, clip.encode("a (photo cat:1.3)"), atol=1e-5)
     # an unknown embedding is dropped with a warning, as ComfyUI does
     assert torch.equal(clip.encode("a embedding:missing cat"), clip.encode("a cat"))
+
+
+def test_pickled_embedding_loads_only_when_pickles_are_allowed(tiny_models, embeddings_folder, monkeypatch):
+    """A1111's ``.pt`` embeddings (``string_to_param``) load with --allow-pickle-models and are
+    refused, with a warning, without it."""
+    from opencomfy.config import ALLOW_PICKLE_ENV
+    from opencomfy.diffusion import cache
+
+    _, clip, _ = tiny_models
+    table = clip.model.get_input_embeddings().weight
+    torch.save({"string_to_param": {"*": table[[1125, 2368]].clone()}}, embeddings_folder / "oldcat.pt")
+    monkeypatch.delenv(ALLOW_PICKLE_ENV, raising=False)
+    cache.clear()
+    assert torch.equal(clip.encode("a embedding:oldcat"), clip.encode("a"))
+    monkeypatch.setenv(ALLOW_PICKLE_ENV, "1")
+    cache.clear()
+    assert torch.allclose(clip.encode("a embedding:oldcat"), clip.encode("a photo cat"), atol=1e-6)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from opencomfy.assets.errors import FormatNotAllowed
+from opencomfy.weights import PICKLE_EXTENSIONS
 
-PICKLE_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
+__all__ = ["PICKLE_EXTENSIONS", "check_model_format", "looks_like_pickle", "looks_like_safetensors"]
 ALLOWED_MESSAGE = "Allowed formats: [SafeTensor]"
 
 

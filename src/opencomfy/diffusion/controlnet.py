@@ -99,8 +99,8 @@ def load_controlnet_file(path: str) -> ControlNet:
     from diffusers import ControlNetModel
     from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
 
-    from opencomfy.diffusion.loading import _assign, read_state_dict
-    from opencomfy.diffusion.memory import weight_dtype
+    from opencomfy.diffusion.memory import offload_device, weight_dtype
+    from opencomfy.weights import assign_weights, read_state_dict
 
     state = read_state_dict(path)
     if any(k.startswith(CONTROL_PREFIX) for k in state):
@@ -113,7 +113,7 @@ def load_controlnet_file(path: str) -> ControlNet:
     converted.update(_hint_encoder_keys(state))
     with init_empty_weights():
         model = ControlNetModel.from_config(config)
-    return ControlNet(model=_assign(model, converted, weight_dtype("unet")), family=family)
+    return ControlNet(model=assign_weights(model, converted, weight_dtype("unet"), offload_device()), family=family)
 
 
 def _hint_encoder_keys(state: dict) -> dict:

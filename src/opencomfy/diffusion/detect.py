@@ -18,8 +18,7 @@ from opencomfy.diffusion.ldm_keys import (SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL
                                          SDXL_CLIP_L_PREFIX, UNET_PREFIX, VAE_PREFIX)
 
 
-class UnsupportedCheckpoint(ValueError):
-    """The file is not a model family we can load."""
+from opencomfy.weights import UnsupportedCheckpoint  # raised by the loaders; re-exported here
 
 
 @lru_cache(maxsize=None)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from opencomfy.weights import is_pickle_name, load_pickle, read_state_dict
+
 log = logging.getLogger(__name__)
 
 PREFIX = "embedding:"
@@ -53,14 +55,8 @@ class EmbeddingVectors:
 
 
 def _read(path: str) -> dict[str, torch.Tensor]:
-    from opencomfy.diffusion.loading import read_state_dict
-
-    if os.path.splitext(path)[1].lower() in (".pt", ".bin", ".pth"):
-        from opencomfy.diffusion.loading import PickleRefused, pickle_allowed
-
-        if not pickle_allowed():
-            raise PickleRefused(f"{os.path.basename(path)} is a pickle embedding")
-        data = torch.load(path, map_location="cpu", weights_only=True)
+    if is_pickle_name(path):
+        data = load_pickle(path, "embedding")
         if isinstance(data, dict) and "string_to_param" in data:
             return {"emb_params": next(iter(data["string_to_param"].values()))}
         return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}

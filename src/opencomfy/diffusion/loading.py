@@ -12,58 +12,25 @@ import os
 
 import torch
 
-from opencomfy.config import ALLOW_PICKLE_ENV, pickle_models_allowed
-
 from opencomfy.diffusion.detect import (CheckpointLayout, UnsupportedCheckpoint, detect_layout,
                                         looks_v_prediction, sd1_text_encoder_config, vae_config)
 from opencomfy.diffusion.ldm_keys import (SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX,
                                          SDXL_CLIP_L_PREFIX, VAE_PREFIX)
 from opencomfy.diffusion.memory import offload_device, weight_dtype
+from opencomfy.weights import PickleRefused, assign_weights, read_state_dict  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-PICKLE_EXTENSIONS = {".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pt2"}
-
-
-class PickleRefused(ValueError):
-    """A pickle checkpoint was given and the user did not opt in."""
-
-
-def read_state_dict(path: str) -> dict[str, torch.Tensor]:
-    """All tensors of a ``.safetensors`` file (or, when opted in, a pickle checkpoint)."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext in (".safetensors", ".sft"):
-        from safetensors.torch import load_file
-
-        return load_file(path, device="cpu")
-    if ext in PICKLE_EXTENSIONS:
-        if not pickle_models_allowed():
-            raise PickleRefused(
-                f"{os.path.basename(path)} is a pickle checkpoint, which can run code when "
-                f"loaded; convert it to .safetensors or set {ALLOW_PICKLE_ENV}=1 to load it")
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(data, dict) and "state_dict" in data:
-            data = data["state_dict"]
-        return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
-    raise UnsupportedCheckpoint(f"unknown checkpoint format: {os.path.basename(path)}")
-
-
 def _shapes(state_dict: dict) -> dict[str, tuple]:
     return {k: tuple(v.shape) for k, v in state_dict.items()}
 
 
 def _assign(module, state_dict: dict, dtype: torch.dtype):
-    """Give a meta-device module its weights (strictly: every key must match)."""
-    converted = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
-    missing, unexpected = module.load_state_dict(converted, strict=False, assign=True)
-    missing = [k for k in missing if not k.endswith("position_ids")]
-    if missing or unexpected:
-        raise UnsupportedCheckpoint(f"{type(module).__name__}: weights do not match the detected "
-                                    f"architecture (missing {missing[:5]}, unexpected {unexpected[:5]})")
-    return module.to(offload_device()).eval().requires_grad_(False)
+    """Give a meta-device module its weights, then park it on the offload device."""
+    return assign_weights(module, state_dict, dtype, offload_device())
 
 
 def build_unet(state_dict: dict, config: dict):

@@ -128,6 +128,6 @@ class LoraFile:
 
 
 def load_lora_file(path: str) -> LoraFile:
-    from opencomfy.diffusion.loading import read_state_dict
+    from opencomfy.weights import read_state_dict
 
     return LoraFile(read_state_dict(path))
