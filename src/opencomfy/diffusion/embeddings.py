@@ -9,7 +9,6 @@ are allowed. Each vector counts as one token of the prompt.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import torch
