@@ -126,12 +126,15 @@ async def _build_identity(config: Config, db: "Database") -> "IdentityService":
 
 
 def _build_secrets(config: Config, db: "Database") -> "SecretService":  # on the server's loop
-    """Secrets sealed with the configured AES-GCM keys (the feature is off without them)."""
+    """Secrets sealed with AES-GCM keys: OPENCOMFY_SECRETS_KEYS, else the data directory's
+    keyring file (made on first start)."""
     import asyncio
 
     from opencomfy.secrets import node_access
+    from opencomfy.secrets.keyfile import resolve_keyring
     from opencomfy.secrets.service import SecretService
 
-    secrets = SecretService(db=db, keyring=config.secrets_keys)
+    secrets = SecretService(db=db, keyring=resolve_keyring(configured=config.secrets_keys,
+                                                           state_dir=config.state_dir))
     node_access.install(secrets, asyncio.get_running_loop())  # nodes' get_secret()
     return secrets

@@ -65,10 +65,50 @@ def test_duplicates_and_bad_input(auth_server):
     assert a.get("/api/secrets/not-a-uuid").status == 404
 
 
-def test_secrets_off_without_a_key(make_server):
-    srv = make_server()
-    r = srv.get("/api/secrets")
-    assert r.status == 503 and r.json()["code"] == "secrets_disabled"
+def test_secrets_work_without_a_configured_key_and_survive_a_restart(make_server, tmp_path):
+    """No OPENCOMFY_SECRETS_KEYS: the first start makes a private keyring file in the data
+    directory; a restart reads the same file, so what was sealed before still opens."""
+    import stat
+
+    from opencomfy.db.database import Database
+    from opencomfy.secrets.keyfile import KEYRING_FILE, resolve_keyring
+    from opencomfy.secrets.service import SecretService
+
+    base = tmp_path / "keyring-home"
+    srv = make_server(base_dir=base, env={"OPENCOMFY_SECRETS_KEYS": ""})
+    r = srv.post("/api/secrets", {"name": "tok", "secret_value": "v-1"})
+    assert r.status == 201, r.body
+    keyfile = base / KEYRING_FILE
+    assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600
+    ring = keyfile.read_text()
+    srv.stop()
+    again = make_server(base_dir=base, env={"OPENCOMFY_SECRETS_KEYS": ""})
+    assert [s["name"] for s in again.get("/api/secrets").json()["data"]] == ["tok"]
+    assert keyfile.read_text() == ring
+
+    async def reveal():
+        db = await Database.open(database_url(again), migrate=False)
+        try:
+            service = SecretService(db=db, keyring=resolve_keyring(configured=None, state_dir=base))
+            return await service.reveal(workspace_id="local", name="tok")
+        finally:
+            await db.close()
+
+    assert asyncio.run(reveal()) == "v-1"
+
+
+def test_a_configured_keyring_wins_and_a_broken_file_is_refused(tmp_path):
+    import pytest
+
+    from opencomfy.secrets.crypto import KeyringError
+    from opencomfy.secrets.keyfile import KEYRING_FILE, resolve_keyring
+
+    spec = f"k1:{SECRETS_KEY_1}"
+    assert resolve_keyring(configured=spec, state_dir=tmp_path) == spec
+    assert not (tmp_path / KEYRING_FILE).exists()
+    (tmp_path / KEYRING_FILE).write_text("k1:not-base64")
+    with pytest.raises(KeyringError, match=KEYRING_FILE):
+        resolve_keyring(configured=None, state_dir=tmp_path)
 
 
 def test_keyring_rotation_reseals_and_old_values_open():
