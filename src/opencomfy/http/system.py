@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import logging
+import os
+import re
 import sys
 from typing import Any
 
@@ -130,6 +132,60 @@ def _pytorch_version() -> str:
     return _package_version("torch")  # read from the installed metadata, torch stays unloaded
 
 
+# Flags whose value is a credential, or may carry one (a database URL, S3 settings).
+_SECRET_FLAG = re.compile(r"^--?(database-url|s3-[\w-]*|[\w-]*(secret|key|password|passwd|token|credential)[\w-]*)$",
+                          re.IGNORECASE)
+# scheme://user:password@ or scheme://token@ : the userinfo of any URL in any argument.
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/@\s:]*)(?P<password>:[^/@\s]*)?@",
+                           re.IGNORECASE)
+REDACTED = "<redacted>"
+# The switches the stock frontend reads from argv (it changes what it shows for them).
+_FRONTEND_SWITCHES = frozenset({"--disable-api-nodes", "--enable-manager", "--enable-manager-legacy-ui",
+                                "--multi-user"})
+
+
+def _redact_userinfo(text: str) -> str:
+    def replace(match: re.Match) -> str:
+        if match.group("password"):
+            return f"{match.group('scheme')}{match.group('user')}:{REDACTED}@"
+        return f"{match.group('scheme')}{REDACTED}@"  # a lone userinfo is often a token
+    return _URL_USERINFO.sub(replace, text)
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """The command line with credentials replaced: the value of every secret-bearing flag
+    (`--flag value` and `--flag=value`) and the userinfo of every URL."""
+    shown: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next and not arg.startswith("-"):
+            shown.append(REDACTED)
+            hide_next = False
+            continue
+        hide_next = False
+        flag, equals, _ = arg.partition("=")
+        if _SECRET_FLAG.match(flag):
+            if equals:
+                shown.append(f"{flag}={REDACTED}")
+            else:
+                shown.append(arg)
+                hide_next = True
+            continue
+        shown.append(_redact_userinfo(arg))
+    return shown
+
+
+def shown_argv(config: Config, argv: list[str] | None = None) -> list[str]:
+    """argv as `/system_stats` shows it. With `--auth required` the route is public and the
+    HTTP API has no operator role: only the program's name and the switches the frontend
+    reads. Locally (the caller is the machine's own user) the whole line, redacted."""
+    argv = list(sys.argv if argv is None else argv)
+    if config.auth == "required":
+        program = [os.path.basename(argv[0])] if argv else []
+        return program + [a for a in argv[1:] if a in _FRONTEND_SWITCHES]
+    return redact_argv(argv)
+
+
 def system_stats(config: Config) -> dict[str, Any]:
     """ComfyUI's `/system_stats` plus every field of the spec's SystemStatsResponse."""
     mem = psutil.virtual_memory()
@@ -150,7 +206,7 @@ def system_stats(config: Config) -> dict[str, Any]:
             "python_version": sys.version,
             "pytorch_version": _pytorch_version(),
             "embedded_python": "python_embeded" in sys.executable,
-            "argv": list(sys.argv),
+            "argv": shown_argv(config),
         },
         "devices": _devices(),
     }
