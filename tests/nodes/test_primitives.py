@@ -32,7 +32,7 @@ def test_declarations_match_comfyui():
     assert PrimitiveInt.INPUT_TYPES()["required"]["value"] == (
         "INT", {"min": -sys.maxsize, "max": sys.maxsize, "control_after_generate": True})
     assert PrimitiveFloat.INPUT_TYPES()["required"]["value"] == (
-        "FLOAT", {"min": -sys.maxsize, "max": sys.maxsize, "step": 0.1})
+        "FLOAT", {"min": -sys.maxsize, "max": sys.maxsize})  # no step in ComfyUI
     assert PrimitiveBoolean.INPUT_TYPES()["required"]["value"] == ("BOOLEAN", {})
     for cls, _, _ in declared.values():
         assert cls.CATEGORY == "utils/primitive"

@@ -26,6 +26,9 @@ CORE_NODE_MODULES: tuple[str, ...] = (
     "opencomfy.nodes.preview_any",
     # Added in parallel by the core-node work (each module may not exist yet: skipped then).
     "opencomfy.nodes.image_extra",
+    "opencomfy.nodes.image_morphology",
+    "opencomfy.nodes.image_resize_extra",
+    "opencomfy.nodes.image_save_extra",
     "opencomfy.nodes.mask_extra",
     "opencomfy.nodes.latent_extra",
     "opencomfy.nodes.logic",

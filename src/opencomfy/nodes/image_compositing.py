@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from opencomfy.nodes.image_scaling import common_upscale, repeat_to_batch_size
+from opencomfy.nodes.v3_schema import V3SchemaNode
 
 MAX_RESOLUTION = 16384
 
@@ -96,15 +97,20 @@ class ImageCompositeMasked:
         return (output.movedim(1, -1),)
 
 
-class ImageBlend:
+class ImageBlend(V3SchemaNode):
+    """Blends image2 over image1 with a blend mode, mixed in by ``blend_factor`` (V3 in ComfyUI)."""
+
+    NODE_ID = "ImageBlend"
+    RELATIVE_PYTHON_MODULE = "comfy_extras.nodes_post_processing"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "image1": ("IMAGE",),
-            "image2": ("IMAGE",),
+            "image1": ("IMAGE", {}),
+            "image2": ("IMAGE", {}),
             "blend_factor": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01}),
-            "blend_mode": (["normal", "multiply", "screen", "overlay", "soft_light",
-                            "difference"],),
+            "blend_mode": ("COMBO", {"multiselect": False, "options": [
+                "normal", "multiply", "screen", "overlay", "soft_light", "difference"]}),
         }}
 
     RETURN_TYPES = ("IMAGE",)

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from opencomfy.nodes.v3_schema import V3SchemaNode
+
 
 class ImageInvert:
     @classmethod
@@ -98,13 +100,19 @@ def _bayer_matrix(level: int) -> np.ndarray:
     return np.block([[m - 1.5, m + 0.5], [m + 1.5, m - 0.5]]) / q
 
 
-class ImageQuantize:
+class ImageQuantize(V3SchemaNode):
+    """Reduces the palette to ``colors`` colours, optionally dithered (V3 in ComfyUI)."""
+
+    NODE_ID = "ImageQuantize"
+    RELATIVE_PYTHON_MODULE = "comfy_extras.nodes_post_processing"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "image": ("IMAGE",),
+            "image": ("IMAGE", {}),
             "colors": ("INT", {"default": 256, "min": 1, "max": 256, "step": 1}),
-            "dither": (["none", "floyd-steinberg", "bayer-2", "bayer-4", "bayer-8", "bayer-16"],),
+            "dither": ("COMBO", {"multiselect": False, "options": [
+                "none", "floyd-steinberg", "bayer-2", "bayer-4", "bayer-8", "bayer-16"]}),
         }}
 
     RETURN_TYPES = ("IMAGE",)

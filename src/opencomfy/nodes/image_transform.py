@@ -7,6 +7,7 @@ import math
 import torch
 
 from opencomfy.nodes.image_scaling import UPSCALE_METHODS, common_upscale
+from opencomfy.nodes.v3_schema import V3SchemaNode
 
 MAX_RESOLUTION = 16384
 
@@ -66,15 +67,19 @@ class ImageScaleBy:
         return (_resize(image, width, height, upscale_method, "disabled"),)
 
 
-class ImageScaleToTotalPixels:
+class ImageScaleToTotalPixels(V3SchemaNode):
+    """Scales to about ``megapixels`` x 2^20 pixels, keeping the aspect ratio (V3 in ComfyUI)."""
+
+    NODE_ID = "ImageScaleToTotalPixels"
+    RELATIVE_PYTHON_MODULE = "comfy_extras.nodes_post_processing"
     upscale_methods = list(UPSCALE_METHODS)
     crop_methods = ["disabled", "center"]
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "image": ("IMAGE",),
-            "upscale_method": (cls.upscale_methods,),
+            "image": ("IMAGE", {}),
+            "upscale_method": ("COMBO", {"multiselect": False, "options": cls.upscale_methods}),
             "megapixels": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 16.0, "step": 0.01}),
         }}
 
