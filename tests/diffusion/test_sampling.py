@@ -39,8 +39,11 @@ def _run(tiny_models, conds, **kw):
 def test_schedule_matches_sd1_training_sigmas():
     assert SCHEDULE.sigma_min == pytest.approx(0.0292, abs=1e-4)
     assert SCHEDULE.sigma_max == pytest.approx(14.6146, abs=1e-3)
-    t = torch.tensor([0.0, 10.5, 999.0])
+    t = torch.tensor([0.0, 10.0, 999.0])
     assert torch.allclose(SCHEDULE.timestep(SCHEDULE.sigma(t)), t, atol=1e-3)
+    # the UNet gets the nearest training timestep, as in ComfyUI (not an interpolated one)
+    assert SCHEDULE.timestep(SCHEDULE.sigma(torch.tensor([10.4]))).item() == 10.0
+    assert SCHEDULE.timestep(SCHEDULE.sigma(torch.tensor([10.6]))).item() == 11.0
 
 
 @pytest.mark.parametrize("name", SCHEDULER_NAMES)
@@ -92,7 +95,7 @@ def test_every_sampler_runs_and_is_reproducible(tiny_models, conds, sampler):
 
 def test_unimplemented_sampler_is_a_clear_error(tiny_models, conds):
     with pytest.raises(ValueError, match="not implemented"):
-        _run(tiny_models, conds, sampler_name="dpm_adaptive")
+        _run(tiny_models, conds, sampler_name="no_such_sampler")
 
 
 def test_denoise_zero_returns_the_input(tiny_models, conds):
@@ -160,6 +163,8 @@ def test_ipndm_and_euler_agree_on_the_first_step_and_cfg_pp_at_cfg_one(tiny_mode
     one_step = dict(steps=1)
     assert torch.allclose(_run(tiny_models, conds, sampler_name="ipndm", **one_step),
                           _run(tiny_models, conds, sampler_name="euler", **one_step), atol=1e-6)
-    # with cfg 1 the guided and unguided predictions coincide: CFG++ Euler is Euler
-    assert torch.allclose(_run(tiny_models, conds, sampler_name="euler_cfg_pp", cfg=1.0),
-                          _run(tiny_models, conds, sampler_name="euler", cfg=1.0), atol=1e-4)
+    # with cfg 1 and the negative equal to the positive, the guided and unguided predictions
+    # coincide: CFG++ Euler is Euler (CFG++ evaluates the negative even at cfg 1, as ComfyUI)
+    same = (conds[0], conds[0])
+    assert torch.allclose(_run(tiny_models, same, sampler_name="euler_cfg_pp", cfg=1.0),
+                          _run(tiny_models, same, sampler_name="euler", cfg=1.0), atol=1e-4)

@@ -1,8 +1,9 @@
 """The noise schedule of a discrete-time (DDPM-trained) model, in sigmas.
 
 SD 1.x was trained with 1000 timesteps and ``scaled_linear`` betas. Samplers work on sigmas
-(``x = x0 + sigma * eps``); the UNet wants a timestep, which we get by interpolating
-``log sigma`` between the training sigmas, as ComfyUI does (fractional timesteps included).
+(``x = x0 + sigma * eps``); the UNet wants a timestep: as ComfyUI does, it gets the training
+timestep whose sigma is nearest in ``log sigma`` (an integer), while the way back from a
+(fractional) timestep to a sigma interpolates ``log sigma`` (schedulers, percentages).
 The UNet predicts either the noise (``epsilon``) or ``v`` (SD 2.x 768 models and some
 fine-tunes); ``zsnr`` rescales the schedule to zero terminal SNR.
 """
@@ -10,7 +11,6 @@ fine-tunes); ``zsnr`` rescales the schedule to zero terminal SNR.
 from __future__ import annotations
 
 import bisect
-import math
 from functools import lru_cache
 
 import torch
@@ -63,15 +63,14 @@ class DiscreteSchedule:
         return float(self.sigmas[-1])
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
-        """The fractional training timestep of each sigma (log-sigma interpolation)."""
-        log_sigma = sigma.float().log()
-        dists = log_sigma.reshape(-1, 1) - self.log_sigmas.to(sigma.device).reshape(1, -1)
-        low = dists.ge(0).cumsum(dim=1).argmax(dim=1).clamp(max=self.log_sigmas.shape[0] - 2)
-        high = low + 1
-        log_sigmas = self.log_sigmas.to(sigma.device)
-        lo, hi = log_sigmas[low], log_sigmas[high]
-        w = ((lo - log_sigma.reshape(-1)) / (lo - hi)).clamp(0, 1)
-        return ((1 - w) * low + w * high).reshape(sigma.shape)
+        """The training timestep nearest to each sigma in log sigma (as a float tensor).
+
+        The UNet only saw integer timesteps in training and ComfyUI feeds it the nearest one,
+        so a sigma between two training sigmas is rounded, not interpolated.
+        """
+        log_sigma = sigma.float().log().reshape(1, -1)
+        dists = log_sigma - self.log_sigmas.to(sigma.device).reshape(-1, 1)
+        return dists.abs().argmin(dim=0).reshape(sigma.shape).float()
 
     def timestep_of(self, sigma: float) -> float:
         """:meth:`timestep` for one Python float (cached: samplers ask for few distinct sigmas)."""
@@ -132,10 +131,9 @@ def _zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
 
 @lru_cache(maxsize=4096)
 def _timestep_of(log_sigmas: tuple[float, ...], sigma: float) -> float:
-    log_sigma = math.log(sigma)
-    high = bisect.bisect_right(log_sigmas, log_sigma)
-    high = min(max(high, 1), len(log_sigmas) - 1)
+    # In float32, as the tensor version computes it, so that ties break the same way.
+    log_sigma = float(torch.tensor(sigma, dtype=torch.float32).log())
+    high = min(max(bisect.bisect_right(log_sigmas, log_sigma), 1), len(log_sigmas) - 1)
     low = high - 1
-    lo, hi = log_sigmas[low], log_sigmas[high]
-    w = min(max((lo - log_sigma) / (lo - hi), 0.0), 1.0)
-    return (1 - w) * low + w * high
+    nearest = low if abs(log_sigma - log_sigmas[low]) <= abs(log_sigma - log_sigmas[high]) else high
+    return float(nearest)

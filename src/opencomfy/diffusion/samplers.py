@@ -1,13 +1,14 @@
-"""Samplers over a list of sigmas, under ComfyUI's names.
+"""Samplers over a list of sigmas, under ComfyUI's names (every name of KSampler's list).
 
 Each sampler is ``sampler(denoise, x, sigmas, *, noise, callback) -> x`` where
-``denoise(x, sigma) -> x0`` is the guided model, ``noise(sigma, sigma_next) -> tensor`` gives
-fresh seeded noise for the stochastic samplers, and ``callback(i, x, x0)`` runs after every
-step (progress, previews, interrupts). They follow Karras et al. (2022) and the DPM-Solver
-papers; the ODE samplers match diffusers' schedulers of the same name step for step.
-
-ComfyUI's SDE samplers draw their noise from a Brownian tree (torchsde); ours draw plain
-seeded Gaussian noise, so they are reproducible for a seed but not identical to ComfyUI's.
+``denoise(x, sigma) -> x0`` is the guided model (with ``last_uncond``, the unguided
+prediction of its last call, for the CFG++ samplers), ``noise(sigma, sigma_next) -> tensor``
+gives fresh seeded standard normal noise for the stochastic samplers, and
+``callback(i, x, x0)`` runs after every step (progress, previews, interrupts). They follow
+Karras et al. (2022), the DPM-Solver papers and the papers named in each module; they take
+the same steps and draw the same noise, in the same order, as ComfyUI, so that a seed gives
+ComfyUI's image. :data:`NOISE_SOURCE` says which noise each one expects
+(:mod:`noise_samplers`: a Brownian tree for the SDE samplers, else independent draws).
 """
 
 from __future__ import annotations
@@ -16,19 +17,13 @@ import math
 
 import numpy as np
 
+from opencomfy.diffusion import samplers_multistep as multistep
+from opencomfy.diffusion import samplers_sde as sde
+from opencomfy.diffusion.dpm_solver import dpm_adaptive, dpm_fast
+from opencomfy.diffusion.samplers_base import ancestral_step, to_d
 from opencomfy.diffusion.unipc import uni_pc, uni_pc_bh2
 
-
-def _to_d(x, sigma, denoised):
-    return (x - denoised) / sigma
-
-
-def ancestral_step(sigma: float, sigma_next: float, eta: float = 1.0) -> tuple[float, float]:
-    """(sigma_down, sigma_up): where the deterministic step lands and how much noise to add."""
-    if not eta or sigma_next == 0:
-        return sigma_next, 0.0
-    sigma_up = min(sigma_next, eta * (sigma_next ** 2 * (sigma ** 2 - sigma_next ** 2) / sigma ** 2) ** 0.5)
-    return (sigma_next ** 2 - sigma_up ** 2) ** 0.5, sigma_up
+_to_d = to_d
 
 
 def euler(denoise, x, sigmas, *, noise=None, callback=None):
@@ -46,7 +41,7 @@ def euler_ancestral(denoise, x, sigmas, *, noise, callback=None, eta=1.0):
         x0 = denoise(x, s)
         down, up = ancestral_step(s, s_next, eta)
         x = x + _to_d(x, s, x0) * (down - s)
-        if s_next > 0 and up > 0:
+        if s_next > 0:
             x = x + noise(s, s_next) * up
         callback and callback(i, x, x0)
     return x
@@ -91,7 +86,7 @@ def dpm_2_ancestral(denoise, x, sigmas, *, noise, callback=None, eta=1.0):
         down, up = ancestral_step(s, s_next, eta)
         d = _to_d(x, s, x0)
         x = x + d * (down - s) if down == 0 else _dpm_2_step(denoise, x, s, down, d)
-        if s_next > 0 and up > 0:
+        if down != 0:
             x = x + noise(s, s_next) * up
         callback and callback(i, x, x0)
     return x
@@ -123,9 +118,12 @@ def lms(denoise, x, sigmas, *, noise=None, callback=None, order=4):
         x0 = denoise(x, s)
         history.append(_to_d(x, s, x0))
         history = history[-order:]
-        current = min(i + 1, order)
-        coeffs = [_lms_coefficient(current, t, i, j) for j in range(current)]
-        x = x + sum(c * d for c, d in zip(coeffs, reversed(history)))
+        if t[i + 1] == 0:
+            x = x0
+        else:
+            current = min(i + 1, order)
+            coeffs = [_lms_coefficient(current, t, i, j) for j in range(current)]
+            x = x + sum(c * d for c, d in zip(coeffs, reversed(history), strict=False))
         callback and callback(i, x, x0)
     return x
 
@@ -167,7 +165,7 @@ def dpmpp_2s_ancestral(denoise, x, sigmas, *, noise, callback=None, eta=1.0):
             x2 = (mid / s) * x - math.expm1(-0.5 * h) * x0
             x0_2 = denoise(x2, mid)
             x = (down / s) * x - math.expm1(-h) * x0_2
-        if s_next > 0 and up > 0:
+        if s_next > 0:
             x = x + noise(s, s_next) * up
         callback and callback(i, x, x0)
     return x
@@ -268,44 +266,6 @@ def lcm(denoise, x, sigmas, *, noise, callback=None):
     return x
 
 
-def euler_cfg_pp(denoise, x, sigmas, *, noise=None, callback=None):
-    """Euler with CFG++ (Chung et al., 2024): step along the unguided direction."""
-    for i in range(len(sigmas) - 1):
-        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
-        x0 = denoise(x, s)
-        x = x0 + _to_d(x, s, denoise.last_uncond) * s_next
-        callback and callback(i, x, x0)
-    return x
-
-
-def euler_ancestral_cfg_pp(denoise, x, sigmas, *, noise, callback=None, eta=1.0):
-    for i in range(len(sigmas) - 1):
-        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
-        x0 = denoise(x, s)
-        down, up = ancestral_step(s, s_next, eta)
-        x = x0 + _to_d(x, s, denoise.last_uncond) * down
-        if s_next > 0 and up > 0:
-            x = x + noise(s, s_next) * up
-        callback and callback(i, x, x0)
-    return x
-
-
-def ipndm(denoise, x, sigmas, *, noise=None, callback=None, max_order=4):
-    """Improved pseudo-numerical method: Adams-Bashforth on the last four derivatives."""
-    weights = {1: (1,), 2: (3 / 2, -1 / 2), 3: (23 / 12, -16 / 12, 5 / 12),
-               4: (55 / 24, -59 / 24, 37 / 24, -9 / 24)}
-    history = []
-    for i in range(len(sigmas) - 1):
-        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
-        x0 = denoise(x, s)
-        history.insert(0, _to_d(x, s, x0))
-        del history[max_order:]
-        order = min(max_order, i + 1, len(history))
-        x = x + (s_next - s) * sum(w * d for w, d in zip(weights[order], history))
-        callback and callback(i, x, x0)
-    return x
-
-
 def ddpm(denoise, x, sigmas, *, noise, callback=None):
     """DDPM's ancestral step (the posterior mean plus its noise), written in sigmas."""
     for i in range(len(sigmas) - 1):
@@ -329,29 +289,75 @@ def dpmpp_2m_sde_heun(denoise, x, sigmas, *, noise, callback=None):
     return dpmpp_2m_sde(denoise, x, sigmas, noise=noise, callback=callback, solver_type="heun")
 
 
-# ComfyUI's ddim is the Euler sampler (DDIM with eta 0 is Euler's method in sigma space).
+def heunpp2(denoise, x, sigmas, *, noise=None, callback=None):
+    """Heun++ (second variant): up to three evaluations per step, at this sigma and the next
+    two, their directions weighted by each sigma relative to the first one."""
+    t = [float(v) for v in sigmas]
+    end = t[-1]
+    for i in range(len(t) - 1):
+        s, s_next = t[i], t[i + 1]
+        x0 = denoise(x, s)
+        d = _to_d(x, s, x0)
+        dt = s_next - s
+        if s_next == end:
+            x = x + d * dt
+        else:
+            x2 = x + d * dt
+            d2 = _to_d(x2, s_next, denoise(x2, s_next))
+            if t[i + 2] == end:
+                w2 = s_next / (2 * t[0])
+                x = x + (d * (1 - w2) + d2 * w2) * dt
+            else:
+                x3 = x2 + d2 * (t[i + 2] - s_next)
+                d3 = _to_d(x3, t[i + 2], denoise(x3, t[i + 2]))
+                w2, w3 = s_next / (3 * t[0]), t[i + 2] / (3 * t[0])
+                x = x + ((1 - w2 - w3) * d + w2 * d2 + w3 * d3) * dt
+        callback and callback(i, x, x0)
+    return x
+
+
+# ComfyUI's ddim is the Euler sampler (DDIM with eta 0 is Euler's method in sigma space); the
+# _gpu variants differ from the others only in where their Brownian tree lives.
 SAMPLERS = {
     "euler": euler,
+    "euler_cfg_pp": multistep.euler_cfg_pp,
     "euler_ancestral": euler_ancestral,
+    "euler_ancestral_cfg_pp": multistep.euler_ancestral_cfg_pp,
     "heun": heun,
+    "heunpp2": heunpp2,
     "dpm_2": dpm_2,
     "dpm_2_ancestral": dpm_2_ancestral,
     "lms": lms,
+    "dpm_fast": dpm_fast,
+    "dpm_adaptive": dpm_adaptive,
     "dpmpp_2s_ancestral": dpmpp_2s_ancestral,
+    "dpmpp_2s_ancestral_cfg_pp": multistep.dpmpp_2s_ancestral_cfg_pp,
     "dpmpp_sde": dpmpp_sde,
     "dpmpp_sde_gpu": dpmpp_sde,
     "dpmpp_2m": dpmpp_2m,
+    "dpmpp_2m_cfg_pp": multistep.dpmpp_2m_cfg_pp,
     "dpmpp_2m_sde": dpmpp_2m_sde,
     "dpmpp_2m_sde_gpu": dpmpp_2m_sde,
     "dpmpp_2m_sde_heun": dpmpp_2m_sde_heun,
     "dpmpp_2m_sde_heun_gpu": dpmpp_2m_sde_heun,
     "dpmpp_3m_sde": dpmpp_3m_sde,
     "dpmpp_3m_sde_gpu": dpmpp_3m_sde,
-    "lcm": lcm,
     "ddpm": ddpm,
-    "ipndm": ipndm,
-    "euler_cfg_pp": euler_cfg_pp,
-    "euler_ancestral_cfg_pp": euler_ancestral_cfg_pp,
+    "lcm": lcm,
+    "ipndm": multistep.ipndm,
+    "ipndm_v": multistep.ipndm_v,
+    "deis": multistep.deis,
+    "res_multistep": multistep.res_multistep_plain,
+    "res_multistep_cfg_pp": multistep.res_multistep_cfg_pp,
+    "res_multistep_ancestral": multistep.res_multistep_ancestral,
+    "res_multistep_ancestral_cfg_pp": multistep.res_multistep_ancestral_cfg_pp,
+    "gradient_estimation": multistep.gradient_estimation,
+    "gradient_estimation_cfg_pp": multistep.gradient_estimation_cfg_pp,
+    "er_sde": sde.er_sde,
+    "seeds_2": sde.seeds_2,
+    "seeds_3": sde.seeds_3,
+    "sa_solver": sde.sa_solver,
+    "sa_solver_pece": sde.sa_solver_pece,
     "ddim": euler,
     "uni_pc": uni_pc,
     "uni_pc_bh2": uni_pc_bh2,
@@ -359,6 +365,23 @@ SAMPLERS = {
 
 # Samplers for which ComfyUI drops the second-to-last sigma (they step through a midpoint).
 DISCARD_PENULTIMATE_SIGMA = {"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"}
+
+# The samplers that step along the unguided prediction (``denoise.last_uncond``); ComfyUI
+# evaluates the negative for them even at cfg 1.
+CFG_PP_SAMPLERS = {name for name in SAMPLERS if name.endswith("_cfg_pp")}
+
+# Which noise each sampler draws in ComfyUI: "brownian" (a Brownian tree kept on the CPU),
+# "brownian_device" (the _gpu variants: the tree lives on the sample's device), "default"
+# (independent draws), or None (deterministic).
+_BROWNIAN = {"dpmpp_sde", "dpmpp_2m_sde", "dpmpp_2m_sde_heun", "dpmpp_3m_sde"}
+_DETERMINISTIC = {"euler", "euler_cfg_pp", "heun", "heunpp2", "dpm_2", "lms", "dpmpp_2m",
+                  "dpmpp_2m_cfg_pp", "ipndm", "ipndm_v", "deis", "gradient_estimation",
+                  "gradient_estimation_cfg_pp", "ddim", "uni_pc", "uni_pc_bh2", "dpm_adaptive"}
+NOISE_SOURCE: dict[str, str | None] = {
+    name: ("brownian" if name in _BROWNIAN else "brownian_device" if name.removesuffix("_gpu") in _BROWNIAN
+           else None if name in _DETERMINISTIC else "default")
+    for name in SAMPLERS
+}
 
 
 def get_sampler(name: str):

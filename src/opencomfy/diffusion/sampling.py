@@ -1,8 +1,10 @@
 """KSampler: noise, sigmas, guidance, inpainting masks, progress and previews, as ComfyUI.
 
 LATENT ``samples`` are raw VAE latents; the model's scale factor is applied around sampling.
-Noise comes from ``torch.manual_seed(seed)`` on the CPU for the whole batch shape (or per
-``batch_index``, so a sample's noise does not depend on the batch it is in).
+The initial noise comes from ``torch.manual_seed(seed)`` on the CPU for the whole batch shape
+(or per ``batch_index``, so a sample's noise does not depend on the batch it is in). The noise
+the stochastic samplers add on the way comes from :mod:`noise_samplers`, seeded from the same
+seed as ComfyUI seeds it (a Brownian tree for the SDE samplers).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import torch.nn.functional as F
 
 from opencomfy.diffusion import conditioning as conds
 from opencomfy.diffusion.memory import models_in_use
-from opencomfy.diffusion.samplers import DISCARD_PENULTIMATE_SIGMA, get_sampler
+from opencomfy.diffusion.noise_samplers import BrownianTreeNoiseSampler, default_noise_sampler
+from opencomfy.diffusion.samplers import CFG_PP_SAMPLERS, DISCARD_PENULTIMATE_SIGMA, NOISE_SOURCE, get_sampler
 from opencomfy.diffusion.schedulers import calculate_sigmas
 
 
@@ -89,7 +92,28 @@ class _Masked:
 
     @property
     def last_uncond(self):
-        return self.inner.last_uncond * self.mask + self.latent * (1 - self.mask)
+        # ComfyUI hands CFG++ samplers the model's unguided output before the mask blend.
+        return self.inner.last_uncond
+
+
+class _AlwaysUnguided(conds.Guided):
+    """Guidance that evaluates the negative even at cfg 1, for the CFG++ samplers (which step
+    along it: at cfg 1 ComfyUI turns its skip-the-negative shortcut off for them)."""
+
+    def __call__(self, x, sigma):
+        cond, uncond = conds.predict(self.model, x, sigma, [self.positive, self.negative], self.plans)
+        self.last_uncond = uncond
+        return uncond + (cond - uncond) * self.cfg
+
+
+def noise_sampler_for(sampler_name: str, x: torch.Tensor, sigmas: torch.Tensor, seed: int | None):
+    """The noise source ComfyUI gives ``sampler_name`` for a sample ``x`` and these sigmas."""
+    source = NOISE_SOURCE.get(sampler_name, "default")
+    if source in ("brownian", "brownian_device") and len(sigmas) > 1:
+        positive = sigmas[sigmas > 0]
+        return BrownianTreeNoiseSampler(x, positive.min(), sigmas.max(), seed=seed,
+                                        cpu=source == "brownian")
+    return default_noise_sampler(x, seed=seed)
 
 
 class _Progress:
@@ -153,15 +177,19 @@ def sample(model, *, noise: torch.Tensor, positive, negative, cfg: float, sample
         sigma_max = schedule.sigma_max
         max_denoise = math.isclose(sigma_max, float(sigmas[0]), rel_tol=1e-5) or float(sigmas[0]) > sigma_max
         x = schedule.noise_scaling(float(sigmas[0]), noise, latent, max_denoise=max_denoise)
-        denoise = conds.guided(model, positive, negative, cfg)
+        if sampler_name in CFG_PP_SAMPLERS:
+            denoise = _AlwaysUnguided(model, positive, negative, cfg)
+        else:
+            denoise = conds.guided(model, positive, negative, cfg)
         if noise_mask is not None:
-            denoise = _Masked(denoise, _resize_mask(noise_mask, latent).to(device), latent, noise)
+            kept_noise = noise
+            if sampler_name == "ddim":
+                # ComfyUI's ddim re-noises the kept region with its own draw (seed + 1).
+                generator = torch.manual_seed(seed + 1)
+                kept_noise = torch.randn(noise.shape, generator=generator, device="cpu").to(device)
+            denoise = _Masked(denoise, _resize_mask(noise_mask, latent).to(device), latent, kept_noise)
 
-        generator = torch.Generator().manual_seed(seed)
-
-        def fresh_noise(_sigma, _sigma_next):
-            return torch.randn(x.shape, generator=generator, dtype=torch.float32).to(device)
-
+        fresh_noise = noise_sampler_for(sampler_name, x, sigmas, seed)
         x = sampler(denoise, x, sigmas, noise=fresh_noise, callback=progress)
         out = model.process_latent_out(x.float())
     return out.cpu()

@@ -1,9 +1,11 @@
 """UniPC (Zhao et al., 2023): a multistep predictor-corrector sampler on x0 predictions.
 
-Order 3 with lower orders for the first and last steps, as ComfyUI runs it. The corrector
-(UniC) reuses the model evaluation at each predicted point, so it costs no extra model call;
-the last step has no corrector. ``bh1`` and ``bh2`` are the paper's two choices of B(h).
-Written in sigma space (``lambda = -log sigma``); a final sigma of 0 ends on the x0 prediction.
+Run as ComfyUI runs it: order ``min(3, steps - 1)``, lower orders for the first and last
+steps; the corrector (UniC) reuses the model evaluation at each predicted point, so it costs
+no extra model call; the last step has no corrector. ``bh1`` and ``bh2`` are the paper's two
+choices of B(h). Written in sigma space (``lambda = -log sigma``). A final sigma of 0 is
+replaced by 0.001 (the solver needs a finite lambda), so the result keeps that much noise, and
+a single step only evaluates the model (ComfyUI's solver then makes no update at all).
 """
 
 from __future__ import annotations
@@ -39,9 +41,23 @@ def _coefficients(rks: list[float], h: float, order: int, variant: str):
     return h_phi_1, b_h, predictor, corrector
 
 
-def uni_pc(denoise, x, sigmas, *, noise=None, callback=None, order: int = 3, variant: str = "bh1"):
+FINAL_SIGMA = 0.001
+
+
+def uni_pc(denoise, x, sigmas, *, noise=None, callback=None, order: int | None = None, variant: str = "bh1"):
     steps = len(sigmas) - 1
     sigmas_f = [float(s) for s in sigmas]
+    if steps < 1:
+        return x
+    if sigmas_f[-1] == 0:
+        sigmas_f[-1] = FINAL_SIGMA
+    order = min(3, steps - 1) if order is None else order
+    if order < 1:
+        # ComfyUI's solver needs steps > order >= 1: one step leaves the sample where it was
+        # (in its variance-preserving form, rescaled at the end to the final sigma).
+        x0 = denoise(x, sigmas_f[0])
+        callback and callback(0, x, x0)
+        return x * ((1 + sigmas_f[-1] ** 2) / (1 + sigmas_f[0] ** 2)) ** 0.5
     history_x0 = []       # model outputs at the last points, newest last
     history_sigma = []
     x0 = denoise(x, sigmas_f[0])
@@ -51,10 +67,6 @@ def uni_pc(denoise, x, sigmas, *, noise=None, callback=None, order: int = 3, var
         s_prev, s_next = sigmas_f[i], sigmas_f[i + 1]
         last = i == steps - 1
         step_order = min(order, len(history_x0), steps - i)
-        if s_next == 0:                        # the end: the data prediction itself
-            x = history_x0[-1]
-            callback and callback(i, x, history_x0[-1])
-            break
         if s_next == s_prev:                   # a zero-length step leaves x where it is
             callback and callback(i, x, history_x0[-1])
             continue
@@ -70,12 +82,12 @@ def uni_pc(denoise, x, sigmas, *, noise=None, callback=None, order: int = 3, var
         base = (s_next / s_prev) * x - h_phi_1 * m0
         predicted = base
         if d1s:
-            predicted = base - b_h * sum(float(w) * d for w, d in zip(rho_p, d1s))
+            predicted = base - b_h * sum(float(w) * d for w, d in zip(rho_p, d1s, strict=False))
         x_next = predicted
         model_next = None
         if not last:
             model_next = denoise(predicted, s_next)
-            correction = sum(float(w) * d for w, d in zip(rho_c[:-1], d1s)) if d1s else 0
+            correction = sum(float(w) * d for w, d in zip(rho_c[:-1], d1s, strict=False)) if d1s else 0
             x_next = base - b_h * (correction + float(rho_c[-1]) * (model_next - m0))
         x = x_next
         callback and callback(i, x, model_next if model_next is not None else m0)
