@@ -112,10 +112,22 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, nargs=nargs, help=argparse.SUPPRESS)
 
 
+# ComfyUI's weight-precision flags (accepted as above) that do take effect: the diffusion
+# models' dtypes (opencomfy.diffusion.precision).
+_PRECISION_FLAGS = ("--force-fp32", "--force-fp16", "--fp32-unet", "--fp64-unet", "--bf16-unet",
+                    "--fp16-unet", "--fp8_e4m3fn-unet", "--fp8_e5m2-unet", "--fp8_e8m0fnu-unet",
+                    "--fp16-vae", "--fp32-vae", "--bf16-vae", "--fp8_e4m3fn-text-enc",
+                    "--fp8_e5m2-text-enc", "--fp16-text-enc", "--fp32-text-enc", "--bf16-text-enc")
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     for flag in _IGNORED_FLAGS:
-        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
-        if value not in (None, False):
+        value = getattr(args, _dest(flag), None)
+        if value not in (None, False) and flag not in _PRECISION_FLAGS:
             log.warning("%s is a ComfyUI flag that opencomfy accepts but ignores", flag)
     base = args.base_directory or Path(os.environ.get("OPENCOMFY_HOME", Path.cwd()))
     cache_mode = "none" if args.cache_none else "lru" if args.cache_lru > 0 else "classic"
@@ -144,6 +156,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         disable_all_custom_nodes=args.disable_all_custom_nodes,
         disable_metadata=args.disable_metadata,
         preview_size=args.preview_size,
+        precision_flags=tuple(_dest(f) for f in _PRECISION_FLAGS if getattr(args, _dest(f), False)),
         blob_store=args.blob_store,
         s3_endpoint=args.s3_endpoint,
         s3_bucket=args.s3_bucket,

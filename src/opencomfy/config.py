@@ -50,6 +50,9 @@ class Config:
     disable_all_custom_nodes: bool = False
     disable_metadata: bool = False
     preview_size: int = 512
+    # ComfyUI's weight-precision flags given, by argparse name ("fp32_text_enc", "force_fp32",
+    # ...): they set the dtypes of the model parts (opencomfy.diffusion.precision).
+    precision_flags: tuple[str, ...] = ()
     # Run the in-process worker (embedded mode). Scale-out API replicas turn it off.
     embedded_worker: bool = True
     # Assets: where content bytes live ("local" folder under the state dir, or "s3"); the

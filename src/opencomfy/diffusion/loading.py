@@ -16,7 +16,7 @@ from opencomfy.diffusion.detect import (CheckpointLayout, UnsupportedCheckpoint,
                                         looks_v_prediction, sd1_text_encoder_config, vae_config)
 from opencomfy.diffusion.ldm_keys import (SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX,
                                          SDXL_CLIP_L_PREFIX, VAE_PREFIX)
-from opencomfy.diffusion.memory import offload_device, weight_dtype
+from opencomfy.diffusion.memory import offload_device
 from opencomfy.weights import PickleRefused, assign_weights, read_state_dict  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,14 @@ def _shapes(state_dict: dict) -> dict[str, tuple]:
     return {k: tuple(v.shape) for k, v in state_dict.items()}
 
 
-def _assign(module, state_dict: dict, dtype: torch.dtype):
-    """Give a meta-device module its weights, then park it on the offload device."""
-    return assign_weights(module, state_dict, dtype, offload_device())
+def _assign(module, state_dict: dict, kind: str):
+    """Give a meta-device module its weights, then park it on the offload device. The weights
+    are rounded through ComfyUI's storage dtype for ``kind`` (see :mod:`precision`)."""
+    from opencomfy.diffusion.memory import compute_device
+    from opencomfy.diffusion.precision import load_dtypes, round_through
+
+    storage, compute = load_dtypes(kind, compute_device())
+    return assign_weights(module, round_through(state_dict, storage, compute), compute, offload_device())
 
 
 def build_unet(state_dict: dict, config: dict):
@@ -41,7 +46,7 @@ def build_unet(state_dict: dict, config: dict):
     converted = convert_ldm_unet_checkpoint(state_dict, config)
     with init_empty_weights():
         unet = UNet2DConditionModel.from_config(config)
-    return _assign(unet, converted, weight_dtype("unet"))
+    return _assign(unet, converted, "unet")
 
 
 def build_vae(state_dict: dict, config: dict):
@@ -52,7 +57,7 @@ def build_vae(state_dict: dict, config: dict):
     converted = convert_ldm_vae_checkpoint(state_dict, config)
     with init_empty_weights():
         vae = AutoencoderKL.from_config(config)
-    return _assign(vae, converted, weight_dtype("vae"))
+    return _assign(vae, converted, "vae")
 
 
 def build_sd1_text_encoder(state_dict: dict, config: dict, prefix: str = SD1_CLIP_PREFIX):
@@ -69,7 +74,7 @@ def build_sd1_text_encoder(state_dict: dict, config: dict, prefix: str = SD1_CLI
             if name == "embeddings.position_ids":
                 continue
             own[("text_model." + name) if wants_prefix else name] = value
-    return _assign(model, own, weight_dtype("text_encoder"))
+    return _assign(model, own, "text_encoder")
 
 
 def build_open_clip_text_encoder(state_dict: dict, config: dict, prefix: str = SDXL_CLIP_G_PREFIX):
@@ -90,7 +95,7 @@ def build_open_clip_text_encoder(state_dict: dict, config: dict, prefix: str = S
     if not any(k.startswith("text_model.") for k in model.state_dict()):
         converted = {(k[len("text_model."):] if k.startswith("text_model.") else k): v
                      for k, v in converted.items()}
-    return _assign(model, converted, weight_dtype("text_encoder"))
+    return _assign(model, converted, "text_encoder")
 
 
 def sd1_clip(text_model):
@@ -255,7 +260,7 @@ def _build_projected(state_dict: dict, config: dict, projection: torch.Tensor, p
     own = {("text_model." if wants_prefix else "") + k[len(prefix):]: v
            for k, v in state_dict.items() if k.startswith(prefix) and not k.endswith("position_ids")}
     own["text_projection.weight"] = projection
-    return _assign(model, own, weight_dtype("text_encoder"))
+    return _assign(model, own, "text_encoder")
 
 
 def load_dual_clip_files(path_1: str, path_2: str, kind: str = "sdxl"):

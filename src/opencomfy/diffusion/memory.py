@@ -43,13 +43,10 @@ def offload_device() -> torch.device:
 
 
 def weight_dtype(kind: str, device: torch.device | None = None) -> torch.dtype:
-    """fp16 for the UNet and text encoder on CUDA, bf16 (else fp32) for the VAE; fp32 on CPU."""
-    device = device or compute_device()
-    if device.type != "cuda":
-        return torch.float32
-    if kind == "vae":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.float16
+    """The dtype ``kind``'s weights are kept and computed in (see :mod:`precision`)."""
+    from opencomfy.diffusion.precision import load_dtypes
+
+    return load_dtypes(kind, device or compute_device())[1]
 
 
 def module_bytes(module: torch.nn.Module) -> int:

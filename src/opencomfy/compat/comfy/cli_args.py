@@ -80,4 +80,8 @@ def apply_config(config) -> None:
     args.disable_all_custom_nodes = config.disable_all_custom_nodes
     args.disable_metadata = config.disable_metadata
     args.preview_size = config.preview_size
+    flags = set(getattr(config, "precision_flags", ()))
+    for name in list(vars(args)):
+        if name.startswith(("fp8_", "fp16_", "fp32_", "fp64_", "bf16_", "force_fp")):
+            setattr(args, name, name in flags)
     args.database_url = config.database_url
