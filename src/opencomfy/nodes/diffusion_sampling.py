@@ -1,10 +1,42 @@
-"""KSampler and KSamplerAdvanced (ComfyUI's ``nodes.py``), over :mod:`opencomfy.diffusion.sampling`."""
+"""KSampler and KSamplerAdvanced (ComfyUI's ``nodes.py``).
+
+Both go through :func:`common_ksampler`, which builds the same values the custom sampling nodes
+make (RandomNoise, a CFGGuider, the named SAMPLER and the scheduler's SIGMAS) and runs
+``CFGGuider.sample``: the one sampling path of :mod:`opencomfy.diffusion.guiders`.
+"""
 
 from __future__ import annotations
 
 from opencomfy.compat.comfy.samplers import SAMPLER_NAMES, SCHEDULER_NAMES
 
 MAX_SEED = 0xffffffffffffffff
+
+
+def common_ksampler(model, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
+                    positive, negative, latent: dict, *, denoise: float = 1.0,
+                    disable_noise: bool = False, start_step: int | None = None,
+                    last_step: int | None = None, force_full_denoise: bool = False) -> dict:
+    """ComfyUI's ``common_ksampler``: a copy of ``latent`` with new ``samples``."""
+    from opencomfy.diffusion.guiders import sample_custom
+    from opencomfy.diffusion.noise import EmptyNoise, RandomNoise, fix_empty_latent_channels
+    from opencomfy.diffusion.previews import prepare_callback
+    from opencomfy.diffusion.sampler_objects import sampler_object
+    from opencomfy.diffusion.sigmas import ksampler_sigmas
+
+    latent_image = fix_empty_latent_channels(model, latent["samples"])
+    out = latent.copy()
+    out["samples"] = latent_image
+    source = EmptyNoise() if disable_noise else RandomNoise(seed)
+    noise = source.generate_noise(out)
+    sampler = sampler_object(sampler_name)
+    sigmas = ksampler_sigmas(model, scheduler, sampler_name, steps, denoise, start_step=start_step,
+                             last_step=last_step, force_full_denoise=force_full_denoise)
+    if sigmas is None:      # the start step lies past the last one: nothing to do
+        return out
+    out["samples"] = sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent_image,
+                                   noise_mask=latent.get("noise_mask"),
+                                   callback=prepare_callback(model, steps), seed=seed)
+    return out
 
 
 class KSampler:
@@ -48,8 +80,6 @@ class KSampler:
 
     def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                latent_image, denoise=1.0):
-        from opencomfy.diffusion.sampling import common_ksampler
-
         return (common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                 latent_image, denoise=denoise),)
 
@@ -82,8 +112,6 @@ class KSamplerAdvanced:
     def sample(self, model, add_noise, noise_seed, steps, cfg, sampler_name, scheduler, positive,
                negative, latent_image, start_at_step, end_at_step, return_with_leftover_noise,
                denoise=1.0):
-        from opencomfy.diffusion.sampling import common_ksampler
-
         return (common_ksampler(model, noise_seed, steps, cfg, sampler_name, scheduler, positive,
                                 negative, latent_image, denoise=denoise,
                                 disable_noise=add_noise == "disable", start_step=start_at_step,
