@@ -35,6 +35,7 @@ CORE_NODE_MODULES: tuple[str, ...] = (
     "opencomfy.nodes.text_extra",
     "opencomfy.nodes.video",
     "opencomfy.nodes.audio",
+    "opencomfy.nodes.audio_ops",
     "opencomfy.nodes.files_3d",
     "opencomfy.nodes.diffusion",   # empty NODES without the optional diffusion extra
     "opencomfy.nodes.custom_sampling",   # empty NODES without the optional diffusion extra
