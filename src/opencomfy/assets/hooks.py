@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from opencomfy.files.workspace_roots import scoped_root
+
 if TYPE_CHECKING:
     from opencomfy.assets.service import AssetService
     from opencomfy.events.base import EventBus
@@ -90,14 +92,14 @@ class OutputRecorder:
             except Exception:
                 log.warning("could not record the outputs of job %s as assets", msg.prompt_id, exc_info=True)
 
-    def _output_file(self, item: dict) -> Path | None:
+    def _output_file(self, item: dict, root: Path) -> Path | None:
         if item.get("type") != "output" or not isinstance(item.get("filename"), str):
             return None
         subfolder = item.get("subfolder") or ""
         if not isinstance(subfolder, str):
             return None
-        path = (self.output_dir / subfolder / item["filename"]).resolve()
-        if self.output_dir not in path.parents or not path.is_file():
+        path = (root / subfolder / item["filename"]).resolve()
+        if root not in path.parents or not path.is_file():
             return None
         return path
 
@@ -105,13 +107,15 @@ class OutputRecorder:
         """Record the output files named by one `executed` event's `output`."""
         output = data.get("output") if isinstance(data, dict) else None
         recorded = []
+        # The job wrote into its workspace's own output folder (per-workspace layout).
+        root = scoped_root(self.output_dir, workspace_id)
         for items in (output or {}).values():
             if not isinstance(items, list):
                 continue
             for item in items:
-                path = self._output_file(item) if isinstance(item, dict) else None
+                path = self._output_file(item, root) if isinstance(item, dict) else None
                 if path is not None:
                     recorded.append(await self.assets.record_file(
                         workspace_id=workspace_id, path=path, tags=["output"], job_id=job_id,
-                        name=path.relative_to(self.output_dir).as_posix()))
+                        name=path.relative_to(root).as_posix()))
         return recorded

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from opencomfy.assets import repository as repo
 from opencomfy.assets.errors import InvalidAssetInput
 from opencomfy.assets.service import now_ms
+from opencomfy.files.workspace_roots import scoped_root
 
 if TYPE_CHECKING:
     from opencomfy.assets.service import AssetService
@@ -32,8 +33,13 @@ def check_roots(roots) -> list[str]:
     return list(dict.fromkeys(roots))
 
 
-def _root_dir(config: "Config", root: str) -> Path:
-    return {"models": config.models_dir, "input": config.input_dir, "output": config.output_dir}[root]
+def _root_dir(config: "Config", root: str, workspace_id: str) -> Path:
+    """The folder to scan; with `--auth required` a workspace scans only its own input and
+    output folders (never another workspace's files)."""
+    if root == "models":
+        return config.models_dir
+    base = config.input_dir if root == "input" else config.output_dir
+    return scoped_root(base, workspace_id, enabled=config.auth == "required")
 
 
 def _walk(root: Path) -> list[Path]:
@@ -61,7 +67,7 @@ async def run_seed(ctx: "TaskContext", *, service: "AssetService", config: "Conf
         known = {r["file_path"]: r for r in await repo.records_with_files(conn, workspace_id=ctx.workspace_id)}
     files: list[tuple[str, Path, Path]] = []
     for root in ctx.payload["roots"]:
-        base = _root_dir(config, root)
+        base = _root_dir(config, root, ctx.workspace_id)
         if base.is_dir():
             files += [(root, base, p) for p in await asyncio.to_thread(_walk, base)]
     added = skipped = 0

@@ -7,7 +7,13 @@ module-level exactly as in ComfyUI. The server calls :func:`configure` once at s
 Differences from ComfyUI, all on the safe side:
 - paths escaping their base folder (``../``) are refused by the annotated-path helpers;
 - :func:`get_save_image_path` keeps the file counter in memory per folder and prefix, and
-  lists the folder again only when something other than our own save nodes changed it.
+  lists the folder again only when something other than our own save nodes changed it;
+- with ``--auth required`` (``configure(per_workspace=True)``) the input, output and temp
+  directories are those of the running job's (or request's) workspace, each a sub-folder of
+  the configured root (see ``opencomfy.files.workspace_roots``). ``get_input_directory()``
+  and the module attributes ``input_directory``, ``output_directory``, ``temp_directory``
+  all answer per workspace, so every node and custom node that finds files through this
+  module is confined to its own workspace's files.
 """
 
 from __future__ import annotations
@@ -16,10 +22,13 @@ import logging
 import mimetypes
 import os
 import threading
+import sys
 import time
+import types
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from opencomfy.files import workspace_roots
 from opencomfy.nodes.image_save_counters import SaveCounters, recently_changed
 
 log = logging.getLogger(__name__)
@@ -33,10 +42,14 @@ folder_names_and_paths: dict[str, tuple[list[str], set[str] | list[str]]] = {}
 
 base_path: str = os.getcwd()
 models_dir: str = os.path.join(base_path, "models")
-output_directory: str = os.path.join(base_path, "output")
-temp_directory: str = os.path.join(base_path, "temp")
-input_directory: str = os.path.join(base_path, "input")
 user_directory: str = os.path.join(base_path, "user")
+# The configured roots of the three file folders. The module attributes `output_directory`,
+# `input_directory` and `temp_directory` are properties (see _FolderPathsModule) that add
+# the current workspace's sub-folder in the per-workspace layout.
+_roots: dict[str, str] = {kind: os.path.join(base_path, kind)
+                          for kind in ("output", "input", "temp")}
+# Workspace folders already created (each is made on first use, so listings never fail).
+_made: set[str] = set()
 
 # folder name -> (sorted relative file names, {directory: mtime}, time of the listing)
 filename_list_cache: dict[str, tuple[list[str], dict[str, float], float]] = {}
@@ -46,7 +59,7 @@ extension_mimetypes_cache: dict[str, str] = {"webp": "image"}
 _LEGACY_NAMES = {"unet": "diffusion_models", "clip": "text_encoders"}
 
 # (folder name, sub-folders of models_dir) in ComfyUI's order; the first is the default.
-_MODEL_FOLDERS: tuple[tuple[str, tuple[str, ...], object], ...] = (
+_MODEL_FOLDERS: tuple[tuple[str, tuple[str, ...], str | set[str] | list[str]], ...] = (
     ("checkpoints", ("checkpoints",), "pt"),
     ("configs", ("configs",), [".yaml"]),
     ("loras", ("loras",), "pt"),
@@ -75,22 +88,26 @@ _lock = threading.RLock()
 def _default_folders() -> dict[str, tuple[list[str], set[str] | list[str]]]:
     folders: dict[str, tuple[list[str], set[str] | list[str]]] = {}
     for name, subdirs, extensions in _MODEL_FOLDERS:
-        exts = supported_pt_extensions if extensions == "pt" else extensions
+        exts = supported_pt_extensions if isinstance(extensions, str) else extensions  # "pt"
         folders[name] = ([os.path.join(models_dir, d) for d in subdirs], exts)
     folders["custom_nodes"] = ([os.path.join(base_path, "custom_nodes")], set())
     return folders
 
 
 def configure(*, base_directory, output_directory=None, input_directory=None,
-              temp_directory=None, user_directory=None, models_directory=None) -> None:
+              temp_directory=None, user_directory=None, models_directory=None,
+              per_workspace: bool = False) -> None:
     """Point every folder at the server's layout (called once by the server at start).
 
     Rebuilds ``folder_names_and_paths`` in place (custom nodes may hold a reference to it)
-    and forgets every cached listing and save counter.
+    and forgets every cached listing and save counter. ``per_workspace`` (``--auth
+    required``) gives each workspace its own input, output and temp folder.
     """
     global base_path, models_dir
     base = os.path.abspath(os.fspath(base_directory))
     with _lock:
+        workspace_roots.set_per_workspace(per_workspace)
+        _made.clear()
         base_path = base
         models_dir = os.path.abspath(os.fspath(models_directory)) if models_directory \
             else os.path.join(base, "models")
@@ -113,18 +130,16 @@ def map_legacy(folder_name: str) -> str:
 # --- the four data directories -----------------------------------------------------------
 
 def set_output_directory(output_dir: str) -> None:
-    global output_directory
-    output_directory = os.path.abspath(os.fspath(output_dir))
+    """Set the output root (the shared folder; per workspace, the parent of theirs)."""
+    _roots["output"] = os.path.abspath(os.fspath(output_dir))
 
 
 def set_temp_directory(temp_dir: str) -> None:
-    global temp_directory
-    temp_directory = os.path.abspath(os.fspath(temp_dir))
+    _roots["temp"] = os.path.abspath(os.fspath(temp_dir))
 
 
 def set_input_directory(input_dir: str) -> None:
-    global input_directory
-    input_directory = os.path.abspath(os.fspath(input_dir))
+    _roots["input"] = os.path.abspath(os.fspath(input_dir))
 
 
 def set_user_directory(user_dir: str) -> None:
@@ -132,16 +147,40 @@ def set_user_directory(user_dir: str) -> None:
     user_directory = os.path.abspath(os.fspath(user_dir))
 
 
+def _scoped(kind: str) -> str:
+    """The folder of `kind` for the current workspace (the root itself in the shared layout).
+
+    Per workspace, the folder is created on first use: custom nodes list it without checking.
+    """
+    root = _roots[kind]
+    if not workspace_roots.per_workspace():
+        return root
+    path = workspace_roots.scoped_root(root, workspace_roots.current_workspace())
+    if path not in _made:
+        try:
+            os.makedirs(path, exist_ok=True)
+            _made.add(path)
+        except OSError:
+            log.warning("could not create the workspace folder %s", path, exc_info=True)
+    return path
+
+
 def get_output_directory() -> str:
-    return output_directory
+    return _scoped("output")
 
 
 def get_temp_directory() -> str:
-    return temp_directory
+    return _scoped("temp")
 
 
 def get_input_directory() -> str:
-    return input_directory
+    return _scoped("input")
+
+
+def get_root_directory(type_name: str) -> str:
+    """The configured root of "input", "output" or "temp", whatever the workspace (server use:
+    wiping temp, migrating files). Nodes use the ``get_*_directory`` functions instead."""
+    return _roots[type_name]
 
 
 def get_user_directory() -> str:
@@ -490,3 +529,35 @@ def forget_save_counters() -> None:
 
 # The folders are valid (relative to the working directory) even before configure() runs.
 folder_names_and_paths.update(_default_folders())
+
+
+class _FolderPathsModule(types.ModuleType):
+    """Custom nodes read ``folder_paths.output_directory`` (and input, temp) as attributes:
+    they answer per workspace like the getters, and assigning one sets the root."""
+
+    @property
+    def output_directory(self) -> str:
+        return get_output_directory()
+
+    @output_directory.setter
+    def output_directory(self, value: str) -> None:
+        set_output_directory(value)
+
+    @property
+    def input_directory(self) -> str:
+        return get_input_directory()
+
+    @input_directory.setter
+    def input_directory(self, value: str) -> None:
+        set_input_directory(value)
+
+    @property
+    def temp_directory(self) -> str:
+        return get_temp_directory()
+
+    @temp_directory.setter
+    def temp_directory(self, value: str) -> None:
+        set_temp_directory(value)
+
+
+sys.modules[__name__].__class__ = _FolderPathsModule

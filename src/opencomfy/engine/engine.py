@@ -32,6 +32,9 @@ class Engine:
         self.cache = make_cache(cache_mode, lru_size)
         self.progress_state_interval = progress_state_interval
         self._instances: dict[tuple[str, str], Any] = {}
+        # The scope (workspace) the kept instances were made for: a node may hold a folder
+        # from its __init__ (SaveImage's output directory), so another tenant starts afresh.
+        self._instances_scope = ""
         # Runs share the caches, so they take turns (callers may sit on different threads/loops).
         self._run_lock = threading.Lock()
 
@@ -54,6 +57,9 @@ class Engine:
         while not self._run_lock.acquire(blocking=False):
             await asyncio.sleep(0.01)
         try:
+            if cache_scope != self._instances_scope:
+                self._instances.clear()
+                self._instances_scope = cache_scope
             execution = PromptExecution(self, prompt, prompt_id=prompt_id, extra_data=extra_data or {},
                                         execute_outputs=list(execute_outputs), sink=sink or NullSink(),
                                         interrupt=interrupt, cache_scope=cache_scope)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
@@ -60,7 +60,7 @@ def parse_preview(value: str, channel: str | None) -> tuple[str, int]:
     return fmt, quality
 
 
-def _open(path: Path | BinaryIO, *, draft: int | None = None) -> Image.Image:
+def _open(path: Path | IO[bytes], *, draft: int | None = None) -> Image.Image:
     try:
         img = Image.open(path)
         if draft:
@@ -118,7 +118,7 @@ def render(path: Path, rendition: Rendition) -> bytes:
         return out.getvalue()
 
 
-def check_upload_limits(data: BinaryIO) -> None:
+def check_upload_limits(data: IO[bytes]) -> None:
     """Refuse an image over the spec's limits (16384 px per edge, 64 MP).
 
     Only the header is read. Files that are not images (videos, audio, 3D models go through
@@ -139,7 +139,7 @@ def check_upload_limits(data: BinaryIO) -> None:
                          f"{MAX_PIXELS} pixels)")
 
 
-def merge_mask(*, original: Path, mask: BinaryIO) -> bytes:
+def merge_mask(*, original: Path, mask: IO[bytes]) -> bytes:
     """The original image with the uploaded image's alpha as its alpha channel, as PNG.
 
     The original's PNG text chunks (ComfyUI's workflow metadata) are kept. A mask of another

@@ -32,6 +32,7 @@ def probe_video(path: Path) -> VideoInfo:
     video packets (demuxing only, no decoding), so formats like WebM/MKV are exact too.
     """
     import av  # imported here: only this route needs FFmpeg
+    from av.error import FFmpegError
 
     try:
         with av.open(str(path), mode="r") as container:
@@ -51,7 +52,7 @@ def probe_video(path: Path) -> VideoInfo:
                 frames = sum(1 for packet in container.demux(stream) if packet.size)
     except MediaError:
         raise
-    except (av.FFmpegError, OSError, ValueError) as exc:
+    except (FFmpegError, OSError, ValueError) as exc:
         raise MediaError(f"not a readable video: {exc}") from None
     if not duration and fps:
         duration = frames / fps

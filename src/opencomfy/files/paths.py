@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from opencomfy.files.workspace_roots import scoped_root
+
 FOLDER_TYPES = ("input", "output", "temp")
 _ANNOTATIONS = {f" [{t}]": t for t in FOLDER_TYPES}
 
@@ -71,7 +73,16 @@ class FolderRoots:
 
     @classmethod
     def from_config(cls, config) -> "FolderRoots":
+        """The configured roots themselves (ComfyUI's shared layout)."""
         return cls(input=config.input_dir, output=config.output_dir, temp=config.temp_dir)
+
+    @classmethod
+    def for_workspace(cls, config, workspace_id: str | None) -> "FolderRoots":
+        """The folders of one workspace: its own sub-folders with `--auth required`, the
+        configured roots otherwise (see files/workspace_roots.py)."""
+        enabled = config.auth == "required"
+        return cls(**{kind: scoped_root(getattr(config, f"{kind}_dir"), workspace_id,
+                                        enabled=enabled) for kind in FOLDER_TYPES})
 
     def root(self, folder_type: str) -> Path:
         if folder_type not in FOLDER_TYPES:

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from opencomfy.files.paths import confined_path, UnsafePath
 
@@ -36,7 +36,7 @@ def parse_flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("true", "1")
 
 
-def _digest(fileobj: BinaryIO) -> str:
+def _digest(fileobj: IO[bytes]) -> str:
     fileobj.seek(0)
     h = hashlib.sha256()
     while chunk := fileobj.read(_HASH_CHUNK):
@@ -57,14 +57,14 @@ def _same_bytes(path: Path, size: int, data_digest) -> bool:
         return False
 
 
-def _size_of(data: BinaryIO) -> int:
+def _size_of(data: IO[bytes]) -> int:
     data.seek(0, os.SEEK_END)
     size = data.tell()
     data.seek(0)
     return size
 
 
-def choose_name(*, folder: Path, filename: str, data: BinaryIO, overwrite: bool) -> tuple[Path, str, bool]:
+def choose_name(*, folder: Path, filename: str, data: IO[bytes], overwrite: bool) -> tuple[Path, str, bool]:
     """Pick the final path for `filename` in `folder`: (path, name, already_identical)."""
     path = confined_path(folder, filename)
     if not path.exists() or (overwrite and path.is_file()):
@@ -82,7 +82,7 @@ def choose_name(*, folder: Path, filename: str, data: BinaryIO, overwrite: bool)
     return path, filename, False
 
 
-def write_atomically(path: Path, data: BinaryIO | bytes) -> None:
+def write_atomically(path: Path, data: IO[bytes] | bytes) -> None:
     """Write to a temporary file beside `path`, then rename it into place (no torn files)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
@@ -101,7 +101,7 @@ def write_atomically(path: Path, data: BinaryIO | bytes) -> None:
         raise
 
 
-def store_upload(*, root: Path, subfolder: str, filename: str, data: BinaryIO,
+def store_upload(*, root: Path, subfolder: str, filename: str, data: IO[bytes],
                  overwrite: bool, content: bytes | None = None) -> StoredUpload:
     """Store an upload under `root/subfolder` with ComfyUI's naming.
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from opencomfy.files.workspace_roots import enter_workspace
 from opencomfy.identity.principal import LOCAL_CALLER, Caller
 
 CALLER_KEY = "caller"
@@ -26,6 +27,9 @@ def workspace_of(request: web.Request) -> str:
 
 def set_caller(request: web.Request, caller: Caller) -> None:
     request[CALLER_KEY] = caller
+    # Code this request runs (validation's INPUT_TYPES, custom nodes' routes) finds files
+    # through folder_paths in the caller's workspace; the request's own task holds it.
+    enter_workspace(caller.workspace_id)
     # Handlers written before the identity layer read these two keys.
     request["workspace_id"] = caller.workspace_id
     request["user_id"] = caller.user_id

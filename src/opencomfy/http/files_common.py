@@ -1,4 +1,4 @@
-"""Helpers shared by the file routes: folder roots from the config, safe headers."""
+"""Helpers shared by the file routes: the caller's folder roots, safe headers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from opencomfy.files.paths import FolderRoots
+from opencomfy.http.identity_files import roots_of
 from opencomfy.http.routing import services_of
 
 # Served as downloads, never rendered in our origin: a stored file must not run script there.
@@ -24,7 +25,8 @@ mimetypes.add_type("model/gltf-binary", ".glb")
 
 
 def folder_roots(request: web.Request) -> FolderRoots:
-    return FolderRoots.from_config(services_of(request).config)
+    """The caller's input/output/temp folders (its workspace's own with `--auth required`)."""
+    return roots_of(request)
 
 
 def content_disposition(name: str, *, attachment: bool = False) -> str:

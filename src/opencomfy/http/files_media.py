@@ -12,7 +12,7 @@ from opencomfy.files.media import MediaError, loaded_video, probe_video
 from opencomfy.files.paths import UnsafePath
 from opencomfy.http.errors import ApiError
 from opencomfy.http.files_common import folder_roots
-from opencomfy.http.identity_files import may_read
+from opencomfy.http.identity_files import locate_readable
 from opencomfy.http.routing import add_api_routes
 
 routes = web.RouteTableDef()
@@ -52,13 +52,14 @@ async def query_video(request: web.Request) -> web.Response:
             "skip_first_frames": _number(query, "skip_first_frames", int, 0),
             "select_every_nth": _number(query, "select_every_nth", int, 1) or 1,
         }
-        path, folder_type = folder_roots(request).locate(
-            filename=filename, subfolder=query.get("subfolder", ""), folder_type=folder_type,
-            default_type="input")
+        found = await locate_readable(request, filename=filename,
+                                      subfolder=query.get("subfolder", ""),
+                                      folder_type=folder_type, default_type="input")
     except (ValueError, UnsafePath) as exc:
         return _binding_error(str(exc))
-    if not path.is_file() or not await may_read(request, path, folder_type):
+    if found is None:
         return _binding_error("file not found")  # another workspace's file reads the same
+    path = found[0]
     try:
         source = await asyncio.to_thread(probe_video, path)
     except MediaError as exc:

@@ -15,7 +15,7 @@ from opencomfy.files.paths import UnsafePath
 from opencomfy.files.uploads import parse_flag, store_upload
 from opencomfy.http.errors import ApiError
 from opencomfy.http.files_common import folder_roots, refuse_oversized
-from opencomfy.http.identity_files import may_overwrite, may_read
+from opencomfy.http.identity_files import locate_readable
 from opencomfy.http.routing import add_api_routes
 
 # Choosing a free name and writing it must not interleave between two uploads of one name.
@@ -53,10 +53,7 @@ async def _store(request: web.Request, form, image: web.FileField, *, content: b
     subfolder = _text_field(form, "subfolder")
     overwrite = parse_flag(_text_field(form, "overwrite"))
     try:
-        root = folder_roots(request).root(folder_type)
-        if overwrite and not await may_overwrite(request, root=root, subfolder=subfolder,
-                                                 filename=image.filename, folder_type=folder_type):
-            overwrite = False  # another workspace's file: stored under a new name instead
+        root = folder_roots(request).root(folder_type)  # the caller's own folder
         if check_limits:
             await asyncio.to_thread(check_upload_limits, image.file)
         async with request.app[UPLOAD_LOCK]:
@@ -91,13 +88,13 @@ async def upload_mask(request: web.Request) -> web.Response:
     if not isinstance(subfolder, str) or not (ref_type is None or isinstance(ref_type, str)):
         raise ApiError(400, "invalid_original_ref", "original_ref subfolder and type must be strings")
     try:
-        original, original_type = folder_roots(request).locate(
-            filename=ref["filename"], subfolder=subfolder, folder_type=ref_type,
-            default_type="output")
+        found = await locate_readable(request, filename=ref["filename"], subfolder=subfolder,
+                                      folder_type=ref_type, default_type="output")
     except UnsafePath as exc:
         raise ApiError(400, "invalid_original_ref", str(exc)) from None
-    if not original.is_file() or not await may_read(request, original, original_type):
+    if found is None:  # another workspace's image reads the same
         raise ApiError(400, "original_not_found", "the original image does not exist")
+    original = found[0]
     try:
         merged = await asyncio.to_thread(merge_mask, original=original, mask=image.file)
     except ImageError as exc:

@@ -13,8 +13,8 @@ from opencomfy.files.images import THUMBNAIL_MAX, THUMBNAIL_MIN, ImageError, Ren
 from opencomfy.files.paths import UnsafePath
 from opencomfy.files.render_cache import RenderCache
 from opencomfy.http.errors import ApiError
-from opencomfy.http.files_common import content_disposition, folder_roots, safe_file_headers
-from opencomfy.http.identity_files import may_read
+from opencomfy.http.files_common import content_disposition, safe_file_headers
+from opencomfy.http.identity_files import locate_readable
 from opencomfy.http.routing import add_api_routes
 
 RENDER_CACHE = web.AppKey("render_cache", RenderCache)
@@ -59,17 +59,18 @@ async def view_file(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "missing_filename", "filename is required")
     rendition = _rendition(query)
     try:
-        path, folder_type = folder_roots(request).locate(filename=filename,
-                                                         subfolder=query.get("subfolder", ""),
-                                                         folder_type=query.get("type") or None)
+        found = await locate_readable(request, filename=filename,
+                                      subfolder=query.get("subfolder", ""),
+                                      folder_type=query.get("type") or None)
     except UnsafePath as exc:
         raise ApiError(400, "invalid_path", str(exc)) from None
     try:
-        st = path.stat()
+        st = found[0].stat() if found is not None else None
     except OSError:
         st = None
-    if st is None or not path.is_file() or not await may_read(request, path, folder_type):
+    if found is None or st is None:
         raise ApiError(404, "not_found", "file not found")  # another workspace's: 404 too
+    path = found[0]
     name = path.name
     if rendition is not None:
         response = await _rendered(request, path, st, rendition)

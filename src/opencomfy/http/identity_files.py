@@ -1,74 +1,96 @@
-"""Which input and output files a caller may read or overwrite, with `--auth required`.
+"""Which input, output and temp files a caller reaches, with `--auth required`.
 
-Files live in the shared ComfyUI folders; what a workspace owns is what the asset records
-say: its uploads (`record_upload`) and its jobs' outputs (`OutputRecorder`). Another
-workspace's file answers 404, like any other id of another tenant. Temp previews (random
-names, short-lived) and local mode (`--auth none`) are not restricted.
+Each workspace has its own sub-folder of each root (files/workspace_roots.py): the file
+routes resolve every client path inside the caller's folders, so another workspace's file
+is simply not there (404, like any other id of another tenant).
+
+Files stored in the shared roots before the per-workspace layout (legacy files) stay
+readable by /view (and the routes that read a file by name) only where the asset records
+say the caller's workspace owns them: its uploads (`record_upload`) and its jobs' outputs
+(`OutputRecorder`). They are never listed, never overwritten, and jobs no longer load them:
+an owner moves them into `<root>/<workspace folder>/` to use them again (docs/identity.md).
+With `--auth none` the roots are used as they are and nothing is restricted.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
+import os
 from pathlib import Path
 
 from aiohttp import web
 
 from opencomfy.assets import repository as asset_repo
-from opencomfy.files.paths import UnsafePath, confined_path
-from opencomfy.http.caller import caller_of
+from opencomfy.files.paths import FolderRoots, UnsafePath, split_annotation
+from opencomfy.files.workspace_roots import is_reserved_name
+from opencomfy.http.caller import CALLER_KEY
 from opencomfy.http.routing import services_of
 
-# A job's output is recorded when the server processes its `executed` event; a client that
-# read the same event from its websocket may ask for the file first. Files written this
-# recently get a short wait for their record.
-FRESH_S = 10.0
-WAIT_STEPS, WAIT_STEP_S = 40, 0.05
+#: The folder types whose legacy files an asset record may vouch for (temp files are
+#: short-lived previews, wiped at every start: never legacy).
+_LEGACY_TYPES = ("input", "output")
 
 
-def _restricted(request: web.Request, folder_type: str) -> bool:
+def per_workspace(request: web.Request) -> bool:
+    return services_of(request).config.auth == "required"
+
+
+def request_workspace(request: web.Request) -> str | None:
+    """The caller's workspace; None when no caller was resolved (a public route) with
+    `--auth required`, whose folders are then the empty `_unscoped` ones."""
+    caller = request.get(CALLER_KEY)
+    if caller is not None:
+        return caller.workspace_id
+    return None if per_workspace(request) else "local"
+
+
+def roots_of(request: web.Request) -> FolderRoots:
+    """The caller's input, output and temp folders."""
+    return FolderRoots.for_workspace(services_of(request).config, request_workspace(request))
+
+
+async def _recorded(request: web.Request, workspace_id: str, path: Path) -> bool:
     services = services_of(request)
-    return (services.config.auth == "required" and folder_type in ("input", "output")
-            and services.assets is not None)
-
-
-async def _recorded(request: web.Request, path: Path) -> bool:
-    workspace_id = caller_of(request).workspace_id
+    if services.assets is None:  # no records to vouch for a legacy file: refused
+        return False
     candidates = {str(path), str(path.resolve())}
-    async with services_of(request).db.read() as conn:
+    async with services.db.read() as conn:
         for candidate in candidates:
             if await asset_repo.find_by_file(conn, workspace_id=workspace_id, file_path=candidate):
                 return True
     return False
 
 
-async def may_read(request: web.Request, path: Path, folder_type: str) -> bool:
-    """Whether the caller's workspace owns this input/output file (always, in local mode)."""
-    if not _restricted(request, folder_type):
-        return True
-    # Uploads are recorded before their response: only outputs can be asked for early.
-    steps = WAIT_STEPS if folder_type == "output" else 1
-    for _ in range(steps):
-        if await _recorded(request, path):
-            return True
-        try:
-            age = time.time() - path.stat().st_mtime
-        except OSError:
-            return False
-        if age > FRESH_S:
-            return False
-        await asyncio.sleep(WAIT_STEP_S)
-    return False
+async def _legacy_file(request: web.Request, *, filename: str, subfolder: str,
+                       folder_type: str) -> Path | None:
+    """A file of the shared root that the caller's workspace owns by its asset record."""
+    workspace_id = request_workspace(request)
+    if workspace_id is None or folder_type not in _LEGACY_TYPES:
+        return None
+    shared = FolderRoots.from_config(services_of(request).config)
+    path, _ = shared.locate(filename=filename, subfolder=subfolder, folder_type=folder_type)
+    parts = path.relative_to(os.path.realpath(shared.root(folder_type))).parts
+    if not parts or is_reserved_name(parts[0]):
+        return None  # a workspace's folder is never reached through the shared root
+    if not path.is_file() or not await _recorded(request, workspace_id, path):
+        return None
+    return path
 
 
-async def may_overwrite(request: web.Request, *, root: Path, subfolder: str, filename: str,
-                        folder_type: str) -> bool:
-    """An upload may replace an existing file only when the caller's workspace owns it
-    (otherwise it is stored under a new name, as a clash is in ComfyUI)."""
-    if not _restricted(request, folder_type) or not isinstance(filename, str):
-        return True
-    try:
-        target = confined_path(root, subfolder, filename)
-    except UnsafePath:
-        return True  # the upload itself refuses the name
-    return not target.exists() or await _recorded(request, target)
+async def locate_readable(request: web.Request, *, filename: str, subfolder: str = "",
+                          folder_type: str | None = None, default_type: str = "output"
+                          ) -> tuple[Path, str] | None:
+    """Resolve a client's (filename, subfolder, type) to a file the caller may read, and its
+    type; None when there is no such file for this caller. Raises UnsafePath for a path
+    that is malformed or leaves its folder."""
+    path, chosen = roots_of(request).locate(filename=filename, subfolder=subfolder,
+                                            folder_type=folder_type, default_type=default_type)
+    if path.is_file():
+        return path, chosen
+    if not per_workspace(request):
+        return None
+    name, _ = split_annotation(filename)
+    legacy = await _legacy_file(request, filename=name, subfolder=subfolder, folder_type=chosen)
+    return (legacy, chosen) if legacy is not None else None
+
+
+__all__ = ["UnsafePath", "locate_readable", "per_workspace", "request_workspace", "roots_of"]

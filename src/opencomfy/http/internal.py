@@ -13,9 +13,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from opencomfy.files.paths import FOLDER_TYPES
 from opencomfy.http import packs
 from opencomfy.http.errors import ApiError, read_json
-from opencomfy.http.routing import SERVICES, services_of
+from opencomfy.http.identity_files import roots_of
+from opencomfy.http.routing import SERVICES
 from opencomfy.logs import LogEntry, install_log_capture
 
 log = logging.getLogger(__name__)
@@ -89,9 +91,10 @@ async def get_folder_paths(request: web.Request) -> web.Response:
 
 
 def _directory_of(request: web.Request, kind: str) -> Path | None:
-    config = services_of(request).config
-    return {"output": config.output_dir, "input": config.input_dir,
-            "temp": config.temp_dir}.get(kind)
+    """The caller's folder of `kind` (its workspace's own with `--auth required`)."""
+    if kind not in FOLDER_TYPES:
+        return None
+    return roots_of(request).root(kind)
 
 
 def _visible_files_newest_first(directory: Path) -> list[str]:
@@ -107,7 +110,7 @@ def _visible_files_newest_first(directory: Path) -> list[str]:
 
 @routes.get("/internal/files/{directory_type}")
 async def get_files(request: web.Request) -> web.Response:
-    """Names of the files directly in input, output or temp, newest first."""
+    """Names of the files directly in the caller's input, output or temp, newest first."""
     directory = _directory_of(request, request.match_info["directory_type"])
     if directory is None:
         return web.json_response({"error": "Invalid directory type"}, status=400)
@@ -145,6 +148,5 @@ def _stream_logs_to_subscribers(app: web.Application) -> None:
 def setup(app: web.Application) -> None:
     install_log_capture()
     app[LOG_SUBSCRIBERS] = LogSubscribers()
-    for route in routes:
-        app.router.add_route(route.method, route.path, route.handler)
+    app.router.add_routes(routes)
     _stream_logs_to_subscribers(app)

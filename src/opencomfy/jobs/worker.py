@@ -16,6 +16,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
 from opencomfy.events.base import BusMessage
+from opencomfy.files.workspace_roots import use_workspace
 from opencomfy.jobs.sink import BusEventSink
 from opencomfy.jobs.worker_api import EmbeddedWorkerAPI, JobOutcome, WorkerAPI, WorkerJob
 
@@ -197,10 +198,13 @@ class WorkerRunner:
 
     async def _execute(self, job: WorkerJob, sink: BusEventSink, interrupt: Any) -> JobOutcome:
         try:
-            result = await self.engine.run(
-                job.prompt, prompt_id=job.prompt_id, extra_data=job.extra_data,
-                execute_outputs=job.outputs_to_execute, sink=sink, interrupt=interrupt,
-                cache_scope=job.workspace_id)  # a workspace never gets another's cached outputs
+            # folder_paths resolves input/output/temp to this job's workspace (per-workspace
+            # layout); the engine's tasks inherit the context variable.
+            with use_workspace(job.workspace_id):
+                result = await self.engine.run(
+                    job.prompt, prompt_id=job.prompt_id, extra_data=job.extra_data,
+                    execute_outputs=job.outputs_to_execute, sink=sink, interrupt=interrupt,
+                    cache_scope=job.workspace_id)  # a workspace never gets another's cached outputs
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - even a node's sys.exit() must not end the

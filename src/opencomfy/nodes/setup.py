@@ -42,6 +42,7 @@ def configure_folders(config: Config) -> list[Path]:
         temp_directory=config.temp_dir,
         user_directory=config.user_dir,
         models_directory=config.models_dir,
+        per_workspace=config.auth == "required",  # each workspace its own input/output/temp
     )
     files: list[Path] = []
     default_file = config.base_directory / DEFAULT_EXTRA_PATHS_FILE
