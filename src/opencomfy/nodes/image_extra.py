@@ -142,6 +142,13 @@ def _with_metadata(document: bytes, prompt, extra_pnginfo) -> bytes:
     return (text[:match.end()] + block + text[match.end():]).encode("utf-8")
 
 
+def writer_of(data: bytes):
+    """A ``write`` callback for :func:`write_numbered_file` that writes ``data``."""
+    def write(handle) -> None:
+        handle.write(data)
+    return write
+
+
 class SaveSVGNode:
     """Saves SVG documents to ``<prefix>_<counter>_.svg`` in the output folder."""
 
@@ -164,7 +171,7 @@ class SaveSVGNode:
             data = _with_metadata(document, prompt, extra_pnginfo)
             stem = target.filename.replace("%batch_num%", str(index))
             name = write_numbered_file(target, stem=stem, extension="svg",
-                                       write=lambda f, d=data: f.write(d))
+                                       write=writer_of(data))
             results.append({"filename": name, "subfolder": target.subfolder, "type": "output"})
         return {"ui": {"images": results}}
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from opencomfy.compat import folder_paths
+from opencomfy.nodes.image_extra import writer_of
 from opencomfy.nodes.image_io import PreviewImage
 from opencomfy.nodes.image_saving import png_text_metadata, tensor_to_pil, write_numbered_file
 from opencomfy.nodes.v3_dynamic import V3DynamicNode
@@ -158,8 +159,7 @@ class SaveImageAdvanced(V3DynamicNode):
                                  f"not {image.shape[-1]}")
             stem = target.filename.replace("%batch_num%", str(index))
             if bit_depth == "16-bit":
-                data = png16_bytes(image, text)
-                write = lambda f, d=data: f.write(d)  # noqa: E731
+                write = writer_of(png16_bytes(image, text))
             else:
                 picture = tensor_to_pil(image)
                 write = lambda f, p=picture: p.save(f, format="PNG", pnginfo=metadata,  # noqa: E731

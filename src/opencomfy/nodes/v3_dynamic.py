@@ -58,6 +58,10 @@ class V3DynamicNode(V3SchemaNode):
     OUTPUT_MATCHTYPES: list | None = None
 
     @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        raise NotImplementedError(f"{cls.__name__} declares no INPUT_TYPES")
+
+    @classmethod
     def object_info_inputs(cls) -> dict:
         return cls.INPUT_TYPES()
 

@@ -25,4 +25,8 @@ def build_module(fullname: str) -> types.ModuleType | None:
     for name, cls in classes.items():
         setattr(module, name, cls)
     module.NODE_CLASS_MAPPINGS = dict(classes)
+    # Helpers ComfyUI keeps beside the classes (``from comfy_extras.nodes_mask import composite``).
+    from opencomfy.nodes.mask_extra import COMFY_EXTRAS_HELPERS
+    for attribute, value in COMFY_EXTRAS_HELPERS.get(fullname, {}).items():
+        setattr(module, attribute, value)
     return module
