@@ -9,6 +9,7 @@ from aiohttp import web
 from opencomfy.config import Config
 from opencomfy.http.auth import auth_middleware_for
 from opencomfy.http.errors import error_middleware
+from opencomfy.http.origin import origin_middlewares
 from opencomfy.http.routing import SERVICES
 from opencomfy.services import build_services
 
@@ -36,7 +37,7 @@ def create_app(config: Config) -> web.Application:
 
     app = web.Application(
         client_max_size=config.max_upload_bytes,
-        middlewares=[error_middleware, auth_middleware_for(config)],
+        middlewares=[error_middleware, *origin_middlewares(config), auth_middleware_for(config)],
     )
     app["config"] = config
     # Nodes (core and custom) load before the router freezes: custom nodes add routes on import.

@@ -105,6 +105,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate-limit-burst", type=int, default=300)
     p.add_argument("--workspace-concurrency", type=int, default=0,
                    help="at most this many running jobs per workspace (0: no limit)")
+    p.add_argument("--max-prompt-bytes", type=float, default=32.0, metavar="MB",
+                   help="largest POST /prompt body (413 above it)")
+    p.add_argument("--max-prompt-nodes", type=int, default=20000,
+                   help="most nodes in one prompt (400 above it)")
+    p.add_argument("--body-read-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="drop a client that sends nothing of its request body for this long")
     for flag, nargs in _IGNORED_FLAGS.items():
         if nargs == 0:
             p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
@@ -174,6 +180,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         rate_limit_burst=args.rate_limit_burst,
         secrets_keys=os.environ.get("OPENCOMFY_SECRETS_KEYS"),
         workspace_concurrency=args.workspace_concurrency,
+        max_prompt_bytes_mb=args.max_prompt_bytes,
+        max_prompt_nodes=args.max_prompt_nodes,
+        body_read_timeout=args.body_read_timeout,
     )
 
 

@@ -80,6 +80,11 @@ class Config:
     rate_limit_burst: int = 300
     secrets_keys: str | None = None
     workspace_concurrency: int = 0
+    # Hardening: POST /prompt's body and node caps (413 / 400 above them), and how long a
+    # client may take between two chunks of a request body before it is dropped.
+    max_prompt_bytes_mb: float = 32.0
+    max_prompt_nodes: int = 20000
+    body_read_timeout: float = 60.0
     extra: dict = field(default_factory=dict)
 
     # ComfyUI's folder layout under the base directory, each overridable by its own flag.
@@ -121,6 +126,10 @@ class Config:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_size_mb * 1024 * 1024)
+
+    @property
+    def max_prompt_bytes(self) -> int:
+        return int(self.max_prompt_bytes_mb * 1024 * 1024)
 
     def check(self) -> None:
         """Refuse combinations that would be unsafe or cannot work."""

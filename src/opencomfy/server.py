@@ -2,18 +2,72 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
 
 from opencomfy.app import create_app
 from opencomfy.config import Config
+from opencomfy.http.errors import error_response
 
 log = logging.getLogger(__name__)
+
+#: Slower than this on average, a request body is a trickle: each byte buys this much time
+#: beyond the deadline, so big uploads on slow links still finish.
+MIN_BODY_RATE = 4096  # bytes per second
+
+
+def body_deadline_middleware(timeout: float):
+    """Drop a client whose request body stalls: nothing for `timeout` seconds, or less than
+    MIN_BODY_RATE on average past the first `timeout` seconds. aiohttp has no read timeout of
+    its own, and a handler awaiting the body would otherwise hold the connection forever."""
+    interval = min(timeout / 4, 1.0)
+
+    async def watch(request: web.Request, fired: list[bool]) -> None:
+        loop = asyncio.get_running_loop()
+        content = request.content
+        started = last_progress = loop.time()
+        seen = content.total_bytes
+        while not content.is_eof():
+            await asyncio.sleep(interval)
+            now = loop.time()
+            if content.total_bytes != seen:
+                seen, last_progress = content.total_bytes, now
+            if now - last_progress > timeout or now - started > timeout + seen / MIN_BODY_RATE:
+                fired.append(True)
+                # A TimeoutError wakes the reader; aiohttp's own draining ignores it quietly.
+                content.set_exception(asyncio.TimeoutError("request body read timed out"))
+                return
+
+    @web.middleware
+    async def body_deadline(request: web.Request, handler):
+        if not request.body_exists or request.content.is_eof():
+            return await handler(request)
+        fired: list[bool] = []
+        watchdog = asyncio.create_task(watch(request, fired))
+        try:
+            response = await handler(request)
+        except Exception:
+            if not fired:
+                raise
+        finally:
+            watchdog.cancel()
+        if not fired:
+            return response
+        # Whatever the handler made of a body cut short, the client gets 408 and is dropped.
+        log.info("dropped %s %s: the request body stalled", request.method, request.path)
+        timed_out = error_response(408, "request_timeout", "request body read timed out")
+        timed_out.force_close()
+        return timed_out
+
+    return body_deadline
 
 
 def serve(config: Config) -> int:
     app = create_app(config)
+    # Innermost, so the handler's reads are what it guards (the router is not frozen yet).
+    app.middlewares.append(body_deadline_middleware(config.body_read_timeout))
     hosts = list(config.listen)
     log.info("opencomfy listening on %s port %d", ",".join(hosts), config.port)
     print(f"To see the GUI go to: http://{_display_host(hosts[0])}:{config.port}", flush=True)

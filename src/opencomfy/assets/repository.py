@@ -81,6 +81,12 @@ async def insert_asset(conn, row: dict[str, Any], tags: dict[str, str]) -> None:
             for tag, origin in tags.items()])
 
 
+async def asset_id_exists(conn, asset_id: str) -> bool:
+    """Whether any workspace holds this id (ids are global keys): only to refuse an insert
+    that would collide, never to answer a lookup."""
+    return (await conn.execute(select(Asset.id).where(Asset.id == asset_id))).first() is not None
+
+
 async def get_asset(conn, *, workspace_id: str, asset_id: str) -> dict | None:
     row = (await conn.execute(select(Asset.__table__).where(
         A.id == asset_id, A.workspace_id == workspace_id))).mappings().first()

@@ -22,6 +22,7 @@ from opencomfy.assets.schemas import (RESERVED_TAGS, AssetQuery, PageRequest, as
 from opencomfy.blobs import BlobStore, BlobTooLarge, StagedBlob, content_key
 from opencomfy.blobs.base import hash_file
 from opencomfy.db.database import Database
+from opencomfy.identity.scoped_ids import scoped_id
 
 WRITE_BATCH = 1 << 20  # hand bytes to the writer thread in ~1 MB batches
 MAX_NAME = 512
@@ -108,16 +109,21 @@ class AssetService:
                                  system_metadata: dict | None = None, source_url: str | None = None,
                                  immutable: bool = False) -> tuple[dict, bool]:
         """A record for uploaded bytes; (Asset, created_new). created_new is False when this
-        content was already stored (the record then reuses it) or the id already exists."""
+        workspace already had this content (the record then reuses it) or the id exists.
+        Content other workspaces stored is shared too, but never changes this answer."""
         try:
             name = _check_name(name)
             tags = normalize_tags(list(tags))
             if asset_id is not None:
-                asset_id = _check_uuid(asset_id, "id")
+                # A chosen id is named inside its workspace (identity/scoped_ids.py), so another
+                # workspace's record never changes this answer (no existence oracle, no 500).
+                asset_id = scoped_id(workspace_id, _check_uuid(asset_id, "id"))
                 existing = await self._find_by_id(workspace_id, asset_id)
                 if existing is not None:
                     staged.abort()
                     return existing, False
+                if await self._id_taken(asset_id):  # only a local id reused after --auth required
+                    raise InvalidAssetInput("this id cannot be used", field="id")
             if preview_id is not None:
                 preview_id = _check_uuid(preview_id, "preview_id")
             if "models" in tags:
@@ -126,13 +132,20 @@ class AssetService:
             staged.abort()
             raise
         mime_type = mime_type or guess_mime(name)
-        digest, content_new = await self.store_staged(staged, mime_type=mime_type, source_url=source_url)
+        digest, _ = await self.store_staged(staged, mime_type=mime_type, source_url=source_url)
+        async with self.db.read() as conn:
+            had_content = await repo.find_asset(conn, workspace_id=workspace_id,
+                                                content_hash=digest) is not None
         row = await self.insert_record(workspace_id=workspace_id, digest=digest, size=staged.size,
                                         name=name, tags=tags, mime_type=mime_type,
                                         user_metadata=user_metadata, preview_id=preview_id,
                                         asset_id=asset_id, job_id=job_id,
                                         system_metadata=system_metadata, immutable=immutable)
-        return row, content_new
+        return row, not had_content
+
+    async def _id_taken(self, asset_id: str) -> bool:
+        async with self.db.read() as conn:
+            return await repo.asset_id_exists(conn, asset_id)
 
     async def _find_by_id(self, workspace_id: str, asset_id: str) -> dict | None:
         async with self.db.read() as conn:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import re
 from typing import Any
 
@@ -11,7 +10,8 @@ from aiohttp import web
 
 from opencomfy.assets.errors import AssetError, InvalidAssetInput
 from opencomfy.assets.schemas import SORT_KEYS, AssetQuery, PageRequest, decode_cursor, normalize_tags
-from opencomfy.http.errors import error_response
+from opencomfy.http.errors import ApiError, error_response, parse_json
+from opencomfy.jobs.schemas import QUERY_INT_MAX
 
 HASH_RE = re.compile(r"^blake3:[a-f0-9]{64}$")
 ANY_HASH_RE = re.compile(r"^(blake3|sha256):[a-f0-9]{64}$")
@@ -47,7 +47,7 @@ def int_param(request: web.Request, name: str, *, default: int, low: int, high: 
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise InvalidAssetInput(f"{name} must be {bounds}", field=name)
-    return value
+    return min(value, QUERY_INT_MAX)  # SQL's OFFSET is 64-bit; past it every page is empty
 
 
 def bool_param(request: web.Request, name: str, *, default: bool) -> bool:
@@ -82,8 +82,8 @@ def asset_query(request: web.Request) -> AssetQuery:
     raw_filter = request.query.get("metadata_filter")
     if raw_filter:
         try:
-            parsed = json.loads(raw_filter)
-        except ValueError:
+            parsed = parse_json(raw_filter)
+        except ApiError:
             raise InvalidAssetInput("metadata_filter must be a JSON object", field="metadata_filter") from None
         if not isinstance(parsed, dict) or not all(_METADATA_KEY_RE.match(k) for k in parsed):
             raise InvalidAssetInput("metadata_filter must be a JSON object of simple keys",
@@ -125,8 +125,8 @@ def parse_form_tags(values: list[str]) -> list[str]:
         value = value.strip()
         if value.startswith("["):
             try:
-                parsed = json.loads(value)
-            except ValueError:
+                parsed = parse_json(value)
+            except ApiError:
                 raise InvalidAssetInput("tags must be a JSON array of strings", field="tags") from None
             out += normalize_tags(parsed)
         elif value:

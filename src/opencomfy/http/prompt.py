@@ -7,13 +7,14 @@ and `/api/x`.
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 
 from aiohttp import web
 
 from opencomfy.http.caller import workspace_of
-from opencomfy.http.errors import ApiError, error_response, read_json
+from opencomfy.http.errors import (ApiError, error_response, parse_json_body, read_body,
+                                   read_json)
 from opencomfy.http.routing import add_api_routes, services_of
 from opencomfy.jobs import comfy_format as cf
 from opencomfy.jobs.models import DuplicatePromptId, JobNotFound
@@ -60,21 +61,30 @@ async def get_prompt(request: web.Request) -> web.Response:
 async def post_prompt(request: web.Request) -> web.Response:
     """Validate a prompt through the engine, store the job, then answer with its id."""
     services = services_of(request)
-    raw = await request.read()
+    config = request.app["config"]
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return prompt_error("invalid_json", "Invalid JSON", f"request body is not valid JSON: {exc}")
+        raw = await read_body(request, max_bytes=config.max_prompt_bytes)
+        # Each node has one "class_type" key: counting them costs milliseconds where parsing
+        # a prompt far over the cap would stall the server before the count below.
+        if raw.count(b'"class_type"') > config.max_prompt_nodes:
+            return _too_many_nodes(config.max_prompt_nodes)
+        body = await parse_json_body(raw)
+    except ApiError as exc:
+        kind = "invalid_json" if exc.status == 400 else exc.code
+        return prompt_error(kind, "Invalid JSON" if exc.status == 400 else "Prompt too large",
+                            exc.message, status=exc.status)
     if isinstance(body, dict):
         body = _run_on_prompt_handlers(body)
     try:
         req = parse_prompt_request(body)
     except BadRequest as exc:
         return prompt_error(exc.kind, exc.message, exc.details)
+    if len(req.prompt) > config.max_prompt_nodes:
+        return _too_many_nodes(config.max_prompt_nodes)
     validator = services.validator
     if validator is None:
         return prompt_error("service_unavailable", "The engine is not available", status=503)
-    result = await validator.validate(req.prompt, partial_execution_targets=req.partial_execution_targets)
+    result = await _validate(validator, req)
     if not result.ok:
         return web.json_response({"error": result.error, "node_errors": result.node_errors}, status=400)
     try:
@@ -87,6 +97,26 @@ async def post_prompt(request: web.Request) -> web.Response:
         return prompt_error("duplicate_prompt_id", "Duplicate prompt_id", str(exc))
     return web.json_response({"prompt_id": job.prompt_id, "number": job.number,
                               "node_errors": result.node_errors})
+
+
+def _too_many_nodes(limit: int) -> web.Response:
+    return prompt_error("too_many_nodes", "Prompt has too many nodes",
+                        f"a prompt may have at most {limit} nodes (--max-prompt-nodes)")
+
+
+#: Prompts with more nodes than this validate on a worker thread (with its own event loop for
+#: async VALIDATE_INPUTS), so a huge one never stalls other requests. Smaller ones, every real
+#: workflow, validate on the server's loop as in ComfyUI. Validation only reads the registry
+#: and this request's own prompt, so a thread is safe.
+OFF_LOOP_VALIDATION_NODES = 1000
+
+
+async def _validate(validator, req):
+    prompt, targets = req.prompt, req.partial_execution_targets
+    if len(prompt) <= OFF_LOOP_VALIDATION_NODES:
+        return await validator.validate(prompt, partial_execution_targets=targets)
+    return await asyncio.to_thread(
+        lambda: asyncio.run(validator.validate(prompt, partial_execution_targets=targets)))
 
 
 def _run_on_prompt_handlers(body: dict) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from typing import Any
@@ -14,6 +13,7 @@ from opencomfy.events import frames
 from opencomfy.events.base import BusMessage, EventBus
 from opencomfy.events.fanout import WebSocketHub
 from opencomfy.http.caller import workspace_of
+from opencomfy.http.errors import ApiError, parse_json
 from opencomfy.http.routing import SERVICES
 from opencomfy.http.system import server_feature_flags
 
@@ -97,8 +97,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
 
 def _read_feature_flags(hub: WebSocketHub, conn, raw: str) -> None:
     try:
-        message = json.loads(raw)
-    except ValueError:
+        message = parse_json(raw, what="websocket message")
+    except ApiError:
         return
     if isinstance(message, dict) and message.get("type") == "feature_flags":
         hub.negotiate(conn, message.get("data"))

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from opencomfy.db.database import Database
 from opencomfy.events.base import BusMessage, EventBus
+from opencomfy.identity.scoped_ids import scoped_id
 from opencomfy.jobs import comfy_format, queue_sql as q
 from opencomfy.jobs import transitions as tr
 from opencomfy.jobs.models import (SENSITIVE_EXTRA_DATA_KEYS, ClaimedJob, DuplicatePromptId,
@@ -135,9 +136,11 @@ class JobService(JobReads):
         seq = self._seq
         if number is None:
             number = -seq if front else seq
-        # Only an id chosen by the client can already exist; ours are fresh uuid4s.
+        # Only an id chosen by the client can already exist; ours are fresh uuid4s. A chosen id
+        # is named inside its workspace (identity/scoped_ids.py): another workspace's job with
+        # that id must not make this answer differ from the one for an unused id.
         check_duplicate = prompt_id is not None
-        prompt_id = prompt_id or str(uuid.uuid4())
+        prompt_id = scoped_id(workspace_id, prompt_id) if prompt_id else str(uuid.uuid4())
         extra = dict(extra_data or {})
         if client_id is not None:
             extra["client_id"] = client_id
