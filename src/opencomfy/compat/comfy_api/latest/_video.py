@@ -230,9 +230,19 @@ class VideoFromFile(VideoInput):
         return container
 
     def check(self) -> None:
-        """Raise :class:`VideoDecodeError` unless the file opens as a video (reads headers only)."""
-        with self._open():
-            pass
+        """Raise :class:`VideoDecodeError` unless the file opens as a video with at least one
+        frame (reads the headers and the first video packet, decodes nothing)."""
+        try:
+            with self._open() as container:
+                stream = container.streams.video[0]
+                if stream.frames:
+                    return
+                for packet in container.demux(stream):
+                    if packet.size:
+                        return
+        except (av.FFmpegError, OSError) as exc:
+            raise VideoDecodeError(f"{self._name} is not a readable video: {exc}") from None
+        raise VideoDecodeError(f"{self._name} has no video frames")
 
     @property
     def _windowed(self) -> bool:
