@@ -103,6 +103,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate-limit", type=int, default=6000, metavar="PER_MINUTE",
                    help="requests per minute per credential with --auth required (0: off)")
     p.add_argument("--rate-limit-burst", type=int, default=300)
+    p.add_argument("--auth-failure-limit", type=int, default=30, metavar="PER_MINUTE",
+                   help="failed credential attempts per client address and minute before 429 (0: off)")
     p.add_argument("--workspace-concurrency", type=int, default=0,
                    help="at most this many running jobs per workspace (0: no limit)")
     p.add_argument("--max-prompt-bytes", type=float, default=32.0, metavar="MB",
@@ -178,6 +180,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         oidc_audience=args.oidc_audience,
         rate_limit_per_minute=args.rate_limit,
         rate_limit_burst=args.rate_limit_burst,
+        auth_failures_per_minute=args.auth_failure_limit,
         secrets_keys=os.environ.get("OPENCOMFY_SECRETS_KEYS"),
         workspace_concurrency=args.workspace_concurrency,
         max_prompt_bytes_mb=args.max_prompt_bytes,

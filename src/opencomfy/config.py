@@ -78,6 +78,9 @@ class Config:
     oidc_audience: str | None = None
     rate_limit_per_minute: int = 6000
     rate_limit_burst: int = 300
+    # Failed credential attempts (API key, bearer, password) per client address and minute
+    # before that address is answered 429 (0 = off).
+    auth_failures_per_minute: int = 30
     secrets_keys: str | None = None
     workspace_concurrency: int = 0
     # Hardening: POST /prompt's body and node caps (413 / 400 above them), and how long a

@@ -6,12 +6,14 @@ issuer's ID tokens; a `comfyui-` bearer is read as an API key); `?token=` on /ws
 `session` cookie. Which of them a route accepts comes from `identity.policy`. The workspace
 is the credential's, or `X-Comfy-Workspace-ID` checked against membership. Writes
 authenticated by the cookie must come from our own Origin (CSRF). Each credential has a
-request rate limit (429 with Retry-After).
+request rate limit, and each client address a limit on failed credential attempts (429
+with Retry-After).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -22,11 +24,22 @@ from opencomfy.identity import policy as P
 from opencomfy.identity.errors import IdentityError, Unauthenticated
 from opencomfy.identity.principal import LOCAL_CALLER, Caller
 
+if TYPE_CHECKING:
+    from opencomfy.identity.service import IdentityService
+
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "session"
 WORKSPACE_HEADER = "X-Comfy-Workspace-ID"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _identity(request: web.Request) -> "IdentityService":
+    """The identity service (built whenever `--auth required` installs this middleware)."""
+    identity = services_of(request).identity
+    if identity is None:
+        raise RuntimeError("--auth required without an identity service")
+    return identity
 
 
 def _route_policy(request: web.Request, cache: dict) -> P.Policy | None:
@@ -65,7 +78,7 @@ def _bearer(request: web.Request) -> str | None:
 async def resolve_caller(request: web.Request, policy: P.Policy) -> Caller | None:
     """The caller from the credentials this route accepts; None when none was presented.
     Raises Unauthenticated for a presented credential that is not valid."""
-    identity = services_of(request).identity
+    identity = _identity(request)
     key = request.headers.get("X-API-Key")
     bearer = _bearer(request)
     if bearer and bearer.startswith("comfyui-") and not key:
@@ -73,16 +86,16 @@ async def resolve_caller(request: web.Request, policy: P.Policy) -> Caller | Non
     if key:
         if P.API_KEY not in policy.schemes:
             raise Unauthenticated("this route does not accept API keys")
-        return await identity.from_api_key(key)
+        return await _verified(request, identity.from_api_key, key)
     if bearer:
         if P.BEARER not in policy.schemes:
             raise Unauthenticated("this route does not accept bearer tokens")
-        return await identity.from_bearer(bearer)
+        return await _verified(request, identity.from_bearer, bearer)
     query_token = request.query.get("token") if P.QUERY_TOKEN in policy.schemes else None
     if query_token:
         if query_token.startswith("comfyui-"):
-            return await identity.from_api_key(query_token)
-        return await identity.from_bearer(query_token)
+            return await _verified(request, identity.from_api_key, query_token)
+        return await _verified(request, identity.from_bearer, query_token)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         if P.COOKIE not in policy.schemes:
@@ -94,6 +107,36 @@ async def resolve_caller(request: web.Request, policy: P.Policy) -> Caller | Non
     return None
 
 
+def client_address(request: web.Request) -> str:
+    """The address failed attempts are counted against: the peer (a proxy in front of us
+    counts as one client; forwarded headers are not trusted)."""
+    return request.remote or ""
+
+
+class TooManyFailures(IdentityError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many failed credential attempts from this address")
+        self.retry_after = retry_after
+
+
+async def _verified(request: web.Request, verify, credential: str) -> Caller:
+    """`verify(credential)`, counting a failure against the client's address; an address
+    over its limit is refused before anything is checked, so it learns nothing more.
+    (The session cookie is not counted: a browser's stale cookie is no guess.)"""
+    limiter = _identity(request).failure_limiter
+    address = client_address(request)
+    wait = limiter.wait(address)
+    if wait:
+        raise TooManyFailures(wait)
+    try:
+        return await verify(credential)
+    except Unauthenticated:
+        limiter.record(address)
+        raise
+
+
 class CrossOriginRefused(IdentityError):
     status, code = 403, "cross_origin_refused"
 
@@ -103,17 +146,26 @@ def _own_origin(request: web.Request) -> str:
     return f"{scheme}://{request.host}"
 
 
+def origin_allowed(request: web.Request, origin: str) -> bool:
+    """Whether `origin` is our own (or the one `--enable-cors-header` names). The opaque
+    `null` (sandboxed frames, file:// pages, cross-site redirects) is never ours."""
+    origin = origin.strip().rstrip("/")
+    if origin.lower() == "null":
+        return False
+    allowed = {_own_origin(request).lower()}
+    cors = request.app["config"].enable_cors_header
+    if cors and cors != "*":
+        allowed.add(cors.rstrip("/").lower())
+    return origin.lower() in allowed
+
+
 def _check_origin(request: web.Request) -> None:
     """A write carried by the cookie must come from a page of ours (the browser sends Origin)."""
     origin = request.headers.get("Origin")
     if origin is None:
         referer = request.headers.get("Referer", "")
         origin = "/".join(referer.split("/")[:3]) if referer else None
-    allowed = {_own_origin(request)}
-    cors = request.app["config"].enable_cors_header
-    if cors and cors != "*":
-        allowed.add(cors.rstrip("/"))
-    if origin is None or origin.rstrip("/") not in allowed:
+    if origin is None or not origin_allowed(request, origin):
         raise CrossOriginRefused("cross-origin request with the session cookie refused")
 
 
@@ -122,7 +174,7 @@ def is_secure(request: web.Request) -> bool:
     return request.secure or request.headers.get("X-Forwarded-Proto", "").startswith("https")
 
 
-def auth_middleware_for(config) -> web.middleware:
+def auth_middleware_for(config) -> Any:
     """The middleware for this configuration (local mode: a no-op that sets the local caller)."""
     if config.auth != "required":
         @web.middleware
@@ -147,7 +199,7 @@ def auth_middleware_for(config) -> web.middleware:
             if caller is not None:
                 wanted = request.headers.get(WORKSPACE_HEADER)
                 if wanted:
-                    caller = await services_of(request).identity.in_workspace(caller, wanted)
+                    caller = await _identity(request).in_workspace(caller, wanted)
         except IdentityError as exc:
             if policy.optional and isinstance(exc, Unauthenticated):
                 return await handler(request)
@@ -156,7 +208,7 @@ def auth_middleware_for(config) -> web.middleware:
             if policy.optional:
                 return await handler(request)
             return _refusal(Unauthenticated("authentication required"))
-        wait = services_of(request).identity.rate_limiter.check(caller.credential_id)
+        wait = _identity(request).rate_limiter.check(caller.credential_id)
         if wait:
             response = error_response(429, "rate_limited", "too many requests")
             response.headers["Retry-After"] = str(wait)
@@ -179,4 +231,6 @@ def _refusal(exc: IdentityError) -> web.Response:
     response = error_response(exc.status, exc.code, exc.message)
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="opencomfy"'
+    if isinstance(exc, TooManyFailures):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
-from opencomfy.http.auth import _own_origin
+from opencomfy.http.auth import client_address, origin_allowed
 from opencomfy.http.errors import ApiError, read_json
 from opencomfy.http.identity import set_session_cookie
 from opencomfy.http.routing import services_of
@@ -36,15 +36,18 @@ async def post_login(request: web.Request) -> web.StreamResponse:
     if services_of(request).config.auth != "required" or identity is None:
         raise web.HTTPFound("/")
     is_json = request.content_type == "application/json"
+    origin = request.headers.get("Origin")
+    # A sign-in posted from another site (or an opaque `null` origin) would sign the browser
+    # into that site's account: refused, the form and JSON alike (both set the cookie).
+    if origin is not None and not origin_allowed(request, origin):
+        if is_json:
+            raise ApiError(403, "cross_origin_refused", "sign-in from another origin refused")
+        return _page(error="Sign-in from another site refused.", status=403)
     if is_json:
         body = await read_json(request)
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_request", "request body must be a JSON object")
     else:
-        origin = request.headers.get("Origin")
-        # A login form posted from another site would sign the browser into that site's account.
-        if origin and origin != "null" and origin.rstrip("/") != _own_origin(request):
-            return _page(error="Sign-in from another site refused.", status=403)
         body = dict(await request.post())
     email, password = body.get("email"), body.get("password")
     if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
@@ -52,8 +55,10 @@ async def post_login(request: web.Request) -> web.StreamResponse:
             raise ApiError(400, "invalid_request", "email and password are required")
         return _page(error="Email and password are required.", status=400)
     # Password guessing is slowed per email and per client address (429 with Retry-After).
-    wait = max(identity.login_limiter.check("email:" + email.strip().lower()),
-               identity.login_ip_limiter.check("ip:" + (request.remote or "")))
+    address = client_address(request)
+    wait = max(identity.failure_limiter.wait(address),
+               identity.login_limiter.check("email:" + email.strip().lower()),
+               identity.login_ip_limiter.check("ip:" + address))
     if wait:
         if is_json:
             response = web.json_response({"code": "rate_limited", "message": "too many sign-in attempts"},
@@ -65,10 +70,13 @@ async def post_login(request: web.Request) -> web.StreamResponse:
     try:
         user = await identity.login(email=email, password=password)
     except Unauthenticated as exc:
+        identity.failure_limiter.record(address)
         if is_json:
             raise ApiError(401, "unauthorized", exc.message) from None
         return _page(error="Wrong email or password.", email=email, status=401)
     workspace_id = await users.personal_workspace_id(db=identity.db, user_id=user["id"])
+    if workspace_id is None:  # every account gets one at creation; never sign in without it
+        raise ApiError(403, "forbidden", "the account has no personal workspace")
     token, _ = await sessions.create(db=identity.db, user_id=user["id"], workspace_id=workspace_id)
     ttl_s = sessions.SESSION_TTL_MS // 1000
     if is_json:
@@ -81,12 +89,35 @@ async def post_login(request: web.Request) -> web.StreamResponse:
     return response
 
 
+_MAX_DECODES = 4
+
+
 def _safe_next(target: str | None) -> str:
-    """Only a path on this server (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//"):
+    """`next` when it is a path on this server, else `/` (no open redirect).
+
+    Browsers read `/\\host`, `//host`, `/<tab>/host` and their percent-encoded forms as another
+    site, so the target is judged after decoding (repeatedly: double encoding too) and
+    refused with any backslash, control character, scheme, authority or leading `//`."""
+    if not target:
         return "/"
-    parts = urlsplit(target)
-    return "/" if parts.scheme or parts.netloc else target
+    decoded = target
+    for _ in range(_MAX_DECODES):
+        if not _is_local_path(decoded):
+            return "/"
+        once = unquote(decoded)
+        if once == decoded:
+            return target
+        decoded = once
+    return "/"  # still changing after several decodings: not a plain path
+
+
+def _is_local_path(path: str) -> bool:
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return False
+    if not path.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return False
+    parts = urlsplit(path)
+    return not parts.scheme and not parts.netloc
 
 
 def setup(app: web.Application) -> None:

@@ -16,7 +16,7 @@ from opencomfy.identity.errors import NotFound, Unauthenticated
 from opencomfy.identity.oidc import ExternalIssuer
 from opencomfy.identity.passwords import verify_password
 from opencomfy.identity.principal import Caller
-from opencomfy.identity.ratelimit import RateLimiter
+from opencomfy.identity.ratelimit import FailureLimiter, RateLimiter
 from opencomfy.identity.tokens import (IDENTITY_AUDIENCE, WORKSPACE_AUDIENCE, SigningKeys,
                                        TokenError)
 
@@ -44,6 +44,8 @@ class IdentityService:
         # offices share addresses, per client address.
         self.login_limiter = RateLimiter(per_minute=10, burst=20)
         self.login_ip_limiter = RateLimiter(per_minute=120, burst=200)
+        # Failed credential attempts per client address (429 once over; see http/auth.py).
+        self.failure_limiter = FailureLimiter(limit=config.auth_failures_per_minute)
 
     def _cached(self, key: str) -> Caller | None:
         hit = self._resolved.get(key)
