@@ -1,0 +1,1 @@
+"""ComfyUI's old ``comfy_extras.chainner_models`` package (upscale architectures, now spandrel)."""
