@@ -208,3 +208,22 @@ def test_add_noise_and_empty_sigmas(tiny_models, conds):
     assert torch.equal(out["samples"], source["samples"])
     with pytest.raises(ValueError, match="SIGMAS"):
         g.SamplerCustomAdvanced().sample(noise, _cfg(model, conds), ksampler("euler"), [1.0, 0.0], source)
+
+
+def test_comfyui_module_for_custom_nodes(tiny_models, conds):
+    """Custom nodes import these classes from comfy_extras and build on them."""
+    from opencomfy import compat
+
+    compat.install()
+    from comfy_extras.nodes_custom_sampler import (Guider_Basic, Noise_EmptyNoise, Noise_RandomNoise,
+                                                   NODE_CLASS_MAPPINGS, SamplerCustomAdvanced)
+
+    assert NODE_CLASS_MAPPINGS["SamplerCustomAdvanced"] is SamplerCustomAdvanced is g.SamplerCustomAdvanced
+    assert Noise_EmptyNoise().generate_noise(_latent()).abs().sum() == 0
+    model = tiny_models[0]
+    guider = Guider_Basic(model)
+    guider.set_conds(conds[0])
+    out, _ = SamplerCustomAdvanced().sample(Noise_RandomNoise(7), guider, ksampler("euler"),
+                                            sig.BasicScheduler().get_sigmas(model, "karras", 3, 1.0)[0],
+                                            _latent())
+    assert torch.equal(out["samples"], _advanced(model, g.BasicGuider().get_guider(model, conds[0])[0])[0]["samples"])
