@@ -16,3 +16,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {name: display for name, _cls, display, module in _
                               if module == _MODULE and display}
 globals().update(NODE_CLASS_MAPPINGS)
 
+
+__all__ = ["Guider_Basic", "Guider_DualCFG", "Noise_EmptyNoise", "Noise_RandomNoise",
+           "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
