@@ -266,7 +266,7 @@ class InpaintModelConditioning:
 NODES = [
     ("CLIPTextEncode", CLIPTextEncode, "CLIP Text Encode (Prompt)", "nodes"),
     ("ConditioningCombine", ConditioningCombine, "Conditioning (Combine)", "nodes"),
-    ("ConditioningAverage", ConditioningAverage, "Conditioning (Average)", "nodes"),
+    ("ConditioningAverage", ConditioningAverage, "ConditioningAverage", "nodes"),
     ("ConditioningConcat", ConditioningConcat, "Conditioning (Concat)", "nodes"),
     ("ConditioningSetArea", ConditioningSetArea, "Conditioning (Set Area)", "nodes"),
     ("ConditioningSetAreaPercentage", ConditioningSetAreaPercentage,

@@ -40,30 +40,59 @@ class CheckpointLoaderSimple:
 
 
 class VAELoader:
-    """A standalone VAE file -> VAE."""
+    """A standalone VAE file, a TAESD approximation (``models/vae_approx``) or ``pixel_space``."""
+
+    @staticmethod
+    def vae_list() -> list[str]:
+        """The VAE files, then each approximation whose encoder and decoder files are present,
+        then ``pixel_space``, as ComfyUI lists them."""
+        from opencomfy.diffusion.approx_vae import PIXEL_SPACE, approximations_present
+
+        approximations = approximations_present(folder_paths.get_filename_list("vae_approx"))
+        return [*folder_paths.get_filename_list("vae"), *approximations, PIXEL_SPACE]
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"vae_name": (folder_paths.get_filename_list("vae"),)}}
+        return {"required": {"vae_name": (cls.vae_list(),)}}
 
     RETURN_TYPES = ("VAE",)
     FUNCTION = "load_vae"
     CATEGORY = "loaders"
 
     def load_vae(self, vae_name):
+        from opencomfy.diffusion import approx_vae, cache
         from opencomfy.diffusion.loading import load_vae_file
 
+        if vae_name == approx_vae.PIXEL_SPACE:
+            return (approx_vae.PixelSpaceVAE(),)
+        if vae_name in approx_vae.TAESD_LATENT_FORMATS:
+            files = folder_paths.get_filename_list("vae_approx")
+            paths = []
+            for part in ("encoder", "decoder"):
+                found = next((f for f in files if f.startswith(f"{vae_name}_{part}.")), None)
+                if found is None:
+                    raise FileNotFoundError(f"{vae_name}_{part} is not in models/vae_approx")
+                paths.append(folder_paths.get_full_path_or_raise("vae_approx", found))
+            key = ("taesd", vae_name, cache.file_key(paths[0]), cache.file_key(paths[1]))
+            return (cache.get_or_load(key, lambda: approx_vae.load_taesd(vae_name, *paths)),)
         return (_load_cached("vae", "vae", vae_name, load_vae_file),)
 
 
+#: CLIPLoader's types, as ComfyUI lists them; only ``stable_diffusion`` loads so far.
+CLIP_LOADER_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv",
+                     "pixart", "cosmos", "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2",
+                     "qwen_image", "hunyuan_image"]
+DUAL_CLIP_LOADER_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image"]
+
+
 class CLIPLoader:
-    """A standalone SD 1.x CLIP text encoder file -> CLIP."""
+    """A standalone text encoder file -> CLIP (SD 1.x CLIP-L so far)."""
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "clip_name": (folder_paths.get_filename_list("text_encoders"),),
-            "type": (["stable_diffusion"],),
+            "type": (CLIP_LOADER_TYPES,),
         }, "optional": {"device": (["default", "cpu"], {"advanced": True})}}
 
     RETURN_TYPES = ("CLIP",)
@@ -74,6 +103,10 @@ class CLIPLoader:
     def load_clip(self, clip_name, type="stable_diffusion", device="default"):
         from opencomfy.diffusion.loading import load_clip_file
 
+        if type != "stable_diffusion":
+            # Listed so that workflows of every family validate; their encoders come later.
+            raise ValueError(f"CLIPLoader type {type!r}: the text encoders of the {type} family are not "
+                             "supported yet (stable_diffusion is)")
         return (_load_cached("clip", "text_encoders", clip_name, load_clip_file),)
 
 
@@ -177,7 +210,7 @@ class UNETLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "unet_name": (folder_paths.get_filename_list("diffusion_models"),),
-            "weight_dtype": (["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"], {"advanced": True}),
+            "weight_dtype": (["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"],),
         }}
 
     RETURN_TYPES = ("MODEL",)
@@ -200,7 +233,7 @@ class DualCLIPLoader:
         return {"required": {
             "clip_name1": (names,),
             "clip_name2": (names,),
-            "type": (["sdxl", "sd3", "flux", "hunyuan_video", "hidream"],),
+            "type": (DUAL_CLIP_LOADER_TYPES,),
         }, "optional": {"device": (["default", "cpu"], {"advanced": True})}}
 
     RETURN_TYPES = ("CLIP",)

@@ -11,7 +11,7 @@ class ModelSamplingDiscrete:
         return {"required": {
             "model": ("MODEL",),
             "sampling": (["eps", "v_prediction", "lcm", "x0", "img_to_img"],),
-            "zsnr": ("BOOLEAN", {"default": False, "advanced": True}),
+            "zsnr": ("BOOLEAN", {"default": False}),
         }}
 
     RETURN_TYPES = ("MODEL",)
