@@ -104,7 +104,7 @@ def taesd_to_diffusers(encoder: dict, decoder: dict) -> dict:
 def load_taesd(name: str, encoder_path: str, decoder_path: str) -> TinyVAE:
     """The ``name`` approximation (a key of :data:`TAESD_LATENT_FORMATS`) from its two files."""
     from accelerate import init_empty_weights
-    from diffusers import AutoencoderTiny
+    from diffusers.models.autoencoders.autoencoder_tiny import AutoencoderTiny
 
     from opencomfy.diffusion.loading import _assign
     from opencomfy.weights import read_state_dict
