@@ -93,6 +93,14 @@ def test_files_land_in_the_workspace_folder(world):
     assert (base / "output" / own / files["output"]).is_file()
     assert not (base / "input" / files["input"]).exists()
     assert not (base / "output" / files["output"]).exists()
+    # The job's output is recorded as A's asset (from A's folder), named as A sees it.
+    deadline = time.monotonic() + 10
+    while not (found := a.get(f"/api/assets?name_contains={files['output']}&include_tags=output"
+                              ).json()["assets"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert [x["name"] for x in found] == [files["output"]]
+    assert world["b"].get(f"/api/assets?name_contains={files['output']}").json()["assets"] == []
 
 
 @pytest.mark.parametrize("kind", ["input", "output", "temp"])
@@ -194,3 +202,39 @@ def test_b_uses_the_same_names_in_its_own_folder(world):
     assert _upload(b, files["input"], theirs)["name"] == files["input"]  # no clash: own folder
     assert b.get(f"/api/view?filename={files['input']}&type=input").body == theirs
     assert a.get(f"/api/view?filename={files['input']}&type=input").body == _png((200, 10, 10))
+
+
+async def _move_record(server, old: str, new: str) -> None:
+    """Point an asset record at another path (the record an upload got before this layout)."""
+    from sqlalchemy import update
+
+    from opencomfy.assets.repository import A, Asset
+    from opencomfy.db.database import Database
+    from tests.identity.tenants import database_url
+
+    db = await Database.open(database_url(server), migrate=False)
+    try:
+        async with db.write() as conn:
+            await conn.execute(update(Asset.__table__).where(A.file_path == old).values(file_path=new))
+    finally:
+        await db.close()
+
+
+def test_legacy_files_in_the_shared_root_stay_with_their_owner(world):
+    """A file uploaded before the per-workspace layout lies in the shared root with an asset
+    record: its owner still views it, nobody else does, and it is listed for no one."""
+    import asyncio
+
+    a, b, server = world["a"], world["b"], world["server"]
+    name = f"legacy_{world['tag']}.png"
+    data = _png((9, 8, 7))
+    _upload(a, name, data)
+    own = server.base_dir / "input" / dir_name(a.workspace_id) / name
+    legacy = server.base_dir / "input" / name
+    own.rename(legacy)
+    asyncio.run(_move_record(server, str(own.resolve()), str(legacy.resolve())))
+    assert a.get(f"/api/view?filename={name}&type=input").body == data
+    assert b.get(f"/api/view?filename={name}&type=input").status == 404
+    assert name not in a.get("/internal/files/input").json()
+    assert _queue(b, _load_and_save({"class_type": "LoadImage", "inputs": {"image": name}},
+                                    "Blegacy")).status == 400
