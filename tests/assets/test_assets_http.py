@@ -23,7 +23,8 @@ def test_upload_get_and_dedup(asset_server):
     assert a["created_new"] is True
     assert a["asset_hash"] == "blake3:" + blake3.blake3(data).hexdigest()
     assert a["size"] == len(data) and a["mime_type"] == "image/png" and a["tags"] == ["input"]
-    assert a["preview_url"] == f"/api/assets/{a['id']}/content"
+    # Absolute (the spec's `format: uri`), built from the request's own Host.
+    assert a["preview_url"] == f"{asset_server.url}/api/assets/{a['id']}/content"
 
     again = upload(asset_server, data, name="b.png", tags="input")
     assert again.status == 201 and again.json()["created_new"] is False

@@ -107,6 +107,19 @@ async def test_free_drops_the_cache():
     assert sink.executed_nodes() == ["1", "2", "3"]
 
 
+async def test_free_of_one_scope_keeps_the_other_scopes_cache():
+    """A workspace's /api/free empties its own cached outputs, not another workspace's."""
+    engine = make_engine(cache_mode="lru", lru_size=100)
+    a, _ = two_prompts()
+    await run(engine, a, cache_scope="workspace-a")
+    await run(engine, a, cache_scope="workspace-b")
+    engine.free(scope="workspace-a")
+    _, _, sink = await run(engine, a, cache_scope="workspace-b")
+    assert sink.executed_nodes() == []
+    _, _, sink = await run(engine, a, cache_scope="workspace-a")
+    assert sink.executed_nodes() == ["1", "2", "3"]
+
+
 async def test_cache_scopes_never_answer_each_other():
     """Tenants run in their own scope: one never gets the other's cached outputs or ui."""
     engine = make_engine(cache_mode="lru", lru_size=100)

@@ -37,6 +37,7 @@ class ScriptedEngine:
     def __init__(self) -> None:
         self.ran: list[str] = []
         self.freed: list[dict] = []
+        self.free_log: list[tuple] = []  # (scope, unload_models, free_memory, prompts run so far)
         self.thread_ids: set[int] = set()
 
     async def run(self, prompt, *, prompt_id, extra_data, execute_outputs, sink, interrupt,
@@ -71,8 +72,9 @@ class ScriptedEngine:
                       meta={"1": {"node_id": "1", "display_node": "1", "parent_node": None,
                                   "real_node_id": "1"}})
 
-    def free(self, unload_models=False, free_memory=False):
+    def free(self, unload_models=False, free_memory=False, scope=None):
         self.freed.append({"unload_models": unload_models, "free_memory": free_memory})
+        self.free_log.append((scope, unload_models, free_memory, list(self.ran)))
 
 
 def prompt(action: str, seconds: float = 1) -> dict:

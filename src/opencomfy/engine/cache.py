@@ -14,14 +14,16 @@ from typing import Any
 
 
 class CacheEntry:
-    """A node's outputs (one list per output slot) and its UI dict, if any."""
+    """A node's outputs (one list per output slot) and its UI dict, if any; `scope` is the
+    run's cache scope (its workspace), so one workspace's entries can be dropped alone."""
 
-    __slots__ = ("outputs", "ui", "root")
+    __slots__ = ("outputs", "ui", "root", "scope")
 
-    def __init__(self, outputs: list[list[Any]], ui: dict | None, root: bytes):
+    def __init__(self, outputs: list[list[Any]], ui: dict | None, root: bytes, scope: str = ""):
         self.outputs = outputs
         self.ui = ui
         self.root = root
+        self.scope = scope
 
 
 class OutputCache:
@@ -46,6 +48,12 @@ class OutputCache:
 
     def discard(self, key: bytes) -> None:
         """Forget one entry (no-cache mode frees outputs nobody needs any more)."""
+
+    def clear_scope(self, scope: str) -> None:
+        """Forget the entries of one scope (a workspace's POST /api/free)."""
+        entries: dict[bytes, CacheEntry] = getattr(self, "_entries", {})
+        for key in [k for k, entry in entries.items() if entry.scope == scope]:
+            del entries[key]
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -116,6 +124,11 @@ class LRUCache(OutputCache):
     def clear(self):
         self._entries.clear()
         self._generation_of.clear()
+
+    def clear_scope(self, scope):
+        for key in [k for k, entry in self._entries.items() if entry.scope == scope]:
+            del self._entries[key]
+            self._generation_of.pop(key, None)
 
     def __len__(self):
         return len(self._entries)

@@ -68,10 +68,17 @@ class Engine:
         finally:
             self._run_lock.release()
 
-    def free(self, unload_models: bool = False, free_memory: bool = False) -> None:
-        """Drop cached outputs and node instances (`POST /api/free`)."""
-        self.cache.clear()
-        self._instances.clear()
+    def free(self, unload_models: bool = False, free_memory: bool = False,
+             scope: str | None = None) -> None:
+        """Drop cached outputs and node instances (`POST /api/free`): all of them, or only
+        those of one cache scope (a workspace must not empty another's caches)."""
+        if scope is None:
+            self.cache.clear()
+            self._instances.clear()
+        else:
+            self.cache.clear_scope(scope)
+            if scope == self._instances_scope:
+                self._instances.clear()
         if unload_models or free_memory:
             import gc
 

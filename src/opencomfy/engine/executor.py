@@ -352,7 +352,7 @@ class PromptExecution:
         if not is_unique_key(key):
             root = key if node_id in self.prompt else \
                 self.keys.key_of(self.dynprompt.get_real_node_id(node_id))
-            self.cache.set(key, CacheEntry(outputs, ui, root))
+            self.cache.set(key, CacheEntry(outputs, ui, root, self.keys.scope))
         self.run_state.finish_node(node_id)
         if node_id not in self.executed_set:
             self.executed_set.add(node_id)

@@ -11,12 +11,14 @@ import json
 from typing import AsyncIterator
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from opencomfy.assets.errors import ContentTooLarge, InvalidAssetInput
 from opencomfy.http import assets_background
 from opencomfy.http.assets_params import (ANY_HASH_RE, HASH_RE, asset_query, bool_param, enum_param,
                                           int_param, json_object, maps_asset_errors, page_request,
                                           parse_form_tags)
+from opencomfy.http.assets_wire import asset_response
 from opencomfy.http.caller import workspace_of
 from opencomfy.http.errors import read_json
 from opencomfy.http.routing import add_cloud_routes, services_of
@@ -35,8 +37,8 @@ def _assets(request: web.Request):
 async def list_assets(request: web.Request) -> web.Response:
     """ListAssetsResponse for the caller's workspace."""
     query, page = asset_query(request), page_request(request)
-    return web.json_response(await _assets(request).page(workspace_id=workspace_of(request),
-                                                         query=query, page=page))
+    return asset_response(request, await _assets(request).page(
+        workspace_id=workspace_of(request), query=query, page=page))
 
 
 async def _iter_part(part: BodyPartReader) -> AsyncIterator[bytes]:
@@ -82,8 +84,10 @@ async def upload_asset(request: web.Request) -> web.Response:
                     staged = await _assets(request).stage_stream(_iter_part(part), limit=limit)
                 else:
                     fields.setdefault(part.name or "", []).append(await _read_field(part))
-        except (ValueError, AssertionError) as exc:
-            raise InvalidAssetInput(f"malformed multipart body: {exc}") from None
+        except (ValueError, AssertionError, HttpProcessingError) as exc:
+            # aiohttp raises these for a broken body or a part header it cannot parse
+            # (control characters in a field name, say): the client's fault, a 400.
+            raise InvalidAssetInput(f"malformed multipart body: {_reason(exc)}") from None
         if staged is None:
             raise InvalidAssetInput("the form needs a file field", field="file")
         name = (fields.get("name") or [filename or ""])[0]
@@ -99,7 +103,13 @@ async def upload_asset(request: web.Request) -> web.Response:
             staged.abort()
         raise
     # 201 either way (the spec lists no other success); created_new tells the two apart.
-    return web.json_response({**asset, "created_new": created_new}, status=201)
+    return asset_response(request, {**asset, "created_new": created_new}, status=201)
+
+
+def _reason(exc: Exception) -> str:
+    """One printable line about a parse error (aiohttp's messages quote the raw bytes)."""
+    text = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+    return " ".join(str(text).split())[:200] or type(exc).__name__
 
 
 def _metadata_field(values: list[str] | None) -> dict | None:
@@ -122,15 +132,18 @@ async def create_from_hash(request: web.Request) -> web.Response:
     digest = body.get("hash")
     if not isinstance(digest, str) or not ANY_HASH_RE.match(digest):
         raise InvalidAssetInput("hash must look like blake3:<64 hex> or sha256:<64 hex>", field="hash")
-    if "tags" not in body:
-        raise InvalidAssetInput("tags is required", field="tags")
+    if not isinstance(body.get("tags"), list):
+        raise InvalidAssetInput("tags is required: a list of strings", field="tags")
+    for key in ("name", "mime_type"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise InvalidAssetInput(f"{key} must be a string", field=key)
     metadata = body.get("user_metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidAssetInput("user_metadata must be an object", field="user_metadata")
     asset, created_new = await _assets(request).create_from_hash(
         workspace_id=workspace_of(request), digest=digest, tags=body["tags"], name=body.get("name"),
         mime_type=body.get("mime_type"), user_metadata=metadata)
-    return web.json_response({**asset, "created_new": created_new}, status=201)
+    return asset_response(request, {**asset, "created_new": created_new}, status=201)
 
 
 @routes.head("/api/assets/hash/{hash}")
@@ -172,8 +185,8 @@ async def list_tags(request: web.Request) -> web.Response:
 @routes.get(f"/api/assets/{ASSET_ID}")
 @maps_asset_errors
 async def get_asset(request: web.Request) -> web.Response:
-    return web.json_response(await _assets(request).get(workspace_id=workspace_of(request),
-                                                        asset_id=request.match_info["id"]))
+    return asset_response(request, await _assets(request).get(
+        workspace_id=workspace_of(request), asset_id=request.match_info["id"]))
 
 
 @routes.get(f"/api/assets/{ASSET_ID}/content")
@@ -196,7 +209,7 @@ async def asset_content(request: web.Request) -> web.StreamResponse:
 @maps_asset_errors
 async def update_asset(request: web.Request) -> web.Response:
     body = json_object(await read_json(request, max_bytes=1 << 20))
-    return web.json_response(await _assets(request).update(
+    return asset_response(request, await _assets(request).update(
         workspace_id=workspace_of(request), asset_id=request.match_info["id"], changes=body))
 
 

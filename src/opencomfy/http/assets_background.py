@@ -12,6 +12,7 @@ from opencomfy.assets import archive, download, library, seed
 from opencomfy.assets.errors import AssetError, ContentTooLarge, InvalidAssetInput
 from opencomfy.assets.schemas import normalize_tags
 from opencomfy.http.assets_params import bool_param, json_object, maps_asset_errors, parse_form_tags
+from opencomfy.http.assets_wire import asset_response
 from opencomfy.http.caller import workspace_of
 from opencomfy.http.errors import read_json
 from opencomfy.http.routing import add_cloud_routes, services_of
@@ -54,7 +55,7 @@ async def _start_download(request: web.Request, body: dict, *, url_field: str) -
                                                      user_metadata=metadata)
     if existing is not None:
         asset, created_new = existing
-        return web.json_response({**asset, "created_new": created_new}, status=200)
+        return asset_response(request, {**asset, "created_new": created_new}, status=200)
     task, _ = await services.tasks.submit(
         workspace_id=ws, task_name=DOWNLOAD_TASK, idempotency_key=f"download:{url}",
         payload={"source_url": url, "tags": tags}, work=_download_work(
@@ -90,7 +91,7 @@ async def upload_from_url(request: web.Request) -> web.Response:
         workspace_id=workspace_of(request), staged=fetched.staged, name=body["name"],
         tags=normalize_tags(body.get("tags") or []), user_metadata=metadata,
         preview_id=body.get("preview_id"), system_metadata={"source_url": url}, source_url=url)
-    return web.json_response({**asset, "created_new": created_new}, status=201)
+    return asset_response(request, {**asset, "created_new": created_new}, status=201)
 
 
 @routes.get("/api/assets/remote-metadata")

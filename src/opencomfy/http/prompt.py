@@ -176,7 +176,8 @@ async def post_free(request: web.Request) -> web.Response:
         unload, free = flag(body, "unload_models"), flag(body, "free_memory")
     except BadRequest as exc:
         return _bad(exc)
-    services_of(request).jobs.request_free(unload_models=unload, free_memory=free)
+    services_of(request).jobs.request_free(workspace_id=workspace_of(request),
+                                           unload_models=unload, free_memory=free)
     return web.Response(status=200)
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from opencomfy.http.caller import workspace_of
 from opencomfy.http.errors import error_response
 from opencomfy.http.routing import add_cloud_routes, services_of
+from opencomfy.jobs.schemas import QUERY_INT_MAX
 from opencomfy.tasks.schemas import parse_rfc3339, task_entry, task_response
 from opencomfy.tasks.transitions import STATUSES
 
@@ -42,6 +43,7 @@ async def list_tasks(request: web.Request) -> web.Response:
         return _invalid("offset and limit must be integers")
     if offset < 0 or not 1 <= limit <= 100:
         return _invalid("offset must be >= 0 and limit between 1 and 100")
+    offset = min(offset, QUERY_INT_MAX)  # SQL's OFFSET is 64-bit; past it every page is empty
     rows, total = await services_of(request).tasks.page(
         workspace_id=workspace_of(request), task_name=q.get("task_name") or None,
         idempotency_key=q.get("idempotency_key") or None, statuses=statuses or None,

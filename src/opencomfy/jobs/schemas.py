@@ -107,14 +107,19 @@ def parse_prompt_request(body: Any) -> PromptRequest:
     )
 
 
+QUERY_INT_MAX = 2**62  # below SQLite's and PostgreSQL's 64-bit integers, with room for sums
+
+
 def _int_param(query: Mapping[str, str], key: str, default: int | None = None) -> int | None:
     raw = query.get(key)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise BadRequest("invalid_parameter", f"{key} must be an integer") from None
+    # Clamped into what SQL LIMIT/OFFSET can hold: beyond it every window is the same one.
+    return max(-QUERY_INT_MAX, min(value, QUERY_INT_MAX))
 
 
 @dataclass(frozen=True)

@@ -279,10 +279,13 @@ class JobService(JobReads):
             return False
         return False
 
-    def request_free(self, *, unload_models: bool = False, free_memory: bool = False) -> None:
-        """Ask the worker to unload models / drop caches after the current job (/api/free)."""
+    def request_free(self, *, workspace_id: str = "local", unload_models: bool = False,
+                     free_memory: bool = False) -> None:
+        """Ask the worker to drop this workspace's caches after the current job, and to unload
+        models / free memory once no other workspace's job is about to run (/api/free)."""
         self.bus.publish(BusMessage(kind="free", data={"unload_models": bool(unload_models),
-                                                       "free_memory": bool(free_memory)}))
+                                                       "free_memory": bool(free_memory)},
+                                    workspace_id=workspace_id))
 
     async def delete_history(self, *, workspace_id: str, prompt_ids: Sequence[str] | None) -> int:
         """Forget finished jobs (these ids, or all with None). Queued jobs are untouched."""

@@ -56,7 +56,8 @@ class WorkerRunner:
         self._current: tuple[str, Any, str] | None = None  # (prompt_id, InterruptFlag, workspace)
         # Interrupts aimed at a prompt that was not running yet (it may be claimed next).
         self._early_interrupts: collections.deque[str] = collections.deque(maxlen=64)
-        self._pending_free: dict[str, bool] | None = None
+        # /api/free requests not yet applied, by asking workspace: {unload_models, free_memory}.
+        self._pending_free: dict[str, dict[str, bool]] = {}
         self._lease = LeaseKeeper(api=api, worker_id=worker_id)
         self.jobs_run = 0
 
@@ -68,10 +69,10 @@ class WorkerRunner:
             self.interrupt(data.get("prompt_id"), workspace_id=msg.workspace_id)
         elif msg.kind == "free":
             with self._lock:
-                pending = self._pending_free or {"unload_models": False, "free_memory": False}
+                pending = self._pending_free.setdefault(
+                    msg.workspace_id, {"unload_models": False, "free_memory": False})
                 for key in pending:
                     pending[key] = pending[key] or bool(data.get(key))
-                self._pending_free = pending
             self._poke()
 
     def interrupt(self, prompt_id: str | None = None, *, workspace_id: str | None = None) -> bool:
@@ -128,15 +129,15 @@ class WorkerRunner:
                     await self._idle(1.0)
                     continue
             if job is None:
-                self._apply_free()
+                self._apply_free(next_workspace=None)
                 await self._idle(IDLE_POLL_SECONDS)
                 continue
+            self._apply_free(next_workspace=job.workspace_id)
             try:
                 claimed = await self.run_job(job, claimed_in=time.perf_counter() - claim_started)
             except Exception as exc:  # a bug of ours: end this job visibly, keep the loop
                 log.exception("the worker failed on prompt %s", job.prompt_id)
                 await self._fail_job(job, exc)
-            self._apply_free()
 
     async def _idle(self, timeout: float) -> None:
         """Wait for new work, a control message, or the timeout."""
@@ -149,13 +150,27 @@ class WorkerRunner:
             for waiter in waiters:
                 waiter.cancel()
 
-    def _apply_free(self) -> None:
+    def _apply_free(self, *, next_workspace: str | None) -> None:
+        """Apply the /api/free requests that may run now, between jobs, before a job of
+        `next_workspace` (None: the queue is empty).
+
+        A workspace's cached outputs go at once: they are its own. Unloading models and
+        freeing memory touch what every workspace's jobs use, so they wait until the job
+        about to run is the asker's own or none is: one tenant cannot make another's queued
+        jobs reload their models (in single-user mode every job is the asker's)."""
+        now: dict[str, dict[str, bool]] = {}
         with self._lock:
-            pending, self._pending_free = self._pending_free, None
-        if pending:
+            pending, self._pending_free = self._pending_free, {}
+            for ws, asked in pending.items():
+                if (asked["unload_models"] or asked["free_memory"]) and next_workspace not in (None, ws):
+                    self._pending_free[ws] = asked  # the caches now, the rest later
+                    now[ws] = {"unload_models": False, "free_memory": False}
+                else:
+                    now[ws] = asked
+        for ws, asked in now.items():
             try:
-                self.engine.free(**pending)
-                if pending.get("unload_models"):
+                self.engine.free(**asked, scope=ws)
+                if asked["unload_models"]:
                     # Model caches live with the nodes (ComfyUI's model_management), not the engine.
                     from opencomfy.compat.comfy import model_management
 
@@ -167,7 +182,7 @@ class WorkerRunner:
         """Run one claimed job to its end; every failure of the job ends it visibly.
 
         Returns the next job when it could be claimed in the same call that stored this
-        one's end (not while stopping, nor with a /free waiting to run between jobs)."""
+        one's end (not while stopping)."""
         started = time.perf_counter()
         interrupt = _new_interrupt_flag()
         with self._lock:
@@ -185,7 +200,7 @@ class WorkerRunner:
                 self._current = None
         ran = time.perf_counter()
         with self._lock:
-            claim_next = not self._stopping and self._pending_free is None
+            claim_next = not self._stopping  # a waiting /free runs before the claimed job
         next_job = await self._finish(job, outcome, claim_next=claim_next)
         self.jobs_run += 1
         if log.isEnabledFor(logging.DEBUG):
