@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from opencomfy.compat import folder_paths
 from opencomfy.compat.comfy_api.latest import io
-from opencomfy.compat.comfy_api.latest._audio import load_audio, prompt_metadata, save_audio_batch
+from opencomfy.compat.comfy_api.latest._audio import (
+    hidden_metadata, load_audio, prompt_metadata, save_audio_batch,
+)
 from opencomfy.compat.v3_facade import make_v1_facade
 from opencomfy.nodes.image_saving import random_temp_suffix
-from opencomfy.nodes.video import file_fingerprint, input_files
+from opencomfy.nodes.video import AUDIO, file_fingerprint, input_files
 
 PYTHON_MODULE = "comfy_extras.nodes_audio"
 _MP3_QUALITIES = ["V0", "128k", "320k"]
@@ -170,7 +172,7 @@ class SaveAudioAdvanced(io.ComfyNode):
             node_id="SaveAudioAdvanced", display_name="Save Audio (Advanced)", category="audio",
             description="Saves audio to the output folder as FLAC, MP3 or Opus.",
             inputs=[
-                io.Audio.Input("audio", tooltip="The audio to save."),
+                AUDIO.Input("audio", tooltip="The audio to save."),
                 io.String.Input("filename_prefix", default="audio/ComfyUI",
                                 tooltip="Name prefix of the saved files; a/b/name saves into "
                                         "the subfolder a/b."),
@@ -184,7 +186,7 @@ class SaveAudioAdvanced(io.ComfyNode):
                         tooltip="The bit rate.")]),
                 ]),
             ],
-            outputs=[io.Audio.Output(display_name="audio")],
+            outputs=[AUDIO.Output(display_name="audio")],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
             is_output_node=True,
         )
@@ -196,7 +198,7 @@ class SaveAudioAdvanced(io.ComfyNode):
         quality = format.get("quality", default) if isinstance(format, dict) else default
         subfolder, names = save_audio_batch(
             audio, filename_prefix=filename_prefix, directory=folder_paths.get_output_directory(),
-            metadata=prompt_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo),
+            metadata=hidden_metadata(cls),
             format=chosen, quality=quality)
         results = [{"filename": n, "subfolder": subfolder, "type": "output"} for n in names]
         return io.NodeOutput(audio, ui={"audio": results})

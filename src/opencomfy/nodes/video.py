@@ -15,7 +15,7 @@ from fractions import Fraction
 
 from opencomfy.compat import folder_paths
 from opencomfy.compat.comfy_api.latest import io, ui
-from opencomfy.compat.comfy_api.latest._audio import prompt_metadata
+from opencomfy.compat.comfy_api.latest._audio import hidden_metadata
 from opencomfy.compat.comfy_api.latest._video import (
     VideoCodec, VideoComponents, VideoContainer, VideoFromComponents, VideoFromFile,
 )
@@ -24,6 +24,9 @@ from opencomfy.compat.v3_facade import make_v1_facade
 from opencomfy.nodes.image_saving import write_numbered_file
 
 PYTHON_MODULE = "comfy_extras.nodes_video"
+# io.Image/io.Audio/io.Video are made at import time, out of a type checker's sight; these are
+# the same socket types under names it can follow.
+IMAGE, AUDIO, VIDEO = io.Custom("IMAGE"), io.Custom("AUDIO"), io.Custom("VIDEO")
 _WEBM_CODECS = {"vp9": "libvpx-vp9", "av1": "libsvtav1"}
 
 
@@ -61,7 +64,7 @@ class SaveWEBM(io.ComfyNode):
         return io.Schema(
             node_id="SaveWEBM", category="image/video", is_experimental=True,
             inputs=[
-                io.Image.Input("images", tooltip="Frames; with an alpha channel and VP9 the "
+                IMAGE.Input("images", tooltip="Frames; with an alpha channel and VP9 the "
                                                  "video keeps transparency."),
                 io.String.Input("filename_prefix", default="ComfyUI"),
                 io.Combo.Input("codec", options=list(_WEBM_CODECS)),
@@ -82,7 +85,7 @@ class SaveWEBM(io.ComfyNode):
         options = {"crf": int(round(crf))}
         if codec == "av1":
             options["preset"] = 6
-        metadata = prompt_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
+        metadata = hidden_metadata(cls)
         height, width = images.shape[1], images.shape[2]
 
         def write(handle) -> None:
@@ -107,7 +110,7 @@ class SaveVideo(io.ComfyNode):
             node_id="SaveVideo", display_name="Save Video", category="image/video",
             description="Saves a video to the output folder.",
             inputs=[
-                io.Video.Input("video", tooltip="The video to save."),
+                VIDEO.Input("video", tooltip="The video to save."),
                 io.String.Input("filename_prefix", default="video/ComfyUI",
                                 tooltip="Name prefix of the saved file; a/b/name saves into "
                                         "the subfolder a/b."),
@@ -123,7 +126,7 @@ class SaveVideo(io.ComfyNode):
     @classmethod
     def execute(cls, video, filename_prefix, format, codec) -> io.NodeOutput:
         width, height = video.get_dimensions()
-        metadata = prompt_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo) or None
+        metadata = hidden_metadata(cls) or None
         saved = _saved_to_output(
             filename_prefix, width, height, VideoContainer.get_extension(format),
             lambda handle: video.save_to(handle, format=VideoContainer(format),
@@ -140,11 +143,11 @@ class CreateVideo(io.ComfyNode):
             node_id="CreateVideo", display_name="Create Video", category="image/video",
             description="Makes a video from an image batch and an optional sound track.",
             inputs=[
-                io.Image.Input("images", tooltip="The frames of the video."),
+                IMAGE.Input("images", tooltip="The frames of the video."),
                 io.Float.Input("fps", default=30.0, min=1.0, max=120.0, step=1.0),
-                io.Audio.Input("audio", optional=True, tooltip="A sound track for the video."),
+                AUDIO.Input("audio", optional=True, tooltip="A sound track for the video."),
             ],
-            outputs=[io.Video.Output()],
+            outputs=[VIDEO.Output()],
         )
 
     @classmethod
@@ -162,8 +165,8 @@ class GetVideoComponents(io.ComfyNode):
             node_id="GetVideoComponents", display_name="Get Video Components",
             category="image/video",
             description="Splits a video into its frames, its audio and its frame rate.",
-            inputs=[io.Video.Input("video", tooltip="The video to split.")],
-            outputs=[io.Image.Output(display_name="images"), io.Audio.Output(display_name="audio"),
+            inputs=[VIDEO.Input("video", tooltip="The video to split.")],
+            outputs=[IMAGE.Output(display_name="images"), AUDIO.Output(display_name="audio"),
                      io.Float.Output(display_name="fps")],
         )
 
@@ -182,7 +185,7 @@ class LoadVideo(io.ComfyNode):
             node_id="LoadVideo", display_name="Load Video", category="image/video",
             inputs=[io.Combo.Input("file", options=input_files(["video"]),
                                    upload=io.UploadType.video)],
-            outputs=[io.Video.Output()],
+            outputs=[VIDEO.Output()],
         )
 
     @classmethod
@@ -211,7 +214,7 @@ class VideoSlice(io.ComfyNode):
             node_id="Video Slice", display_name="Trim Video", category="image/video",
             description="Keeps a part of a video: from a start time, for a duration.",
             inputs=[
-                io.Video.Input("video"),
+                VIDEO.Input("video"),
                 io.Float.Input("start_time", default=0.0, min=-1e5, max=1e5, step=0.001,
                                tooltip="Start in seconds; negative counts back from the end."),
                 io.Float.Input("duration", default=0.0, min=0.0, step=0.001,
@@ -220,7 +223,7 @@ class VideoSlice(io.ComfyNode):
                                  tooltip="Fail instead of returning a shorter slice when the "
                                          "video ends before the duration is reached."),
             ],
-            outputs=[io.Video.Output()],
+            outputs=[VIDEO.Output()],
         )
 
     @classmethod

@@ -16,6 +16,7 @@ import os
 import av
 import numpy as np
 import torch
+from av.error import FFmpegError
 
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 _BITRATES = {"64k": 64000, "96k": 96000, "128k": 128000, "192k": 192000, "320k": 320000}
@@ -103,7 +104,7 @@ def load_audio(path: str | io.BytesIO, *, start: float = 0.0, duration: float = 
             audio = decode_audio_stream(container, start=start, duration=duration)
     except AudioDecodeError:
         raise
-    except (av.FFmpegError, OSError, ValueError) as exc:
+    except (FFmpegError, OSError, ValueError) as exc:
         raise AudioDecodeError(f"{os.path.basename(name)} is not a readable audio file: {exc}") from None
     if audio is None:
         raise AudioDecodeError(f"{os.path.basename(name)} holds no audio samples")
@@ -202,7 +203,8 @@ def prompt_metadata(prompt, extra_pnginfo) -> dict[str, str]:
     return out
 
 
-def _metadata(cls) -> dict[str, str]:
+def hidden_metadata(cls) -> dict[str, str]:
+    """:func:`prompt_metadata` of a V3 node class's hidden inputs (none without them)."""
     if cls is None or not cls.hidden:
         return {}
     return prompt_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
@@ -266,4 +268,4 @@ def save_audio(audio: dict, filename_prefix: str, directory: str, cls, *, format
                quality: str = "128k") -> tuple[str, list[str]]:
     """For the V3 ``ui`` helpers: the metadata comes from the node class's hidden inputs."""
     return save_audio_batch(audio, filename_prefix=filename_prefix, directory=directory,
-                            metadata=_metadata(cls), format=format, quality=quality)
+                            metadata=hidden_metadata(cls), format=format, quality=quality)

@@ -24,6 +24,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import torch
+from av.error import FFmpegError
 
 from opencomfy.compat.comfy_api.latest._audio import decode_audio_stream, frame_samples
 from opencomfy.compat.comfy_api.latest._video_writer import VideoWriter, frame_rate_fraction
@@ -177,10 +178,10 @@ class VideoFromComponents(VideoInput):
         rate = frame_rate_fraction(c.frame_rate)
         audio = c.audio if c.audio is not None and c.audio["waveform"].shape[-1] > 0 else None
         waveform = audio["waveform"][0] if audio is not None else None
-        sample_rate = int(audio["sample_rate"]) if audio is not None else None
+        sample_rate = int(audio["sample_rate"]) if audio is not None else 0
         with VideoWriter(path, frame_rate=rate, width=images.shape[2], height=images.shape[1],
                          metadata={**(c.metadata or {}), **(metadata or {})},
-                         audio_rate=sample_rate,
+                         audio_rate=sample_rate or None,
                          audio_channels=waveform.shape[0] if waveform is not None else 2) as writer:
             written = 0
             for index in range(images.shape[0]):
@@ -222,7 +223,7 @@ class VideoFromFile(VideoInput):
             self._file.seek(0)
         try:
             container = av.open(self._file, mode="r")
-        except (av.FFmpegError, OSError, ValueError) as exc:
+        except (FFmpegError, OSError, ValueError) as exc:
             raise VideoDecodeError(f"{self._name} is not a readable video: {exc}") from None
         if not container.streams.video:
             container.close()
@@ -240,7 +241,7 @@ class VideoFromFile(VideoInput):
                 for packet in container.demux(stream):
                     if packet.size:
                         return
-        except (av.FFmpegError, OSError) as exc:
+        except (FFmpegError, OSError) as exc:
             raise VideoDecodeError(f"{self._name} is not a readable video: {exc}") from None
         raise VideoDecodeError(f"{self._name} has no video frames")
 
@@ -358,7 +359,7 @@ class VideoFromFile(VideoInput):
                 audio = decode_audio_stream(container, start=self._start, duration=self._duration)
         except VideoDecodeError:
             raise
-        except (av.FFmpegError, OSError) as exc:
+        except (FFmpegError, OSError) as exc:
             raise VideoDecodeError(f"{self._name} could not be decoded: {exc}") from None
         if count == 0:
             raise VideoDecodeError(f"{self._name} has no video frames")
@@ -398,7 +399,7 @@ class VideoFromFile(VideoInput):
                 self._remux(path, metadata)
             else:
                 self._transcode(path, metadata)
-        except (av.FFmpegError, EOFError) as exc:
+        except (FFmpegError, EOFError) as exc:
             raise VideoDecodeError(f"{self._name} could not be saved: {exc}") from None
 
     def _copy_bytes(self, path) -> None:
@@ -451,12 +452,15 @@ class VideoFromFile(VideoInput):
                 streams = [video] + ([audio] if audio is not None else [])
                 for packet in source.demux(streams):
                     for frame in packet.decode():
+                        if not isinstance(frame, (av.VideoFrame, av.AudioFrame)):
+                            continue
                         t = frame.time - origin if frame.time is not None else None
                         inside = t is None or (t >= self._start - 1e-6 and (end is None or t < end - 1e-6))
+                        if not inside:
+                            continue
                         if isinstance(frame, av.VideoFrame):
-                            if inside:
-                                writer.write_frame(frame)
-                        elif inside and audio_rate:
+                            writer.write_frame(frame)
+                        elif audio_rate:
                             writer.write_audio(_cut_audio(frame, t, self._start, end, audio_rate))
                 if writer.frames == 0:
                     raise VideoDecodeError(f"{self._name} has no video frames")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from typing import cast
 
 import av
 import numpy as np
 import torch
+from av.video.stream import VideoStream
 
 from opencomfy.compat.comfy_api.latest._audio import AudioTrack
 
@@ -66,7 +68,7 @@ class VideoWriter:
         try:
             for key, value in (metadata or {}).items():
                 self._container.metadata[key] = value if isinstance(value, str) else json.dumps(value)
-            self._video = self._container.add_stream(codec, rate=self.frame_rate)
+            self._video = cast(VideoStream, self._container.add_stream(codec, rate=self.frame_rate))
             self._video.width, self._video.height, self._video.pix_fmt = width, height, pix_fmt
             if bit_rate is not None:
                 self._video.bit_rate = bit_rate
