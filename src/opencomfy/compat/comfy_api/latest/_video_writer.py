@@ -34,7 +34,8 @@ def frame_rate_fraction(rate) -> Fraction:
 def image_to_array(image: torch.Tensor, *, alpha: bool = False) -> np.ndarray:
     """One IMAGE frame ``[H, W, C]`` in 0..1 -> uint8 RGB (or RGBA when ``alpha``) pixels."""
     channels = 4 if alpha and image.shape[-1] >= 4 else 3
-    pixels = image[..., :channels].detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
+    # One float temporary (clamp), scaled in place, then the bytes: a frame never costs more.
+    pixels = image[..., :channels].detach().float().clamp(0, 1).mul_(255).round_().to(torch.uint8)
     if pixels.shape[-1] == 1:  # grey -> RGB
         pixels = pixels[..., :1].expand(*pixels.shape[:-1], 3)
     return np.ascontiguousarray(pixels.cpu().numpy())

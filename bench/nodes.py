@@ -1,0 +1,168 @@
+"""Node benchmarks, one sub-benchmark per flag (no flag: all of them).
+
+    .venv/bin/python -m bench.nodes --save-video [--frames 600 --size 512]
+
+--save-video  Peak memory of SaveVideo while it encodes an IMAGE batch (CreateVideo's value,
+              the usual end of a video graph) and while it re-encodes a video file (LoadVideo
+              -> Video Slice -> SaveVideo, a transcode). The batch itself is built first and
+              is not counted: the figure is what saving adds on top, as resident memory
+              (RSS, sampled every millisecond: torch, numpy and FFmpeg's buffers alike) and as
+              Python-tracked allocations (tracemalloc: numpy and Python objects, not torch's
+              or FFmpeg's), each compared with one decoded frame (float32 RGB) and with the
+              whole decoded video. Encoding frame by frame, the extra should stay a few dozen
+              frames (x264's lookahead) however long the video is.
+
+To add a part: write ``def bench_<name>(args) -> None``, register it in ``PARTS`` and give
+it a ``--<name>`` flag with its options in ``_add_options``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+
+if __package__ in (None, ""):  # allow `python bench/nodes.py`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+class PeakMemory:
+    """Peak RSS (a sampling thread) and peak tracemalloc size over a ``with`` block, both as
+    the growth over their level when the block started."""
+
+    def __init__(self, interval: float = 0.001) -> None:
+        self.interval = interval
+        self.rss_peak = 0
+        self.traced_peak = 0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.rss_peak = max(self.rss_peak, _rss() - self._base)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> "PeakMemory":
+        gc.collect()
+        self._base = _rss()
+        tracemalloc.start()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.rss_peak = max(self.rss_peak, _rss() - self._base)
+        self.traced_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:8.1f} MiB"
+
+
+def _frames(count: int, size: int) -> torch.Tensor:
+    """``count`` frames of ``size``x``size``: moving gradients, so the encoder has real work."""
+    images = torch.empty((count, size, size, 3), dtype=torch.float32)
+    ramp = torch.linspace(0, 1, size)
+    for i in range(count):
+        shift = i / max(count - 1, 1)
+        images[i, ..., 0] = (ramp[None, :] + shift) % 1.0
+        images[i, ..., 1] = ramp[:, None]
+        images[i, ..., 2] = shift
+    return images
+
+
+def _report(label: str, peak: PeakMemory, seconds: float, frames: int, frame_bytes: int,
+            video_bytes: int) -> None:
+    print(f"{label}: {frames} frames in {seconds:.1f} s ({frames / seconds:.0f} frames/s)")
+    print(f"  extra RSS at peak   {_mib(peak.rss_peak)} = {peak.rss_peak / frame_bytes:6.1f} frames"
+          f" = {100 * peak.rss_peak / video_bytes:5.2f}% of the decoded video")
+    print(f"  tracemalloc peak    {_mib(peak.traced_peak)} = {peak.traced_peak / frame_bytes:6.1f} frames")
+
+
+def bench_save_video(args) -> None:
+    from opencomfy.compat import folder_paths
+    from opencomfy.compat.comfy_api.latest._video import VideoFromComponents
+    from opencomfy.nodes.video import CreateVideo, LoadVideo, SaveVideo, VideoSlice
+
+    torch.set_num_threads(max(1, args.threads))
+    frames, size = args.frames, args.size
+    frame_bytes = size * size * 3 * 4
+    video_bytes = frames * frame_bytes
+    print(f"SaveVideo, {frames} frames of {size}x{size} at 24 fps: one decoded frame is "
+          f"{_mib(frame_bytes).strip()}, the whole video {_mib(video_bytes).strip()}")
+    hidden = {"prompt": {"1": {"class_type": "SaveVideo"}}, "extra_pnginfo": {"workflow": {}}}
+    with tempfile.TemporaryDirectory(prefix="bench-nodes-") as base:
+        folder_paths.configure(base_directory=base)
+        os.makedirs(os.path.join(base, "input"), exist_ok=True)
+        # Warm-up: load the codec libraries and x264's tables, which are not the save's doing.
+        SaveVideo.PREPARE_CLASS_CLONE(hidden).execute(
+            video=CreateVideo.execute(images=_frames(4, size), fps=24.0).args[0],
+            filename_prefix="warmup", format="auto", codec="auto")
+        images = _frames(frames, size)
+        video = CreateVideo.execute(images=images, fps=24.0).args[0]
+        assert isinstance(video, VideoFromComponents)
+        started = time.perf_counter()
+        with PeakMemory() as peak:
+            out = SaveVideo.PREPARE_CLASS_CLONE(hidden).execute(
+                video=video, filename_prefix="bench", format="auto", codec="auto")
+        _report("IMAGE batch -> MP4", peak, time.perf_counter() - started, frames, frame_bytes,
+                video_bytes)
+        del video, images
+        gc.collect()
+
+        saved = out.ui.as_dict()["images"][0]["filename"]
+        os.replace(os.path.join(base, "output", saved), os.path.join(base, "input", "src.mp4"))
+        loaded = LoadVideo.execute(file="src.mp4").args[0]
+        # Starting one frame in forces a real decode + encode (a whole file would be remuxed).
+        sliced = VideoSlice.execute(video=loaded, start_time=1 / 24, duration=0.0,
+                                    strict_duration=False).args[0]
+        started = time.perf_counter()
+        with PeakMemory() as peak:
+            SaveVideo.PREPARE_CLASS_CLONE(hidden).execute(
+                video=sliced, filename_prefix="bench", format="auto", codec="auto")
+        _report("MP4 file -> MP4 (transcode)", peak, time.perf_counter() - started, frames - 1,
+                frame_bytes, video_bytes)
+
+
+PARTS: dict[str, Callable] = {
+    "save_video": bench_save_video,
+}
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("--save-video")
+    group.add_argument("--save-video", action="store_true", help="SaveVideo's peak memory")
+    group.add_argument("--frames", type=int, default=600)
+    group.add_argument("--size", type=int, default=512, help="frame width and height")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_options(parser)
+    args = parser.parse_args(argv)
+    chosen = [name for name in PARTS if getattr(args, name)] or list(PARTS)
+    for name in chosen:
+        PARTS[name](args)
+
+
+if __name__ == "__main__":
+    main()
