@@ -235,3 +235,23 @@ def test_load_slice_save_over_http_and_bad_files_fail_the_job_only(srv):
     entry = srv.wait_for_job(r.json()["prompt_id"])
     assert entry["status"]["status_str"] == "success"
     assert entry["outputs"]["3"]["images"][0]["filename"] == "v_00002_.mp4"
+
+
+def test_an_interrupted_save_stops_and_leaves_no_partial_file(comfy_dirs, monkeypatch):
+    from opencomfy.compat.comfy import model_management
+    from opencomfy.engine.progress import Interrupted
+
+    calls = []
+
+    def interrupt_on_second_check():
+        calls.append(1)
+        if len(calls) == 2:
+            raise Interrupted("Processing interrupted")
+
+    monkeypatch.setattr(model_management, "throw_exception_if_processing_interrupted",
+                        interrupt_on_second_check)
+    video = run(CreateVideo, images=media.frames(40), fps=8.0).args[0]
+    with pytest.raises(Interrupted):
+        run(SaveVideo, video=video, filename_prefix="stop", format="auto", codec="auto")
+    assert len(calls) == 2  # checked every 16 frames, not after the whole video
+    assert list((comfy_dirs / "output").iterdir()) == []

@@ -27,7 +27,9 @@ import torch
 from av.error import FFmpegError
 
 from opencomfy.compat.comfy_api.latest._audio import decode_audio_stream, frame_samples
-from opencomfy.compat.comfy_api.latest._video_writer import VideoWriter, frame_rate_fraction
+from opencomfy.compat.comfy_api.latest._video_writer import (
+    VideoWriter, check_interrupt, frame_rate_fraction,
+)
 
 
 class VideoDecodeError(ValueError):
@@ -346,6 +348,7 @@ class VideoFromFile(VideoInput):
                 images = torch.empty((max(expected, 1), height, width, 3), dtype=torch.float32)
                 count = 0
                 for frame in self._frames(container):
+                    check_interrupt(count)
                     pixels = torch.from_numpy(frame.to_ndarray(format="rgb24"))
                     if pixels.shape[:2] != (height, width):
                         pixels = torch.from_numpy(frame.reformat(width=width, height=height,

@@ -21,6 +21,17 @@ from opencomfy.compat.comfy_api.latest._audio import AudioTrack
 
 # Chroma-subsampled pixel formats need even frame sizes.
 _EVEN_SIZED = ("yuv420", "yuva420", "nv12")
+# How often a long encode or decode looks whether its prompt was interrupted.
+INTERRUPT_CHECK_FRAMES = 16
+
+
+def check_interrupt(frame_index: int) -> None:
+    """Raise the engine's Interrupted every INTERRUPT_CHECK_FRAMES frames if the prompt was
+    stopped (a no-op outside a run), so a long video does not hold the worker."""
+    if frame_index % INTERRUPT_CHECK_FRAMES == 0:
+        from opencomfy.compat.comfy.model_management import throw_exception_if_processing_interrupted
+
+        throw_exception_if_processing_interrupted()
 
 
 def frame_rate_fraction(rate) -> Fraction:
@@ -100,6 +111,7 @@ class VideoWriter:
         """Encode one decoded frame (converted to the stream's size and pixel format)."""
         if frame.width != self.width or frame.height != self.height or frame.format.name != self.pix_fmt:
             frame = frame.reformat(width=self.width, height=self.height, format=self.pix_fmt)
+        check_interrupt(self.frames)
         frame.pts = self.frames
         frame.time_base = 1 / self.frame_rate
         self.frames += 1
