@@ -14,6 +14,7 @@ whole decoded video, once, in a tensor allocated up front.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 from abc import ABC, abstractmethod
@@ -420,8 +421,6 @@ class VideoFromFile(VideoInput):
 
     def _remux(self, path, metadata: dict | None) -> None:
         """Copy the first video and audio streams' packets into MP4, with new metadata."""
-        import json
-
         with self._open() as source, av.open(path, mode="w", format="mp4",
                                              options={"movflags": "use_metadata_tags"}) as out:
             for key, value in {**dict(source.metadata), **(metadata or {})}.items():
