@@ -102,6 +102,11 @@ def resolve(conditioning, *, schedule, height: int, width: int, needs_pooled: bo
     """CONDITIONING -> :class:`Cond` list for a latent of ``height`` x ``width``."""
     out = []
     for tensor, options in conditioning:
+        if options.get("unclip_conditioning"):
+            # No model we load takes an image embedding; ignoring it would give a different image.
+            raise ValueError("this conditioning carries an unCLIPConditioning image embedding, which only "
+                             "SD 2.x unCLIP models use, and those are not supported yet; remove the "
+                             "unCLIPConditioning node or use its conditioning input directly")
         area, weight = _area_and_weight(options, height, width)
         high = schedule.percent_to_sigma(options.get("start_percent", 0.0))
         low = schedule.percent_to_sigma(options.get("end_percent", 1.0))
