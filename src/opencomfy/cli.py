@@ -27,12 +27,12 @@ _IGNORED_FLAGS: dict[str, object] = {
     "--use-split-cross-attention": 0, "--use-quad-cross-attention": 0, "--disable-xformers": 0,
     "--force-upcast-attention": 0, "--dont-upcast-attention": 0, "--fast": "*",
     "--deterministic": 0, "--async-offload": "?", "--disable-mmap": 0, "--mmap-torch-files": 0,
-    "--windows-standalone-build": 0, "--preview-method": 1, "--default-hashing-function": 1,
-    "--whitelist-custom-nodes": "*", "--disable-api-nodes": 0, "--log-stdout": 0,
+    "--windows-standalone-build": 0, "--default-hashing-function": 1,
+    "--disable-api-nodes": 0, "--log-stdout": 0,
     "--dont-print-server": 0, "--quick-test-for-ci": 0, "--cache-ram": "*", "--high-ram": 0,
     "--oneapi-device-selector": 1, "--disable-ipex-optimize": 0, "--supports-fp8-compute": 0,
     "--dont-upcast-attention-vae": 0, "--comfy-api-base": 1, "--database-echo": 0,
-    "--enable-manager": 0, "--disable-assets": 0, "--enable-asset-hashing": 0, "--offline": 0,
+    "--disable-assets": 0, "--enable-asset-hashing": 0, "--offline": 0,
     "--feature-flag": 1,
 }
 
@@ -70,8 +70,16 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--front-end-root", type=Path)
     p.add_argument("--verbose", nargs="?", const="DEBUG", default="INFO")
     p.add_argument("--disable-all-custom-nodes", action="store_true")
+    p.add_argument("--whitelist-custom-nodes", nargs="+", default=[], metavar="NAME",
+                   help="with --disable-all-custom-nodes, the packs that still load")
+    p.add_argument("--enable-manager", action="store_true",
+                   help="load the pip-installed ComfyUI-Manager (comfyui-manager)")
+    p.add_argument("--disable-manager-ui", action="store_true")
+    p.add_argument("--enable-manager-legacy-ui", action="store_true")
     p.add_argument("--disable-metadata", action="store_true")
     p.add_argument("--preview-size", type=int, default=512)
+    p.add_argument("--preview-method", choices=["none", "auto", "latent2rgb", "taesd"], default="none",
+                   help="latent previews while sampling (a prompt's extra_data.preview_method overrides)")
     # Ours.
     p.add_argument("--data-dir", type=Path, help="where opencomfy keeps its database and keys")
     p.add_argument("--database-url", help="SQLAlchemy URL; default a SQLite file in --data-dir")
@@ -162,8 +170,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
         front_end_root=args.front_end_root,
         verbose=args.verbose.upper(),
         disable_all_custom_nodes=args.disable_all_custom_nodes,
+        whitelist_custom_nodes=tuple(args.whitelist_custom_nodes),
+        enable_manager=args.enable_manager,
+        disable_manager_ui=args.disable_manager_ui,
+        enable_manager_legacy_ui=args.enable_manager_legacy_ui,
         disable_metadata=args.disable_metadata,
         preview_size=args.preview_size,
+        preview_method=args.preview_method,
         precision_flags=tuple(_dest(f) for f in _PRECISION_FLAGS if getattr(args, _dest(f), False)),
         blob_store=args.blob_store,
         s3_endpoint=args.s3_endpoint,

@@ -48,8 +48,17 @@ class Config:
     front_end_root: Path | None = None
     verbose: str = "INFO"
     disable_all_custom_nodes: bool = False
+    # With disable_all_custom_nodes: the packs that still load (folder or entry-point names).
+    whitelist_custom_nodes: tuple[str, ...] = ()
+    # ComfyUI-Manager as a pip package (`--enable-manager`): its prestartup, middleware and
+    # routes (`--disable-manager-ui` keeps the routes off; the legacy UI on request).
+    enable_manager: bool = False
+    disable_manager_ui: bool = False
+    enable_manager_legacy_ui: bool = False
     disable_metadata: bool = False
     preview_size: int = 512
+    # Latent previews while sampling: "none", "auto", "latent2rgb" or "taesd" (ComfyUI's flag).
+    preview_method: str = "none"
     # ComfyUI's weight-precision flags given, by argparse name ("fp32_text_enc", "force_fp32",
     # ...): they set the dtypes of the model parts (opencomfy.diffusion.precision).
     precision_flags: tuple[str, ...] = ()

@@ -73,6 +73,9 @@ async def build_services(config: Config, registry: "NodeRegistry") -> AsyncItera
     catalogue = Catalogue(registry, config)
     jobs = JobService(db=db, bus=bus, workspace_concurrency=config.workspace_concurrency)
     await jobs.recover_after_restart()
+    from opencomfy.compat.prompt_queue import attach_prompt_queue
+
+    attach_prompt_queue(jobs)  # custom nodes' PromptServer.instance.prompt_queue
     assets, tasks = await _build_assets(config, db)
     from opencomfy.assets.hooks import OutputRecorder
 

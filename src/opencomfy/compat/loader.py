@@ -6,6 +6,14 @@ path under a module name derived from that path, registered in ``sys.modules`` f
 that its relative imports work. Its nodes come from ``NODE_CLASS_MAPPINGS`` (+ display
 names) or, for V3 packs, from ``comfy_entrypoint()`` -> ``ComfyExtension.get_node_list()``.
 A pack that fails is logged, reported and skipped; a pack never replaces a core class.
+
+Around that, ComfyUI's start-up order: every selected pack's ``prestartup_script.py`` runs
+before any pack is imported (timed, failures logged, never fatal); ``--disable-all-custom-nodes``
+skips every pack not named by ``--whitelist-custom-nodes``; a pack's ``install.py`` is never
+run (ComfyUI does not run it either: installers such as ComfyUI-Manager do). Packs installed
+as Python distributions that declare a ``comfyui.custom_nodes`` entry point (the convention of
+the pip-installable ComfyUI fork) load first, then the folders. The log ends with ComfyUI's
+"Import times for custom nodes:" block, each failure with its reason.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MODULE_PARENT = "custom_nodes"
+#: The entry-point group of pip-installed packs (the pip-installable ComfyUI fork's).
+ENTRY_POINT_GROUP = "comfyui.custom_nodes"
 
 
 @dataclass
@@ -42,9 +52,12 @@ class PackReport:
     web_directory: str | None = None
     skipped_nodes: list[str] = field(default_factory=list)
     node_errors: dict[str, str] = field(default_factory=dict)
+    #: "folder" (custom_nodes/<name>) or "entry_point" (a pip-installed distribution).
+    source: str = "folder"
 
     def as_dict(self) -> dict:
         return {"name": self.name, "path": self.path, "success": self.success,
+                "source": self.source,
                 "seconds": round(self.seconds, 4), "nodes": self.nodes, "error": self.error,
                 "web_directory": self.web_directory, "skipped_nodes": self.skipped_nodes,
                 "node_errors": self.node_errors}
@@ -86,17 +99,73 @@ def discover_packs(folders: list[str]) -> list[Path]:
     return packs
 
 
-def run_prestartup_scripts(packs: list[Path]) -> None:
-    """Run each pack's ``prestartup_script.py`` before any pack is imported."""
+def is_selected(path: Path | str, *, disable_all: bool, whitelist: tuple[str, ...] | list[str]) -> bool:
+    """Whether a pack loads: every pack, or with ``--disable-all-custom-nodes`` only those
+    named by ``--whitelist-custom-nodes`` (the folder or file name, ``.py`` optional)."""
+    if not disable_all:
+        return True
+    entry = Path(path).name
+    return entry in whitelist or pack_name(path) in whitelist or Path(entry).stem in whitelist
+
+
+def select_packs(packs: list[Path], *, disable_all: bool = False,
+                 whitelist: tuple[str, ...] | list[str] = (), skip=None) -> list[Path]:
+    """The packs that load; each one left out is logged as ComfyUI logs it.
+
+    ``skip(path)`` may refuse more (ComfyUI-Manager refuses a copy of its legacy self)."""
+    selected = []
+    for pack in packs:
+        if not is_selected(pack, disable_all=disable_all, whitelist=whitelist):
+            log.info("Skipping %s due to disable_all_custom_nodes and whitelist_custom_nodes",
+                     pack.name)
+        elif skip is not None and _refused(skip, pack):
+            log.info("Skipping %s: disabled by ComfyUI-Manager's policy", pack.name)
+        else:
+            selected.append(pack)
+    return selected
+
+
+def _refused(skip, pack: Path) -> bool:
+    try:
+        return bool(skip(str(pack)))
+    except Exception:
+        log.exception("could not ask whether %s should be skipped", pack)
+        return False
+
+
+def run_prestartup_scripts(packs: list[Path]) -> list[tuple[float, str, bool]]:
+    """Run each pack's ``prestartup_script.py`` before any pack is imported.
+
+    A script that fails is logged with its traceback and the next one runs. Returns
+    ``(seconds, pack path, success)`` per script, and logs ComfyUI's "Prestartup times"
+    block."""
+    times: list[tuple[float, str, bool]] = []
     for pack in packs:
         script = pack / "prestartup_script.py"
-        if pack.is_dir() and script.is_file():
-            started = time.perf_counter()
-            try:
-                runpy.run_path(str(script), run_name=f"{pack_name(pack)}.prestartup_script")
-            except Exception:
-                log.exception("Failed to execute startup-script: %s", script)
-            log.info("prestartup script %s: %.1f s", script, time.perf_counter() - started)
+        if not (pack.is_dir() and script.is_file()):
+            continue
+        started = time.perf_counter()
+        success = True
+        try:
+            runpy.run_path(str(script), run_name=f"{pack_name(pack)}.prestartup_script")
+        except (Exception, SystemExit):  # a script calling sys.exit() must not stop start-up
+            success = False
+            log.exception("Failed to execute startup-script: %s", script)
+        times.append((time.perf_counter() - started, str(pack), success))
+    if times:
+        lines = [f"{seconds:6.1f} seconds{'' if ok else ' (PRESTARTUP FAILED)'}: {path}"
+                 for seconds, path, ok in sorted(times)]
+        log.info("Prestartup times for custom nodes:\n%s\n", "\n".join(lines))
+    return times
+
+
+def note_install_scripts(packs: list[Path]) -> list[str]:
+    """Packs shipping an ``install.py``: never run here, only named so the operator knows."""
+    found = [str(pack) for pack in packs if pack.is_dir() and (pack / "install.py").is_file()]
+    for path in found:
+        log.info("%s has an install.py; opencomfy does not run it (neither does ComfyUI): "
+                 "install the pack's requirements yourself", path)
+    return found
 
 
 def _forget_modules(module_name: str) -> None:
@@ -230,7 +299,7 @@ def register_pack_nodes(registry, module, report: PackReport, *, core_names: fro
                             "NODE_CLASS_MAPPINGS or comfy_entrypoint")
     if not callable(entrypoint):
         raise PackLoadError("comfy_entrypoint is not callable")
-    for cls in run_coroutine(_v3_node_list(entrypoint)):
+    for cls in run_coroutine(_v3_node_list(entrypoint)) or []:
         try:
             schema = cls.GET_SCHEMA()
         except Exception as exc:
@@ -291,13 +360,79 @@ def load_pack(registry, path: Path, *, core_names: frozenset[str]) -> PackReport
     return report
 
 
-def load_custom_nodes(registry, folders: list[str], *, core_names: frozenset[str]) -> list[PackReport]:
-    """Load every pack in ``folders``; return one report per pack (import times logged)."""
-    packs = discover_packs(folders)
-    run_prestartup_scripts(packs)
-    reports = [load_pack(registry, pack, core_names=core_names) for pack in packs]
-    if reports:
-        lines = [f"{r.seconds:6.1f} seconds{'' if r.success else ' (IMPORT FAILED)'}: {r.path}"
-                 for r in sorted(reports, key=lambda r: r.seconds)]
-        log.info("Import times for custom nodes:\n%s", "\n".join(lines))
+def load_entry_point_packs(registry, *, core_names: frozenset[str], disable_all: bool = False,
+                           whitelist: tuple[str, ...] | list[str] = ()) -> list[PackReport]:
+    """Load the packs that pip-installed distributions declare as ``comfyui.custom_nodes``
+    entry points (each names a module with NODE_CLASS_MAPPINGS or comfy_entrypoint)."""
+    from importlib.metadata import entry_points
+
+    reports = []
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if disable_all and entry.name not in whitelist:
+            log.info("Skipping %s due to disable_all_custom_nodes and whitelist_custom_nodes",
+                     entry.name)
+            continue
+        reports.append(_load_entry_point(registry, entry, core_names=core_names))
     return reports
+
+
+def _load_entry_point(registry, entry, *, core_names: frozenset[str]) -> PackReport:
+    from opencomfy.compat import nodes as compat_nodes
+
+    report = PackReport(name=entry.name, path=entry.value, success=False, seconds=0.0,
+                        source="entry_point")
+    started = time.perf_counter()
+    try:
+        module = entry.load()
+        if not inspect.ismodule(module):
+            raise PackLoadError(f"entry point {entry.value} is not a module")
+        module_file = getattr(module, "__file__", None)
+        if module_file:
+            pack_dir = Path(module_file).parent
+            report.path = str(pack_dir)
+            compat_nodes.LOADED_MODULE_DIRS[entry.name] = str(pack_dir.resolve())
+            web_dir = _web_directory(module, pack_dir)
+            if web_dir is not None:
+                report.web_directory = str(web_dir)
+                compat_nodes.EXTENSION_WEB_DIRS[entry.name] = str(web_dir)
+                registry.add_web_directory(entry.name, web_dir)
+        register_pack_nodes(registry, module, report, core_names=core_names)
+        report.success = True
+    except (Exception, SystemExit) as exc:
+        report.error = _one_line(exc)
+        log.warning("Cannot import entry point %s (%s) for custom nodes: %s\n%s", entry.name,
+                    entry.value, exc, traceback.format_exc())
+    finally:
+        report.seconds = time.perf_counter() - started
+    return report
+
+
+def load_custom_nodes(registry, folders: list[str], *, core_names: frozenset[str],
+                      disable_all: bool = False, whitelist: tuple[str, ...] | list[str] = (),
+                      entry_points: bool = True, skip=None) -> list[PackReport]:
+    """Load every selected pack: prestartup scripts first, then entry-point packs, then the
+    folders' packs. Returns one report per pack; the import times are logged."""
+    packs = select_packs(discover_packs(folders), disable_all=disable_all, whitelist=whitelist,
+                         skip=skip)
+    run_prestartup_scripts(packs)
+    note_install_scripts(packs)
+    reports = []
+    if entry_points:
+        reports += load_entry_point_packs(registry, core_names=core_names,
+                                          disable_all=disable_all, whitelist=whitelist)
+    reports += [load_pack(registry, pack, core_names=core_names) for pack in packs]
+    log_import_times(reports)
+    return reports
+
+
+def log_import_times(reports: list[PackReport]) -> None:
+    """ComfyUI's "Import times for custom nodes:" block, fastest first; each failed pack is
+    followed by an indented line with its reason."""
+    if not reports:
+        return
+    lines = []
+    for r in sorted(reports, key=lambda r: r.seconds):
+        lines.append(f"{r.seconds:6.1f} seconds{'' if r.success else ' (IMPORT FAILED)'}: {r.path}")
+        if not r.success:
+            lines.append(f"       reason: {r.error}")
+    log.info("Import times for custom nodes:\n%s\n", "\n".join(lines))

@@ -34,7 +34,10 @@ def _current_context():
 
 
 class _QueueView:
-    """Stand-in for ComfyUI's ``PromptQueue`` for packs that peek at the queue."""
+    """The queue of a process that has none (a worker process, a registry built alone).
+
+    Reads see an empty queue; changes raise, naming what is missing. The server replaces it
+    with :class:`opencomfy.compat.prompt_queue.PromptQueueView` when its services start."""
 
     def get_current_queue(self):
         return [], []
@@ -47,6 +50,13 @@ class _QueueView:
 
     def get_history(self, *args, **kwargs) -> dict:
         return {}
+
+    def _no_queue(self, *args, **kwargs):
+        raise RuntimeError("PromptServer.instance.prompt_queue: this process has no job queue "
+                           "(it is not the API server); the queue cannot be changed here")
+
+    put = wipe_queue = delete_queue_item = wipe_history = delete_history_item = _no_queue
+    set_flag = get = task_done = _no_queue
 
 
 class PromptServer:

@@ -16,6 +16,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from opencomfy.compat.comfy_api.latest._io_dynamic import (
+    engine_inputs, has_dynamic_inputs, nest_inputs,
+)
 from opencomfy.compat.comfy_api.latest._io_node import (
     ComfyNode, HiddenHolder, NodeOutput, Schema, _overrides, _UIOutput, is_v3_node,
 )
@@ -76,67 +79,32 @@ def _engine_input_types(facade) -> dict:
     v3_cls = facade.V3_CLASS
     schema = v3_cls.FINALIZE_SCHEMA()
     info = schema.get_v1_info(v3_cls).input
-    out: dict = {}
-    nested: dict = {}  # the inputs of dynamic combo options, all optional to the engine
+    # Dynamic inputs (Autogrow, DynamicSlot, DynamicCombo) become plain inputs per path.
+    out: dict = {"required": {}, "optional": {}}
     for kind in ("required", "optional"):
-        if kind not in info:
-            continue
-        section = {}
-        for name, (io_type, options) in info[kind].items():
-            if io_type == "COMBO" and options.get("multiselect"):
-                # A list of choices: the engine's single-value membership check would refuse
-                # it, so the node's own validation is all there is (as for a V1 "*" input).
-                section[name] = (_engine_type("*"), options)
-            elif io_type == MATCHTYPE:
-                section[name] = (_engine_type(options["template"]["allowed_types"]), options)
-            elif io_type == DYNAMIC_COMBO:
-                section[name] = _dynamic_combo_inputs(name, options, nested)
-            else:
-                section[name] = (_engine_type(io_type), options)
-        out[kind] = section
-    if nested:
-        optional = out.setdefault("optional", {})
-        for name, entry in nested.items():
-            optional.setdefault(name, entry)
+        for name, (io_type, options) in info.get(kind, {}).items():
+            engine_inputs(name, io_type, options, required=kind == "required", out=out,
+                          engine_type=_engine_type)
+    if "required" not in info and not out["required"]:
+        del out["required"]
+    if not out["optional"]:
+        del out["optional"]
     if schema.hidden:
         out["hidden"] = {HIDDEN_PREFIX + h.name: h.value for h in schema.hidden}
     return out
 
 
 MATCHTYPE = "COMFY_MATCHTYPE_V3"
-DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
-
-
-def _dynamic_combo_inputs(name: str, options: dict, nested_section: dict) -> tuple:
-    """The dropdown of option keys; every option's inputs become optional ``name.id`` inputs."""
-    for option in options["options"]:
-        for kind in ("required", "optional"):
-            for input_id, (io_type, input_options) in option["inputs"].get(kind, {}).items():
-                nested_section.setdefault(f"{name}.{input_id}", (_engine_type(io_type), input_options))
-    keys = [option["key"] for option in options["options"]]
-    return ("COMBO", {k: v for k, v in options.items() if k != "options"} | {"options": keys})
 
 
 def _dynamic_combos(schema: Schema) -> tuple:
-    from opencomfy.compat.comfy_api.latest._io_compound import DynamicCombo
+    """The schema's dynamic inputs (their flat prompt values are nested before a call)."""
+    return tuple(i for i in schema.inputs if has_dynamic_inputs([i]))
 
-    return tuple(i for i in schema.inputs if isinstance(i, DynamicCombo.Input))
 
-
-def _nest_dynamic_inputs(combos: tuple, inputs: dict) -> dict:
-    """ComfyUI's shape for dynamic combos: ``{id: {id: key, input: value, ...}}``."""
-    for combo in combos:
-        if combo.id not in inputs:
-            continue
-        key = inputs.pop(combo.id)
-        prefix = combo.id + "."
-        values = {name[len(prefix):]: inputs.pop(name) for name in list(inputs) if name.startswith(prefix)}
-        chosen = next((o for o in combo.options if o.key == key), None)
-        wanted = {i.id for i in chosen.inputs} if chosen is not None else set()
-        nested = {input_id: value for input_id, value in values.items() if input_id in wanted}
-        nested[combo.id] = key
-        inputs[combo.id] = nested
-    return inputs
+def _nest_dynamic_inputs(dynamic_inputs: tuple, inputs: dict) -> dict:
+    """ComfyUI's shapes for dynamic inputs (see ``_io_dynamic.nest_inputs``)."""
+    return nest_inputs(list(dynamic_inputs), inputs) if dynamic_inputs else inputs
 
 
 def _engine_output_type(output) -> str:

@@ -66,8 +66,12 @@ def custom_node_roots(config: "Config") -> list[Path]:
 
 
 def pack_dirs(config: "Config") -> list[Path]:
-    """Pack folders, sorted by name (hidden, disabled and cache folders skipped)."""
-    if config.disable_all_custom_nodes:
+    """Pack folders, sorted by name (hidden, disabled and cache folders skipped; with
+    --disable-all-custom-nodes only the whitelisted ones)."""
+    from opencomfy.compat.loader import is_selected
+
+    whitelist = getattr(config, "whitelist_custom_nodes", ())
+    if config.disable_all_custom_nodes and not whitelist:
         return []
     found: list[Path] = []
     for root in custom_node_roots(config):
@@ -78,7 +82,9 @@ def pack_dirs(config: "Config") -> list[Path]:
         for child in children:
             name = child.name
             if (name.startswith(".") or name == "__pycache__" or name.endswith(".disabled")
-                    or not child.is_dir()):
+                    or not child.is_dir()
+                    or not is_selected(child, disable_all=config.disable_all_custom_nodes,
+                                       whitelist=whitelist)):
                 continue
             found.append(child)
     return found

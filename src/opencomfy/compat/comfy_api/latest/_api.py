@@ -74,7 +74,7 @@ class ComfyAPISync:
 class ComfyExtension(ABC):
     """What a V3 pack's ``comfy_entrypoint()`` returns."""
 
-    async def on_load(self) -> None:
+    async def on_load(self) -> None:  # noqa: B027 (optional hook: doing nothing is its default)
         """Called once when the extension is loaded."""
 
     @abstractmethod

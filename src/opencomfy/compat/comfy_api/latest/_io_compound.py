@@ -83,8 +83,11 @@ class MatchType(ComfyTypeIO):
 
     class Output(Output):
         def __init__(self, template: "MatchType.Template", id: str | None = None,
-                     display_name: str = "MATCHTYPE", tooltip: str | None = None,
+                     display_name: str | None = None, tooltip: str | None = None,
                      is_output_list: bool = False) -> None:
+            # Named by its id when it has one, as ComfyUI does; "MATCHTYPE" otherwise.
+            if not id and not display_name:
+                display_name = "MATCHTYPE"
             super().__init__(id, display_name, tooltip, is_output_list)
             self.template = template
 

@@ -144,7 +144,8 @@ class Output(_IOBase):
     def __init__(self, id: str | None = None, display_name: str | None = None,
                  tooltip: str | None = None, is_output_list: bool = False) -> None:
         self.id = id
-        self.display_name = display_name
+        # ComfyUI names an output by its id when no display name is given.
+        self.display_name = display_name if display_name else id
         self.tooltip = tooltip
         self.is_output_list = is_output_list
 
