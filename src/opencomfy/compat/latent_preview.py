@@ -1,30 +1,176 @@
-"""ComfyUI's ``latent_preview``: sampler previews. Without a diffusion model there is no
-decoder to preview latents with, so the callback only reports progress."""
+"""ComfyUI's ``latent_preview``: sampler step previews, as packs build and call them.
+
+A previewer turns the predicted latent of a step into a small image: ``Latent2RGBPreviewer``
+by a fixed channel -> RGB matrix (the latent format's published factors), ``TAESDPreviewerImpl``
+with a tiny decoder (TAESD files in ``models/vae_approx``). ``prepare_callback`` gives a
+sampler callback that advances the node's progress bar and attaches the preview, which the
+server sends to the client as a binary preview frame. Whether to preview follows the
+prompt's ``preview_method`` (extra_data) or, by default, ``--preview-method``.
+"""
 
 from __future__ import annotations
 
-MAX_PREVIEW_RESOLUTION = 512
+import torch
+from PIL import Image
+
+from opencomfy.compat.comfy.cli_args import LatentPreviewMethod, args
+
+MAX_PREVIEW_RESOLUTION = args.preview_size
+default_preview_method = args.preview_method
+
+__all__ = ["LatentPreviewMethod", "LatentPreviewer", "Latent2RGBPreviewer", "TAESD",
+           "TAESDPreviewerImpl", "get_previewer", "prepare_callback", "preview_to_image",
+           "set_preview_method", "MAX_PREVIEW_RESOLUTION"]
+
+
+def preview_to_image(latent_image: torch.Tensor, do_scale: bool = True) -> Image.Image:
+    """An ``[H, W, 3]`` tensor in -1..1 (or 0..1 without ``do_scale``) as a PIL image."""
+    pixels = (latent_image + 1.0) / 2.0 if do_scale else latent_image
+    pixels = pixels.clamp(0, 1).mul(255).round().to(device="cpu", dtype=torch.uint8)
+    return Image.fromarray(pixels.numpy())
 
 
 class LatentPreviewer:
-    def decode_latent_to_preview_image(self, preview_format, x0):
+    """Base previewer: ``decode_latent_to_preview(x0)`` gives a PIL image of the first sample."""
+
+    def decode_latent_to_preview(self, x0: torch.Tensor) -> Image.Image:
+        raise NotImplementedError
+
+    def decode_latent_to_preview_image(self, preview_format: str, x0: torch.Tensor):
+        """The ``(format, image, max size)`` triple the progress bar sends as a preview."""
+        return (preview_format, self.decode_latent_to_preview(x0), args.preview_size)
+
+
+class Latent2RGBPreviewer(LatentPreviewer):
+    """A linear map from latent channels to RGB (plus a bias), optionally after a reshape."""
+
+    def __init__(self, latent_rgb_factors, latent_rgb_factors_bias=None, latent_rgb_factors_reshape=None):
+        self.latent_rgb_factors = torch.tensor(latent_rgb_factors, device="cpu").transpose(0, 1)
+        self.latent_rgb_factors_bias = (torch.tensor(latent_rgb_factors_bias, device="cpu")
+                                        if latent_rgb_factors_bias is not None else None)
+        self.latent_rgb_factors_reshape = latent_rgb_factors_reshape
+
+    def decode_latent_to_preview(self, x0: torch.Tensor) -> Image.Image:
+        if self.latent_rgb_factors_reshape is not None:
+            x0 = self.latent_rgb_factors_reshape(x0)
+        weight = self.latent_rgb_factors.to(x0.device, x0.dtype)
+        bias = self.latent_rgb_factors_bias
+        if bias is not None:
+            bias = bias.to(x0.device, x0.dtype)
+        # First sample; of a video latent [B, C, T, H, W] its first frame.
+        sample = x0[0, :, 0] if x0.ndim == 5 else x0[0]
+        return preview_to_image(torch.nn.functional.linear(sample.movedim(0, -1), weight, bias))
+
+
+class TAESD(torch.nn.Module):
+    """ComfyUI's tiny autoencoder (madebyollin's TAESD), from its encoder and/or decoder file.
+
+    Runs as diffusers' ``AutoencoderTiny``. ``decode`` maps model latents (after
+    ``vae_shift``/``vae_scale``) to images in -1..1; ``encode`` the way back.
+    """
+
+    def __init__(self, encoder_path=None, decoder_path=None, latent_channels: int = 4):
+        super().__init__()
+        from diffusers.models.autoencoders.autoencoder_tiny import AutoencoderTiny
+
+        from opencomfy.diffusion.approx_vae import taesd_to_diffusers
+        from opencomfy.weights import read_state_dict
+
+        self.model = AutoencoderTiny(latent_channels=latent_channels)
+        self.vae_scale = torch.nn.Parameter(torch.tensor(1.0))
+        self.vae_shift = torch.nn.Parameter(torch.tensor(0.0))
+        encoder = read_state_dict(str(encoder_path)) if encoder_path is not None else {}
+        decoder = read_state_dict(str(decoder_path)) if decoder_path is not None else {}
+        converted = taesd_to_diffusers(encoder, decoder)
+        for part in ("encoder", "decoder"):
+            weights = {k.partition(".")[2]: v for k, v in converted.items() if k.startswith(part + ".")}
+            if weights:
+                getattr(self.model, part).load_state_dict(weights, strict=True)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.decoder((x - self.vae_shift) * self.vae_scale)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encoder(x) / self.vae_scale + self.vae_shift
+
+
+class TAESDPreviewerImpl(LatentPreviewer):
+    """Previews decoded by a :class:`TAESD` decoder."""
+
+    def __init__(self, taesd: TAESD):
+        self.taesd = taesd
+
+    def decode_latent_to_preview(self, x0: torch.Tensor) -> Image.Image:
+        with torch.no_grad():
+            sample = self.taesd.decode(x0[:1].to(next(self.taesd.parameters()).dtype))[0]
+        return preview_to_image(sample.movedim(0, 2).float())
+
+
+_override: LatentPreviewMethod | None = None
+
+
+def set_preview_method(override) -> None:
+    """Use ``override`` (a LatentPreviewMethod or its value) instead of the configured method."""
+    global _override
+    if override in (None, "default"):
+        _override = None
+    else:
+        _override = override if isinstance(override, LatentPreviewMethod) \
+            else LatentPreviewMethod.from_string(override)
+
+
+def _current_method() -> LatentPreviewMethod:
+    """The prompt's preview_method (extra_data), else the override, else ``--preview-method``."""
+    from opencomfy.engine.progress import current_context
+
+    ctx = current_context()
+    extra = ctx.extra_data if ctx is not None and isinstance(ctx.extra_data, dict) else {}
+    asked = LatentPreviewMethod.from_string(extra.get("preview_method") or "")
+    if asked is not None:
+        return asked
+    method = _override or args.preview_method
+    return method if isinstance(method, LatentPreviewMethod) else \
+        LatentPreviewMethod.from_string(str(method)) or LatentPreviewMethod.NoPreviews
+
+
+def get_previewer(device=None, latent_format=None) -> LatentPreviewer | None:
+    """The previewer for ``latent_format`` under the current method; None when previews are
+    off or the format has neither a TAESD decoder file nor RGB factors."""
+    method = _current_method()
+    if latent_format is None or method == LatentPreviewMethod.NoPreviews:
         return None
+    name = getattr(latent_format, "taesd_decoder_name", None)
+    if method == LatentPreviewMethod.TAESD and name:
+        from opencomfy.compat import folder_paths
+
+        found = next((f for f in folder_paths.get_filename_list("vae_approx") if f.startswith(name + ".")), None)
+        path = folder_paths.get_full_path("vae_approx", found) if found else None
+        if path is not None:
+            taesd = TAESD(None, path, latent_channels=latent_format.latent_channels)
+            return TAESDPreviewerImpl(taesd.to(device or "cpu"))
+    # Auto, Latent2RGB, or TAESD without its decoder file: the linear approximation.
+    factors = getattr(latent_format, "latent_rgb_factors", None)
+    if factors is None:
+        return None
+    return Latent2RGBPreviewer(factors, getattr(latent_format, "latent_rgb_factors_bias", None),
+                               getattr(latent_format, "latent_rgb_factors_reshape", None))
 
 
-def get_previewer(device=None, latent_format=None):
-    """No previewer is available (ComfyUI returns None when previews are off)."""
-    return None
-
-
-def prepare_callback(model=None, steps=0, x0_output_dict=None):
-    """A sampler callback ``(step, x0, x, total_steps)`` that advances the node's progress bar."""
+def prepare_callback(model=None, steps: int = 0, x0_output_dict=None):
+    """A sampler callback ``(step, x0, x, total_steps)``: progress, preview, last x0."""
     from opencomfy.compat.comfy.utils import ProgressBar
 
+    latent_format = None
+    inner = getattr(model, "model", None)
+    if inner is not None:
+        latent_format = getattr(inner, "latent_format", None)
+    previewer = get_previewer(getattr(model, "load_device", None), latent_format)
     bar = ProgressBar(steps)
 
     def callback(step, x0, x, total_steps):
         if x0_output_dict is not None:
             x0_output_dict["x0"] = x0
-        bar.update_absolute(step + 1, total_steps, None)
+        preview = previewer.decode_latent_to_preview_image("JPEG", x0) if previewer is not None else None
+        bar.update_absolute(step + 1, total_steps, preview)
 
     return callback

@@ -15,11 +15,31 @@ class LatentPreviewMethod(enum.Enum):
     Latent2RGB = "latent2rgb"
     TAESD = "taesd"
 
+    @classmethod
+    def from_string(cls, value: str):
+        """The member whose value is ``value``, or None."""
+        return next((member for member in cls if member.value == value), None)
+
 
 class PerformanceFeature(enum.Enum):
     Fp16Accumulation = "fp16_accumulation"
     Fp8MatrixMultiplication = "fp8_matrix_mult"
     CublasOps = "cublas_ops"
+    AutoTune = "autotune"
+
+
+LOG_LEVELS = ("DEBUG", "DETAIL", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_VERSION_STRING = "comfyanonymous/ComfyUI@latest"
+
+
+def get_console_log_level(outputs) -> str:
+    """The most verbose console level among ``(level, path)`` outputs (INFO without any)."""
+    levels = [level for level, path in outputs if path is None]
+    return min(levels, key=LOG_LEVELS.index, default="INFO")
+
+
+def get_file_log_outputs(outputs) -> list:
+    return [(level, path) for level, path in outputs if path is not None]
 
 
 def _defaults() -> dict:
@@ -52,6 +72,19 @@ def _defaults() -> dict:
         "verbose": "INFO", "log_stdout": False, "front_end_version": "comfyanonymous/ComfyUI@latest",
         "front_end_root": None, "enable_compress_response_body": False,
         "comfy_api_base": "https://api.comfy.org", "database_url": None,
+        # Flags of recent ComfyUI versions (memory management, manager, assets, features).
+        "date_based_output": False, "date_output_format": "%Y-%m-%d", "fp8_e8m0fnu_unet": False,
+        "fp16_intermediates": False, "enable_triton_backend": False, "disable_triton_backend": False,
+        "cache_ram": [], "high_ram": False, "use_ck_attention": False, "enable_manager": False,
+        "disable_manager_ui": False, "enable_manager_legacy_ui": False, "vram_headroom": 0,
+        "disable_nvml_pressure": False, "disable_async_offload": False,
+        "disable_dynamic_vram": False, "enable_dynamic_vram": False, "fast_disk": False,
+        "disable_fast_disk": False, "disable_cuda_graphs": False, "disable_comfy_compiler": False,
+        "assert_graph_breaks": False, "force_non_blocking": False, "debug_hang": False,
+        "disable_pinned_memory": False, "disabled_nodes_config": None,
+        "disable_partner_nodes": False, "offline": False, "models_directory": None,
+        "disable_assets": False, "enable_assets": False, "enable_asset_hashing": False,
+        "feature_flag": [], "list_feature_flags": False,
     }
 
 
@@ -85,3 +118,8 @@ def apply_config(config) -> None:
         if name.startswith(("fp8_", "fp16_", "fp32_", "fp64_", "bf16_", "force_fp")):
             setattr(args, name, name in flags)
     args.database_url = config.database_url
+
+
+def enables_dynamic_vram() -> bool:
+    """opencomfy moves whole models between devices; it has no dynamic VRAM mode."""
+    return False

@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 import logging
 import sys
-from typing import Callable
+import threading
+from typing import Any, Callable
 
 import psutil
 import torch
@@ -227,7 +228,7 @@ def total_ram_mb() -> float:
 total_ram = total_ram_mb()
 
 
-def get_total_memory(dev=None, torch_total_too: bool = False):
+def get_total_memory(dev=None, torch_total_too: bool = False) -> Any:
     dev = dev or get_torch_device()
     if is_device_cuda(dev):
         total = torch.cuda.mem_get_info(dev)[1]
@@ -240,7 +241,7 @@ def get_total_memory(dev=None, torch_total_too: bool = False):
 total_vram = get_total_memory() / (1024 * 1024)
 
 
-def get_free_memory(dev=None, torch_free_too: bool = False):
+def get_free_memory(dev=None, torch_free_too: bool = False) -> Any:
     """Free bytes on ``dev`` (system RAM for the CPU); with the torch cache too if asked."""
     dev = dev or get_torch_device()
     if is_device_cuda(dev):
@@ -303,3 +304,19 @@ def cleanup_models_gc() -> None:
 def throw_if_oom(exc: BaseException) -> None:
     if isinstance(exc, OOM_EXCEPTION):
         raise exc
+
+
+
+interrupt_processing_mutex = threading.RLock()
+
+
+def __getattr__(name: str):
+    # ComfyUI keeps the interrupt as a module global; ours is per prompt.
+    if name == "interrupt_processing":
+        return processing_interrupted()
+    if not name.startswith("__"):
+        from opencomfy.compat.comfy import _memory_extras
+
+        if hasattr(_memory_extras, name):
+            return getattr(_memory_extras, name)
+    raise AttributeError(f"module 'comfy.model_management' has no attribute {name!r}")
