@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -67,6 +68,11 @@ class ManagerBridge:
             return None
 
     def prestartup(self) -> None:
+        # ComfyUI ships its custom_nodes folder; the manager lists and installs into it.
+        from opencomfy.compat import folder_paths
+
+        for folder in folder_paths.get_folder_paths("custom_nodes")[:1]:
+            os.makedirs(folder, exist_ok=True)
         self._call("prestartup")
 
     def should_be_disabled(self) -> Callable[[str], bool]:

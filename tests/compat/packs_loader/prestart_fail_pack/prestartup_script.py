@@ -1,0 +1,1 @@
+raise RuntimeError("prestart_fail_pack's prestartup refuses")

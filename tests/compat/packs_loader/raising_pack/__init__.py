@@ -1,0 +1,1 @@
+raise ValueError("raising_pack refuses to load on purpose")
