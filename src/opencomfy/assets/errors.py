@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+from opencomfy.errors import DomainError
 
-class AssetError(Exception):
-    """Base: `status` and `code` say how the HTTP layer answers."""
+
+class AssetError(DomainError):
+    """Base of the assets area's errors (a 400 `invalid_request` unless a subclass says)."""
 
     status = 400
     code = "invalid_request"
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 class InvalidAssetInput(AssetError):

@@ -1,7 +1,7 @@
 """Asset routes: list, get, upload, from-hash, update, delete, tags, histogram, content.
 
-Handlers parse input, call one AssetService method and map domain errors (AssetError) to
-the spec's `{code, message}` shape. The background routes (download, export, seed, ...) live
+Handlers parse input and call one AssetService method; its domain errors (AssetError) are
+answered in the spec's `{code, message}` shape by the error middleware. The background routes (download, export, seed, ...) live
 in `assets_background.py` and are registered first: their fixed paths must win over `{id}`.
 """
 
@@ -16,7 +16,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from opencomfy.assets.errors import ContentTooLarge, InvalidAssetInput
 from opencomfy.http import assets_background
 from opencomfy.http.assets_params import (ANY_HASH_RE, HASH_RE, asset_query, bool_param, enum_param,
-                                          int_param, json_object, maps_asset_errors, page_request,
+                                          int_param, json_object, page_request,
                                           parse_form_tags)
 from opencomfy.http.assets_wire import asset_response
 from opencomfy.http.caller import workspace_of
@@ -33,7 +33,6 @@ def _assets(request: web.Request):
 
 
 @routes.get("/api/assets")
-@maps_asset_errors
 async def list_assets(request: web.Request) -> web.Response:
     """ListAssetsResponse for the caller's workspace."""
     query, page = asset_query(request), page_request(request)
@@ -59,7 +58,6 @@ async def _read_field(part: BodyPartReader) -> str:
 
 
 @routes.post("/api/assets")
-@maps_asset_errors
 async def upload_asset(request: web.Request) -> web.Response:
     """Create an asset from a multipart upload (201 new content, 200 content already stored)."""
     services = services_of(request)
@@ -125,7 +123,6 @@ def _metadata_field(values: list[str] | None) -> dict | None:
 
 
 @routes.post("/api/assets/from-hash")
-@maps_asset_errors
 async def create_from_hash(request: web.Request) -> web.Response:
     """A new record over content the workspace already has (404 when it has none)."""
     body = json_object(await read_json(request, max_bytes=1 << 20))
@@ -147,7 +144,6 @@ async def create_from_hash(request: web.Request) -> web.Response:
 
 
 @routes.head("/api/assets/hash/{hash}")
-@maps_asset_errors
 async def check_hash(request: web.Request) -> web.Response:
     """200 when the workspace has content with this hash, else 404 (no body)."""
     digest = request.match_info["hash"]
@@ -158,7 +154,6 @@ async def check_hash(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/assets/tags/refine")
-@maps_asset_errors
 async def tag_histogram(request: web.Request) -> web.Response:
     """AssetTagHistogramResponse over the assets matching the filters."""
     query = asset_query(request)
@@ -169,7 +164,6 @@ async def tag_histogram(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/tags")
-@maps_asset_errors
 async def list_tags(request: web.Request) -> web.Response:
     """ListTagsResponse: the workspace's tags with usage counts."""
     order = enum_param(request, "order", ("count_desc", "name_asc"), "count_desc")
@@ -183,14 +177,12 @@ async def list_tags(request: web.Request) -> web.Response:
 
 
 @routes.get(f"/api/assets/{ASSET_ID}")
-@maps_asset_errors
 async def get_asset(request: web.Request) -> web.Response:
     return asset_response(request, await _assets(request).get(
         workspace_id=workspace_of(request), asset_id=request.match_info["id"]))
 
 
 @routes.get(f"/api/assets/{ASSET_ID}/content")
-@maps_asset_errors
 async def asset_content(request: web.Request) -> web.StreamResponse:
     """The asset's bytes: the file itself, or a redirect to a signed URL on an S3 store."""
     asset, path, url = await _assets(request).content(workspace_id=workspace_of(request),
@@ -206,7 +198,6 @@ async def asset_content(request: web.Request) -> web.StreamResponse:
 
 
 @routes.put(f"/api/assets/{ASSET_ID}")
-@maps_asset_errors
 async def update_asset(request: web.Request) -> web.Response:
     body = json_object(await read_json(request, max_bytes=1 << 20))
     return asset_response(request, await _assets(request).update(
@@ -214,7 +205,6 @@ async def update_asset(request: web.Request) -> web.Response:
 
 
 @routes.delete(f"/api/assets/{ASSET_ID}")
-@maps_asset_errors
 async def delete_asset(request: web.Request) -> web.Response:
     await _assets(request).delete(workspace_id=workspace_of(request), asset_id=request.match_info["id"])
     return web.Response(status=204)
@@ -229,7 +219,6 @@ async def _tag_list(request: web.Request) -> list:
 
 
 @routes.post(f"/api/assets/{ASSET_ID}/tags")
-@maps_asset_errors
 async def add_tags(request: web.Request) -> web.Response:
     tags = await _tag_list(request)
     return web.json_response(await _assets(request).change_tags(
@@ -237,7 +226,6 @@ async def add_tags(request: web.Request) -> web.Response:
 
 
 @routes.delete(f"/api/assets/{ASSET_ID}/tags")
-@maps_asset_errors
 async def remove_tags(request: web.Request) -> web.Response:
     tags = await _tag_list(request)
     return web.json_response(await _assets(request).change_tags(
@@ -245,7 +233,6 @@ async def remove_tags(request: web.Request) -> web.Response:
 
 
 @routes.put(f"/api/assets/{ASSET_ID}/tags")
-@maps_asset_errors
 async def update_tags(request: web.Request) -> web.Response:
     body = json_object(await read_json(request, max_bytes=1 << 20))
     add, remove = body.get("add", []), body.get("remove", [])

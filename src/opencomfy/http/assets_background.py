@@ -11,7 +11,7 @@ from aiohttp import web
 from opencomfy.assets import archive, download, library, seed
 from opencomfy.assets.errors import AssetError, ContentTooLarge, InvalidAssetInput
 from opencomfy.assets.schemas import normalize_tags
-from opencomfy.http.assets_params import bool_param, json_object, maps_asset_errors, parse_form_tags
+from opencomfy.http.assets_params import bool_param, json_object, parse_form_tags
 from opencomfy.http.assets_wire import asset_response
 from opencomfy.http.caller import workspace_of
 from opencomfy.http.errors import read_json
@@ -67,7 +67,6 @@ async def _start_download(request: web.Request, body: dict, *, url_field: str) -
 
 
 @routes.post("/api/assets/download")
-@maps_asset_errors
 async def create_download(request: web.Request) -> web.Response:
     """200 with the asset when the URL's content is already stored, else 202 with a task."""
     body = json_object(await read_json(request, max_bytes=1 << 20))
@@ -95,7 +94,6 @@ async def upload_from_url(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/assets/remote-metadata")
-@maps_asset_errors
 async def remote_metadata(request: web.Request) -> web.Response:
     url = request.query.get("url")
     if not url:
@@ -104,7 +102,6 @@ async def remote_metadata(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/assets/export")
-@maps_asset_errors
 async def create_export(request: web.Request) -> web.Response:
     """202 with the task that builds the zip."""
     services = services_of(request)
@@ -121,7 +118,6 @@ async def create_export(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/assets/exports/{name}")
-@maps_asset_errors
 async def get_export(request: web.Request) -> web.StreamResponse:
     """A URL to download the export (signed on S3; this route with ?download=true locally)."""
     services, ws, name = services_of(request), workspace_of(request), request.match_info["name"]
@@ -147,7 +143,6 @@ async def get_export(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/assets/import")
-@maps_asset_errors
 async def import_assets(request: web.Request) -> web.Response:
     """Published assets by id (JSON), or the files of a zip archive (application/zip)."""
     services, ws = services_of(request), workspace_of(request)
@@ -170,7 +165,6 @@ async def import_assets(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/assets/from-workflow")
-@maps_asset_errors
 async def from_workflow(request: web.Request) -> web.Response:
     body = json_object(await read_json(request, max_bytes=16 << 20))
     if "workflow_api_json" not in body:
@@ -188,7 +182,6 @@ async def _latest_seed(request: web.Request) -> dict | None:
 
 
 @routes.post("/api/assets/seed")
-@maps_asset_errors
 async def start_seed(request: web.Request) -> web.Response:
     """Scan the folders in the background; a scan already running is not started twice."""
     services = services_of(request)
@@ -206,7 +199,6 @@ async def start_seed(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/assets/seed/status")
-@maps_asset_errors
 async def seed_status(request: web.Request) -> web.Response:
     task = await _latest_seed(request)
     if task is None:
@@ -218,7 +210,6 @@ async def seed_status(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/assets/seed/cancel")
-@maps_asset_errors
 async def cancel_seed(request: web.Request) -> web.Response:
     task = await _latest_seed(request)
     if task is not None and services_of(request).tasks.request_cancel(task["id"]):
@@ -227,7 +218,6 @@ async def cancel_seed(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/assets/prune")
-@maps_asset_errors
 async def prune_assets(request: web.Request) -> web.Response:
     marked = await seed.prune(service=services_of(request).assets, workspace_id=workspace_of(request))
     return web.json_response({"status": "completed", "marked": marked})

@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
 from aiohttp import web
 
-from opencomfy.assets.errors import AssetError, InvalidAssetInput
+from opencomfy.assets.errors import InvalidAssetInput
 from opencomfy.assets.schemas import SORT_KEYS, AssetQuery, PageRequest, decode_cursor, normalize_tags
-from opencomfy.http.errors import ApiError, error_response, parse_json
+from opencomfy.http.errors import ApiError, parse_json
 from opencomfy.jobs.schemas import QUERY_INT_MAX
 
 HASH_RE = re.compile(r"^blake3:[a-f0-9]{64}$")
 ANY_HASH_RE = re.compile(r"^(blake3|sha256):[a-f0-9]{64}$")
 _METADATA_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-def asset_error_response(exc: AssetError) -> web.Response:
-    extra = {"field": exc.field} if exc.field else {}
-    return error_response(exc.status, exc.code, exc.message, **extra)
-
-
-def maps_asset_errors(handler):
-    """Answer AssetError with its status and the spec's ErrorResponse."""
-
-    @functools.wraps(handler)
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except AssetError as exc:
-            return asset_error_response(exc)
-
-    return wrapper
 
 
 def int_param(request: web.Request, name: str, *, default: int, low: int, high: int | None = None) -> int:

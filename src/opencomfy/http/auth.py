@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from opencomfy.http.caller import set_caller
-from opencomfy.http.errors import error_response
+from opencomfy.http.errors import domain_error_response, error_response
 from opencomfy.http.routing import services_of
 from opencomfy.identity import policy as P
 from opencomfy.identity.errors import IdentityError, Unauthenticated
@@ -228,7 +228,7 @@ async def _signed_in(request: web.Request) -> bool:
 
 
 def _refusal(exc: IdentityError) -> web.Response:
-    response = error_response(exc.status, exc.code, exc.message)
+    response = domain_error_response(exc)
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="opencomfy"'
     if isinstance(exc, TooManyFailures):

@@ -1,7 +1,9 @@
 """Error shapes of the spec, and a middleware that turns every failure into one of them.
 
 Cloud routes answer `{"code", "message"}`; ComfyUI routes keep their own shapes, built by
-their handlers. Anything unexpected becomes a 500 with no traceback in the body.
+their handlers. Every domain error (opencomfy.errors.DomainError: the assets', identity's,
+secrets' ... and ApiError) is answered here, in one place, with its status and code.
+Anything unexpected becomes a 500 with no traceback in the body.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from opencomfy.errors import DomainError
+
 log = logging.getLogger(__name__)
 
 
@@ -23,12 +27,17 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> web.Re
     return web.json_response({"code": code, "message": message, **extra}, status=status)
 
 
-class ApiError(Exception):
+def domain_error_response(exc: DomainError) -> web.Response:
+    """The spec's ErrorResponse for a domain error (with `field` when it names one)."""
+    return error_response(exc.status, exc.code, exc.message, **exc.details())
+
+
+class ApiError(DomainError):
     """Raised by handlers to answer with the spec's ErrorResponse shape."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code = status, code
 
 
 #: Deepest JSON nesting any route accepts. Real workflows nest a handful of levels; deeper
@@ -110,8 +119,8 @@ async def parse_json_body(raw: bytes) -> Any:
 async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+    except DomainError as exc:
+        return domain_error_response(exc)
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "payload_too_large", "request body too large")
     except web.HTTPException:

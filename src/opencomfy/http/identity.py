@@ -7,7 +7,6 @@ from aiohttp import web
 from opencomfy.http.auth import SESSION_COOKIE, is_secure
 from opencomfy.http.caller import caller_of
 from opencomfy.http.errors import ApiError, read_json
-from opencomfy.http.identity_common import maps_identity_errors
 from opencomfy.http.routing import add_cloud_routes, services_of
 from opencomfy.identity import sessions, workspaces
 from opencomfy.identity.common import OWNER, iso
@@ -43,7 +42,6 @@ def set_session_cookie(request: web.Request, response: web.StreamResponse, token
 
 
 @routes.post("/api/auth/session")
-@maps_identity_errors
 async def create_session(request: web.Request) -> web.Response:
     """Turn the presented API key or bearer token into a session cookie (server-side record)."""
     caller = caller_of(request)
@@ -70,7 +68,6 @@ async def delete_session(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/auth/token")
-@maps_identity_errors
 async def exchange_token(request: web.Request) -> web.Response:
     """An identity token (ours or the external issuer's) for a workspace-scoped token of ours."""
     caller = caller_of(request)

@@ -1,29 +1,13 @@
-"""Shared by the identity route modules: domain errors to the spec's ErrorResponse, and the
-owner check."""
+"""Shared by the identity route modules: the owner check. (Their domain errors are answered
+by the error middleware, http/errors.py.)"""
 
 from __future__ import annotations
-
-import functools
 
 from aiohttp import web
 
 from opencomfy.http.caller import caller_of
-from opencomfy.http.errors import error_response
-from opencomfy.identity.errors import Forbidden, IdentityError
+from opencomfy.identity.errors import Forbidden
 from opencomfy.identity.principal import Caller
-
-
-def maps_identity_errors(handler):
-    """Answer a domain error with `{"code", "message"}` and its status."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except IdentityError as exc:
-            return error_response(exc.status, exc.code, exc.message)
-
-    return wrapped
 
 
 def owner_of(request: web.Request) -> Caller:

@@ -8,7 +8,6 @@ from aiohttp import web
 
 from opencomfy.http.caller import caller_of
 from opencomfy.http.errors import ApiError, read_json
-from opencomfy.http.identity_common import maps_identity_errors
 from opencomfy.http.routing import add_cloud_routes, services_of
 from opencomfy.identity.errors import NotFound
 
@@ -31,14 +30,12 @@ async def _object(request: web.Request) -> dict:
 
 
 @routes.get("/api/secrets")
-@maps_identity_errors
 async def list_secrets(request: web.Request) -> web.Response:
     found = await services_of(request).secrets.list(workspace_id=caller_of(request).workspace_id)
     return web.json_response({"data": found})
 
 
 @routes.post("/api/secrets")
-@maps_identity_errors
 async def create_secret(request: web.Request) -> web.Response:
     body = await _object(request)
     caller = caller_of(request)
@@ -49,14 +46,12 @@ async def create_secret(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/secrets/{id}")
-@maps_identity_errors
 async def get_secret(request: web.Request) -> web.Response:
     return web.json_response(await services_of(request).secrets.get(
         workspace_id=caller_of(request).workspace_id, secret_id=_secret_id(request)))
 
 
 @routes.patch("/api/secrets/{id}")
-@maps_identity_errors
 async def update_secret(request: web.Request) -> web.Response:
     body = await _object(request)
     return web.json_response(await services_of(request).secrets.update(
@@ -65,7 +60,6 @@ async def update_secret(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/secrets/{id}")
-@maps_identity_errors
 async def delete_secret(request: web.Request) -> web.Response:
     await services_of(request).secrets.delete(workspace_id=caller_of(request).workspace_id,
                                               secret_id=_secret_id(request))

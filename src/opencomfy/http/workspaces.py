@@ -10,7 +10,7 @@ from aiohttp import web
 
 from opencomfy.http.caller import caller_of
 from opencomfy.http.errors import ApiError, read_json
-from opencomfy.http.identity_common import maps_identity_errors, owner_of
+from opencomfy.http.identity_common import owner_of
 from opencomfy.http.routing import add_cloud_routes, services_of
 from opencomfy.identity import api_keys, invites, workspaces
 from opencomfy.identity.common import OWNER, iso
@@ -40,7 +40,6 @@ def _local_workspace() -> dict:
 # ------------------------------------------------------------------------------ workspaces
 
 @routes.get("/api/workspaces")
-@maps_identity_errors
 async def list_workspaces(request: web.Request) -> web.Response:
     caller = caller_of(request)
     if caller.credential == "local":
@@ -51,7 +50,6 @@ async def list_workspaces(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/workspaces")
-@maps_identity_errors
 async def create_workspace(request: web.Request) -> web.Response:
     body = await _object(request)
     created = await workspaces.create_team(db=_db(request), user_id=caller_of(request).user_id,
@@ -60,7 +58,6 @@ async def create_workspace(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/workspaces/{id}")
-@maps_identity_errors
 async def get_workspace(request: web.Request) -> web.Response:
     caller = caller_of(request)
     if caller.credential == "local" and request.match_info["id"] == "local":
@@ -70,7 +67,6 @@ async def get_workspace(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/workspaces/{id}")
-@maps_identity_errors
 async def update_workspace(request: web.Request) -> web.Response:
     body = await _object(request)
     return web.json_response(await workspaces.rename(
@@ -79,7 +75,6 @@ async def update_workspace(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/workspaces/{id}")
-@maps_identity_errors
 async def delete_workspace(request: web.Request) -> web.Response:
     await workspaces.soft_delete(db=_db(request), user_id=caller_of(request).user_id,
                                  workspace_id=request.match_info["id"])
@@ -102,7 +97,6 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
 
 
 @routes.get("/api/workspace/members")
-@maps_identity_errors
 async def list_members(request: web.Request) -> web.Response:
     db = _db(request)
     offset = _int_query(request, "offset", 0, 0, 10**9)
@@ -112,7 +106,6 @@ async def list_members(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/workspace/members/{user_id}")
-@maps_identity_errors
 async def remove_member(request: web.Request) -> web.Response:
     db = _db(request)
     caller = owner_of(request)
@@ -122,7 +115,6 @@ async def remove_member(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/workspace/leave")
-@maps_identity_errors
 async def leave_workspace(request: web.Request) -> web.Response:
     caller = caller_of(request)
     await workspaces.leave(db=_db(request), workspace_id=caller.workspace_id,
@@ -133,7 +125,6 @@ async def leave_workspace(request: web.Request) -> web.Response:
 # ------------------------------------------------------------------------------ invites
 
 @routes.get("/api/workspace/invites")
-@maps_identity_errors
 async def list_invites(request: web.Request) -> web.Response:
     db = _db(request)
     caller = owner_of(request)
@@ -142,7 +133,6 @@ async def list_invites(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/workspace/invites")
-@maps_identity_errors
 async def create_invite(request: web.Request) -> web.Response:
     db = _db(request)
     caller = owner_of(request)
@@ -153,7 +143,6 @@ async def create_invite(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/workspace/invites/{invite_id}")
-@maps_identity_errors
 async def revoke_invite(request: web.Request) -> web.Response:
     db = _db(request)
     caller = owner_of(request)
@@ -163,7 +152,6 @@ async def revoke_invite(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/invites/{token}/accept")
-@maps_identity_errors
 async def accept_invite(request: web.Request) -> web.Response:
     db = _db(request)
     caller = caller_of(request)
@@ -179,7 +167,6 @@ async def accept_invite(request: web.Request) -> web.Response:
 # ------------------------------------------------------------------------------ API keys
 
 @routes.get("/api/workspace/api-keys")
-@maps_identity_errors
 async def list_api_keys(request: web.Request) -> web.Response:
     """Owners see every key of the workspace, members their own; never a key itself."""
     db = _db(request)
@@ -190,7 +177,6 @@ async def list_api_keys(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/workspace/api-keys")
-@maps_identity_errors
 async def create_api_key(request: web.Request) -> web.Response:
     """A new key for the caller in this workspace; the plaintext is in this answer only."""
     db = _db(request)
@@ -205,7 +191,6 @@ async def create_api_key(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/workspace/api-keys/{id}")
-@maps_identity_errors
 async def revoke_api_key(request: web.Request) -> web.Response:
     db = _db(request)
     caller = caller_of(request)
@@ -215,7 +200,6 @@ async def revoke_api_key(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/workspace/members/{user_id}/api-keys")
-@maps_identity_errors
 async def list_member_api_keys(request: web.Request) -> web.Response:
     db = _db(request)
     caller = caller_of(request)
@@ -227,7 +211,6 @@ async def list_member_api_keys(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/workspace/members/{user_id}/api-keys")
-@maps_identity_errors
 async def bulk_revoke_member_api_keys(request: web.Request) -> web.Response:
     db = _db(request)
     caller = owner_of(request)

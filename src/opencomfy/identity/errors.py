@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from opencomfy.errors import DomainError
 
-class IdentityError(Exception):
-    """Base: `status` and `code` say how the HTTP layer answers."""
+
+class IdentityError(DomainError):
+    """Base of the identity layer's errors (a 400 `bad_request` unless a subclass says)."""
 
     status = 400
     code = "bad_request"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class Unauthenticated(IdentityError):
