@@ -42,6 +42,15 @@ CORE_NODE_MODULES: tuple[str, ...] = (
     "opencomfy.nodes.model_patches",     # empty NODES without the optional diffusion extra
     "opencomfy.nodes.upscale_model",     # empty NODES without the optional diffusion extra
     "opencomfy.nodes.clip_vision",       # empty NODES without the optional diffusion extra
+    # The model families' conditioning/latent/schedule nodes (torch only: always registered).
+    "opencomfy.nodes.family_flux",
+    "opencomfy.nodes.family_sd3",
+    "opencomfy.nodes.family_sd_conditioning",
+    "opencomfy.nodes.family_wan",
+    "opencomfy.nodes.family_wan_camera",
+    "opencomfy.nodes.family_ltxv",
+    "opencomfy.nodes.family_video",
+    "opencomfy.nodes.family_qwen",
 )
 
 
