@@ -30,6 +30,8 @@ class LoraPatch:
 
     def delta(self, name: str, weight: torch.Tensor) -> torch.Tensor:
         up, down, scale = self.deltas[name]
+        if up is None:      # a full difference (``.diff`` / ``.diff_b``): the delta itself
+            return down.float().reshape(weight.shape) * scale
         product = up.flatten(1).float() @ down.flatten(1).float()
         return (product * scale).reshape(weight.shape)
 
@@ -57,7 +59,13 @@ class LoraFile:
     """The pairs (down, up, alpha) of a LoRA file, by module name as written in the file."""
 
     def __init__(self, state_dict: dict[str, torch.Tensor]):
-        self.pairs: dict[str, tuple[torch.Tensor, torch.Tensor, float]] = {}
+        self.pairs: dict[str, tuple[torch.Tensor | None, torch.Tensor, float]] = {}
+        # Full differences (LoraSave's ``full_diff`` and bias diffs): module -> delta, by kind.
+        self.diffs: dict[str, dict[str, torch.Tensor]] = {"weight": {}, "bias": {}}
+        for key, value in state_dict.items():
+            for suffix, kind in ((".diff", "weight"), (".diff_b", "bias")):
+                if key.endswith(suffix):
+                    self.diffs[kind][key[:-len(suffix)]] = value
         for key, down in state_dict.items():
             suffix = next((s for s in _DOWN if key.endswith(s)), None)
             if suffix is None:
@@ -75,12 +83,19 @@ class LoraFile:
 
     def _match(self, module, names_for) -> LoraPatch:
         deltas = {}
-        for param in (n for n, p in module.named_parameters() if n.endswith(".weight")):
-            for candidate in names_for(param[:-len(".weight")]):
-                if candidate in self.pairs:
+        for param, _ in module.named_parameters():
+            base, _, kind = param.rpartition(".")
+            if kind not in ("weight", "bias"):
+                continue
+            for candidate in names_for(base):
+                if kind == "weight" and candidate in self.pairs:
                     deltas[param] = self.pairs[candidate]
-                    self.matched.add(candidate)
-                    break
+                elif candidate in self.diffs[kind]:
+                    deltas[param] = (None, self.diffs[kind][candidate], 1.0)
+                else:
+                    continue
+                self.matched.add(candidate)
+                break
         return LoraPatch(module, deltas)
 
     def for_unet(self, unet) -> LoraPatch:
@@ -88,11 +103,13 @@ class LoraFile:
         with_attention = {i for i, t in enumerate(config.up_block_types) if "CrossAttn" in t}
 
         def names(module_path):
-            out = ["lora_unet_" + module_path.replace(".", "_"), "unet." + module_path]
+            out = ["lora_unet_" + module_path.replace(".", "_"), "unet." + module_path,
+                   "diffusion_model." + module_path]
             try:
                 ldm = unet_key_to_ldm(module_path + ".weight", layers_per_block=config.layers_per_block,
                                       up_blocks_with_attention=with_attention)[:-len(".weight")]
-                out.insert(0, "lora_unet_" + ldm.replace(".", "_"))
+                # kohya's flattened name, and ComfyUI's own (what LoraSave writes)
+                out[:0] = ["lora_unet_" + ldm.replace(".", "_"), "diffusion_model." + ldm]
             except KeyError:
                 pass
             return out
@@ -110,7 +127,8 @@ class LoraFile:
                 path = module_path[len("text_model."):] if module_path.startswith("text_model.") else module_path
                 flat = "text_model_" + path.replace(".", "_")
                 peft = "text_encoder." if part.key == "l" else "text_encoder_2."
-                return [prefix + flat for prefix in part.lora_prefixes] + [peft + "text_model." + path]
+                return ([prefix + flat for prefix in part.lora_prefixes] + [peft + "text_model." + path]
+                        + [f"text_encoders.clip_{part.key}.transformer.{module_path}"])
 
             patch = self._match(part.model, names)
             log.info("LoRA: %d weights patched in text encoder %s", len(patch), part.key)
@@ -121,7 +139,7 @@ class LoraFile:
 
     def warn_unmatched(self, name: str) -> None:
         """Log the LoRA weights that matched no module (other formats, other model families)."""
-        missing = sorted(set(self.pairs) - self.matched)
+        missing = sorted((set(self.pairs) | set(self.diffs["weight"]) | set(self.diffs["bias"])) - self.matched)
         if missing:
             log.warning("LoRA %s: %d of %d weights matched no module (e.g. %s)", name, len(missing),
                         len(self.pairs), missing[0])
