@@ -118,7 +118,8 @@ def test_progress_per_step_and_latent_previews_over_the_websocket(diffusion_serv
                 and m["data"]["node"] == "3"]
     assert [(p["value"], p["max"]) for p in progress] == [(1, 4), (2, 4), (3, 4), (4, 4)]
     previews = [m for m in messages if isinstance(m, bytes) and binary_type(m) in (1, 4)]
-    assert len(previews) == 4
+    # Previews are throttled to a share of the sampling time; the last step always has one.
+    assert 1 <= len(previews) <= 4
 
 
 def test_interrupt_stops_sampling_between_steps(diffusion_server):
