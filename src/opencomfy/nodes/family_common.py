@@ -101,8 +101,9 @@ def encode_tokens(clip, tokens: dict, add: dict | None = None) -> list:
     """
     add = add or {}
     scheduled: Any = getattr(clip, "encode_from_tokens_scheduled", None)
-    if callable(scheduled):
-        return list(scheduled(tokens, add_dict=add))
+    if scheduled is not None:
+        conditioning: list = scheduled(tokens, add_dict=add)
+        return conditioning
     out = clip.encode_from_tokens(tokens, return_dict=True)
     cond = out.pop("cond")
     return [[cond, {**out, **add}]]
