@@ -19,6 +19,7 @@ from opencomfy.diffusion.ldm_keys import (SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL
                                          SDXL_CLIP_L_PREFIX, UNET_PREFIX, VAE_PREFIX, open_clip_to_ldm,
                                          sd1_clip_to_ldm, unet_key_to_ldm, vae_to_ldm)
 from opencomfy.diffusion.memory import models_in_use
+from opencomfy.diffusion.merge import comfy_clip_name
 
 
 def _patched_state(handle, modules: list) -> list[dict[str, torch.Tensor]]:
@@ -72,7 +73,8 @@ def clip_towers(clip) -> dict[str, dict[str, torch.Tensor]]:
     states = _patched_state(clip, [p.model for p in parts])
     out = {}
     for part, state in zip(parts, states, strict=True):
-        out[f"clip_{part.key}"] = {k: v for k, v in state.items() if not k.endswith("position_ids")}
+        out[f"clip_{part.key}"] = {comfy_clip_name(k): v for k, v in state.items()
+                                   if not k.endswith("position_ids")}
     return out
 
 

@@ -128,7 +128,8 @@ class LoraFile:
                 flat = "text_model_" + path.replace(".", "_")
                 peft = "text_encoder." if part.key == "l" else "text_encoder_2."
                 return ([prefix + flat for prefix in part.lora_prefixes] + [peft + "text_model." + path]
-                        + [f"text_encoders.clip_{part.key}.transformer.{module_path}"])
+                        + [f"text_encoders.clip_{part.key}.transformer.text_model.{path}",
+                           f"text_encoders.clip_{part.key}.transformer.{module_path}"])
 
             patch = self._match(part.model, names)
             log.info("LoRA: %d weights patched in text encoder %s", len(patch), part.key)

@@ -54,6 +54,10 @@ def _merge(model1, model2, strengths: Callable[[str], tuple[float, float]]):
     (strength_patch, strength_model) per ComfyUI key."""
     if not hasattr(model2, "model_state_dict") or not hasattr(model1, "add_patches"):
         raise ValueError("model merging needs two MODEL values loaded by this server")
+    families = (getattr(model1, "family", None), getattr(model2, "family", None))
+    if None not in families and families[0] != families[1]:
+        raise ValueError(f"cannot merge a {families[1]} model into a {families[0]} model: they are "
+                         "different architectures")
     shared = model1.model is model2.model
     theirs = model_weights(model2, copy=shared)
     ours = model1.model_state_dict(COMFY_PREFIX)
@@ -126,11 +130,20 @@ def _clip_parts(clip) -> dict[str, object]:
     return {f"clip_{p.key}.transformer.": p.model for p in parts}
 
 
+def comfy_clip_name(name: str) -> str:
+    """A transformers text-model key as ComfyUI names it (``text_model.`` before the tower's
+    layers; transformers 5 leaves that prefix out, the projection never had it)."""
+    if name.startswith(("text_model.", "text_projection.")):
+        return name
+    return "text_model." + name
+
+
 def clip_weights(clip, *, copy: bool = False) -> dict[str, torch.Tensor]:
-    """A CLIP's weights under ComfyUI-like names (``clip_l.transformer.text_model...``), with its
+    """A CLIP's weights under ComfyUI's names (``clip_l.transformer.text_model...``), with its
     own weight patches applied."""
     def state_dict():
-        return {prefix + k: v for prefix, m in _clip_parts(clip).items() for k, v in m.state_dict().items()}
+        return {prefix + comfy_clip_name(k): v for prefix, m in _clip_parts(clip).items()
+                for k, v in m.state_dict().items()}
     return _materialised(clip, state_dict, copy)
 
 
@@ -145,13 +158,14 @@ def _merge_clip(clip1, clip2, strength_patch: float, strength_model: float):
         own = module.state_dict()
         entries = {}
         for name, weight in own.items():
-            other = theirs.get(prefix + name)
+            other = theirs.get(prefix + comfy_clip_name(name))
             if other is None or other.shape != weight.shape or name.endswith(_CLIP_SKIPPED):
                 continue
             entries[name] = ("diff", other, float(strength_patch), float(strength_model))
         if entries:
             matched += len(entries)
-            merged.patches.append((WeightPatch(module, entries, [prefix + n for n in entries]), 1.0))
+            keys = [prefix + comfy_clip_name(n) for n in entries]
+            merged.patches.append((WeightPatch(module, entries, keys), 1.0))
     if not matched:
         raise ValueError("the two CLIPs share no text encoder weights of the same shape; they cannot be merged")
     return merged
