@@ -18,7 +18,7 @@ from types import ModuleType
 
 # The names ComfyUI custom nodes import, each served by ``opencomfy.compat.<name>``.
 ALIASED_ROOTS: tuple[str, ...] = (
-    "nodes", "folder_paths", "server", "node_helpers", "latent_preview",
+    "nodes", "folder_paths", "server", "node_helpers", "latent_preview", "execution",
     "comfy", "comfy_execution", "comfy_api", "comfy_extras",
 )
 

@@ -2,7 +2,7 @@
 
 A previewer turns the predicted latent of a step into a small image: ``Latent2RGBPreviewer``
 by a fixed channel -> RGB matrix (the latent format's published factors), ``TAESDPreviewerImpl``
-with a tiny decoder (TAESD files in ``models/vae_approx``). ``prepare_callback`` gives a
+with the tiny TAESD decoder (``comfy.taesd.taesd``, files in ``models/vae_approx``). ``prepare_callback`` gives a
 sampler callback that advances the node's progress bar and attaches the preview, which the
 server sends to the client as a binary preview frame. Whether to preview follows the
 prompt's ``preview_method`` (extra_data) or, by default, ``--preview-method``.
@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from opencomfy.compat.comfy.cli_args import LatentPreviewMethod, args
+from opencomfy.compat.comfy.taesd.taesd import TAESD
 
 MAX_PREVIEW_RESOLUTION = args.preview_size
 default_preview_method = args.preview_method
@@ -60,38 +61,6 @@ class Latent2RGBPreviewer(LatentPreviewer):
         # First sample; of a video latent [B, C, T, H, W] its first frame.
         sample = x0[0, :, 0] if x0.ndim == 5 else x0[0]
         return preview_to_image(torch.nn.functional.linear(sample.movedim(0, -1), weight, bias))
-
-
-class TAESD(torch.nn.Module):
-    """ComfyUI's tiny autoencoder (madebyollin's TAESD), from its encoder and/or decoder file.
-
-    Runs as diffusers' ``AutoencoderTiny``. ``decode`` maps model latents (after
-    ``vae_shift``/``vae_scale``) to images in -1..1; ``encode`` the way back.
-    """
-
-    def __init__(self, encoder_path=None, decoder_path=None, latent_channels: int = 4):
-        super().__init__()
-        from diffusers.models.autoencoders.autoencoder_tiny import AutoencoderTiny
-
-        from opencomfy.diffusion.approx_vae import taesd_to_diffusers
-        from opencomfy.weights import read_state_dict
-
-        self.model = AutoencoderTiny(latent_channels=latent_channels)
-        self.vae_scale = torch.nn.Parameter(torch.tensor(1.0))
-        self.vae_shift = torch.nn.Parameter(torch.tensor(0.0))
-        encoder = read_state_dict(str(encoder_path)) if encoder_path is not None else {}
-        decoder = read_state_dict(str(decoder_path)) if decoder_path is not None else {}
-        converted = taesd_to_diffusers(encoder, decoder)
-        for part in ("encoder", "decoder"):
-            weights = {k.partition(".")[2]: v for k, v in converted.items() if k.startswith(part + ".")}
-            if weights:
-                getattr(self.model, part).load_state_dict(weights, strict=True)
-
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.decoder((x - self.vae_shift) * self.vae_scale)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.encoder(x) / self.vae_scale + self.vae_shift
 
 
 class TAESDPreviewerImpl(LatentPreviewer):

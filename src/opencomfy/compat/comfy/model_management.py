@@ -310,7 +310,7 @@ def throw_if_oom(exc: BaseException) -> None:
 interrupt_processing_mutex = threading.RLock()
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # ComfyUI keeps the interrupt as a module global; ours is per prompt.
     if name == "interrupt_processing":
         return processing_interrupted()

@@ -4,6 +4,8 @@ opencomfy's core does not provide."""
 
 from __future__ import annotations
 
+from opencomfy.compat.model_placeholders import module_getattr
+
 KSAMPLER_NAMES = [
     "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2",
     "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral",
@@ -28,3 +30,22 @@ class KSampler:
 
     def __init__(self, *args, **kwargs) -> None:
         raise NotImplementedError("sampling needs a diffusion model, which opencomfy does not provide")
+
+    def sample(self, *args, **kwargs):
+        raise NotImplementedError("comfy.samplers.KSampler.sample is not available yet")
+
+
+# ComfyUI's other names here import (packs read them at import time) and fail, naming
+# themselves, when used: the sampling pass replaces them with the real ones.
+_PENDING = frozenset({
+    "sampler_object", "Sampler", "CFGGuider", "KSAMPLER", "KSamplerX0Inpaint", "CFGNoisePredictor",
+    "calculate_sigmas", "can_concat_cond", "cond_cat", "get_area_and_mult", "k_diffusion_sampling",
+    "process_conds", "sample", "sampling_function", "calc_cond_batch", "cfg_function", "ksampler",
+    "encode_model_conds", "resolve_areas_and_cond_masks", "resolve_areas_and_cond_masks_multidim",
+    "calculate_start_end_timesteps", "pre_run_control", "apply_empty_x_to_equal_area",
+    "SchedulerHandler", "SCHEDULER_HANDLERS", "normal_scheduler", "simple_scheduler",
+    "ddim_scheduler", "beta_scheduler", "linear_quadratic_schedule", "kl_optimal_scheduler",
+    "UNIPC", "UNIPCBH2", "get_mask_aabb", "finalize_default_conds", "cast_to_load_options",
+})
+
+__getattr__ = module_getattr("comfy.samplers", _PENDING, "not implemented in opencomfy yet")

@@ -1,0 +1,1 @@
+"""ComfyUI's ``comfy.taesd`` package: the tiny autoencoders used for previews."""
