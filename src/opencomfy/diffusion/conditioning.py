@@ -179,11 +179,12 @@ def _plain(c: Cond) -> bool:
 
 
 def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]],
-            plans: dict | None = None) -> list[torch.Tensor]:
+            plans: dict | None = None, model_options: dict | None = None) -> list[torch.Tensor]:
     """x0 predictions, one per cond set, each the weighted blend of its active entries.
 
     Call inside ``models_in_use(model)``; ``x`` is on the compute device. ``plans`` caches the
     batched inputs by the set of active entries, so they are built once per run, not per step.
+    ``model_options`` (default: the MODEL's) carry the UNet patches and wrappers.
     """
     throw_if_interrupted()
     batch = x.shape[0]
@@ -206,10 +207,11 @@ def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]],
     for group in groups:
         x_in = torch.cat([_piece_input(x, c) for _, c in group.jobs])
         controls = [c.controls for _, c in group.jobs]
-        eps = model.predict_noise(x_in, float(sigma), group.context, pooled=group.pooled,
-                                  time_ids=group.time_ids, controls=controls if any(controls) else None,
-                                  concat=group.concat)
-        x0 = model.schedule.denoised_at(x_in, float(sigma), eps)
+        # cond_or_uncond: which set each slice of the batch belongs to (0 positive, 1 negative).
+        x0 = model.denoise_batch(x_in, float(sigma), group.context, pooled=group.pooled,
+                                 time_ids=group.time_ids, controls=controls if any(controls) else None,
+                                 concat=group.concat, model_options=model_options,
+                                 cond_or_uncond=[i for i, _ in group.jobs])
         for k, (set_index, c) in enumerate(group.jobs):
             piece = x0[k * batch:(k + 1) * batch]
             if direct:

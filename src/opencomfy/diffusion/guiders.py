@@ -19,7 +19,9 @@ import math
 import torch
 
 from opencomfy.diffusion import conditioning as conds
+from opencomfy.diffusion import patcher_extension as ext
 from opencomfy.diffusion.memory import models_in_use
+from opencomfy.diffusion.model_patcher import create_model_options_clone
 from opencomfy.diffusion.sampler_objects import resize_mask
 from opencomfy.diffusion.sampling import inpaint_concat
 
@@ -33,16 +35,67 @@ def _keep_uncond(model_options) -> bool:
     return bool((model_options or {}).get("disable_cfg1_optimization", False))
 
 
-def calc_cond_batch(model, cond_lists: list, x: torch.Tensor, timestep, model_options=None,
-                    plans: dict | None = None) -> list[torch.Tensor]:
-    """The denoised prediction of each resolved cond list at ``timestep`` (a sigma); a None or
-    empty list predicts zeros, as in ComfyUI."""
+def _calc_cond_batch(model, cond_lists: list, x: torch.Tensor, timestep, model_options=None,
+                     plans: dict | None = None) -> list[torch.Tensor]:
     present = [i for i, c in enumerate(cond_lists) if c]
-    outs = conds.predict(model, x, _sigma_of(timestep), [cond_lists[i] for i in present], plans)
+    outs = conds.predict(model, x, _sigma_of(timestep), [cond_lists[i] for i in present], plans,
+                         model_options=model_options)
     result = [torch.zeros_like(x) for _ in cond_lists]
     for i, out in zip(present, outs, strict=True):
         result[i] = out
     return result
+
+
+def calc_cond_batch(model, cond_lists: list, x: torch.Tensor, timestep, model_options=None,
+                    plans: dict | None = None) -> list[torch.Tensor]:
+    """The denoised prediction of each resolved cond list at ``timestep`` (a sigma); a None or
+    empty list predicts zeros, as in ComfyUI. ``model_options`` (default: the MODEL's) carry
+    the patches; its CALC_COND_BATCH wrappers run around the evaluation."""
+    options = model.model_options if model_options is None else model_options
+    return ext.run_wrapped(ext.WrappersMP.CALC_COND_BATCH, options, _calc_cond_batch, None, model,
+                           cond_lists, x, timestep, options, plans, is_model_options=True)
+
+
+def cfg_function(model, cond_pred: torch.Tensor, uncond_pred: torch.Tensor, cond_scale: float,
+                 x: torch.Tensor, timestep, model_options=None, cond=None, uncond=None) -> torch.Tensor:
+    """The guided denoised sample: the MODEL's ``sampler_cfg_function`` (which works on noise
+    predictions, ``x - denoised``) or plain CFG, then each ``sampler_post_cfg_function``."""
+    options = model_options or {}
+    if "sampler_cfg_function" in options:
+        args = {"cond": x - cond_pred, "uncond": x - uncond_pred, "cond_scale": cond_scale,
+                "timestep": timestep, "input": x, "sigma": timestep, "cond_denoised": cond_pred,
+                "uncond_denoised": uncond_pred, "model": model, "model_options": options,
+                "input_cond": cond, "input_uncond": uncond}
+        result = x - options["sampler_cfg_function"](args)
+    else:
+        result = uncond_pred + (cond_pred - uncond_pred) * cond_scale
+    for fn in options.get("sampler_post_cfg_function", []):
+        args = {"denoised": result, "cond": cond, "uncond": uncond, "cond_scale": cond_scale,
+                "model": model, "uncond_denoised": uncond_pred, "cond_denoised": cond_pred,
+                "sigma": timestep, "model_options": options, "input": x}
+        result = fn(args)
+    return result
+
+
+def sampling_function(model, x: torch.Tensor, timestep, uncond, cond, cond_scale: float,
+                      model_options=None, seed=None, plans: dict | None = None):
+    """One guided step as ComfyUI's ``comfy.samplers.sampling_function``: evaluate the
+    conditionings (the negative skipped at cfg 1 unless the options keep it), run the pre-CFG
+    functions, combine. Returns (guided, unguided) denoised predictions."""
+    options = model_options or {}
+    keep = not math.isclose(cond_scale, 1.0) or _keep_uncond(options)
+    uncond_ = uncond if keep else None
+    lists = [cond, uncond_]
+    if "sampler_calc_cond_batch_function" in options:
+        out = options["sampler_calc_cond_batch_function"](
+            {"conds": lists, "input": x, "sigma": timestep, "model": model, "model_options": options})
+    else:
+        out = calc_cond_batch(model, lists, x, timestep, options, plans)
+    for fn in options.get("sampler_pre_cfg_function", []):
+        out = fn({"conds": lists, "conds_out": out, "cond_scale": cond_scale, "timestep": timestep,
+                  "input": x, "sigma": timestep, "model": model, "model_options": options})
+    guided = cfg_function(model, out[0], out[1], cond_scale, x, timestep, options, cond=cond, uncond=uncond_)
+    return guided, (out[1] if uncond_ is not None else out[0])
 
 
 class CFGGuider:
@@ -50,7 +103,7 @@ class CFGGuider:
 
     def __init__(self, model_patcher):
         self.model_patcher = model_patcher
-        self.model_options = dict(getattr(model_patcher, "model_options", None) or {})
+        self.model_options = create_model_options_clone(getattr(model_patcher, "model_options", None) or {})
         self.original_conds: dict[str, list] = {}
         self.cfg = 1.0
         self.conds: dict[str, list] = {}      # resolved against the latent while sampling
@@ -85,23 +138,25 @@ class CFGGuider:
 
     def predict_noise(self, x: torch.Tensor, timestep, model_options=None, seed=None) -> torch.Tensor:
         """The guided denoised sample at ``timestep`` (a sigma), despite ComfyUI's name."""
+        options = self.model_options if model_options is None else model_options
         positive = self.conds.get("positive")
         negative = self.conds.get("negative")
-        if negative is None or (math.isclose(self.cfg, 1.0) and not _keep_uncond(model_options)):
-            # cfg 1 ignores the negative: skip its model evaluation entirely.
-            (cond,) = self.batch([positive], x, timestep)
+        if negative is None:
+            # Nothing to guide against (BasicGuider): the positive prediction as it is.
+            (cond,) = calc_cond_batch(self.model_patcher, [positive], x, timestep, options, self._plans)
             self.last_uncond = cond
             return cond
-        cond, uncond = self.batch([positive, negative], x, timestep)
-        self.last_uncond = uncond
-        return uncond + (cond - uncond) * self.cfg
+        guided, self.last_uncond = sampling_function(self.model_patcher, x, timestep, negative, positive,
+                                                     self.cfg, options, seed, self._plans)
+        return guided
 
     def __call__(self, x: torch.Tensor, sigma: float, model_options: dict | None = None) -> torch.Tensor:
-        """``denoise(x, sigma) -> x0`` for the samplers."""
+        """``denoise(x, sigma) -> x0`` for the samplers (inside the PREDICT_NOISE wrappers)."""
         # float64 so that the sigma survives the round trip to a tensor exactly.
         timestep = torch.full((x.shape[0],), float(sigma), dtype=torch.float64, device=x.device)
         options = self.model_options if model_options is None else model_options
-        return self.predict_noise(x, timestep, options, self._seed)
+        return ext.run_wrapped(ext.WrappersMP.PREDICT_NOISE, options, self.predict_noise, self,
+                               x, timestep, options, self._seed, is_model_options=True)
 
     def _resolve(self, latent_image: torch.Tensor, denoise_mask) -> list:
         """Resolve every CONDITIONING against the latent's size; returns the ControlNets used."""
@@ -121,7 +176,10 @@ class CFGGuider:
     def sample(self, noise: torch.Tensor, latent_image: torch.Tensor, sampler, sigmas: torch.Tensor,
                denoise_mask: torch.Tensor | None = None, callback=None, disable_pbar: bool = False,
                seed: int | None = None) -> torch.Tensor:
-        """Sample from raw ``latent_image`` plus ``noise`` over ``sigmas``; returns raw latents."""
+        """Sample from raw ``latent_image`` plus ``noise`` over ``sigmas``; returns raw latents.
+
+        The run works on a copy of the options into which the MODEL's wrappers and callbacks are
+        merged, and runs inside the OUTER_SAMPLE wrappers."""
         if sigmas.shape[-1] == 0:
             return latent_image
         model = self.model_patcher
@@ -129,20 +187,53 @@ class CFGGuider:
         if unet_in != model.latent_channels and not model.is_inpaint:
             raise ValueError(f"models whose UNet takes {unet_in} input channels (such as "
                              "instruct-pix2pix) are not supported yet")
+        original = self.model_options
+        self.model_options = create_model_options_clone(original)
+        to = self.model_options.setdefault("transformer_options", {})
+        for section in ("wrappers", "callbacks"):
+            to[section] = ext.merge_nested_dicts(getattr(model, section, {}), to.get(section, {}))
+        try:
+            wrappers = ext.get_all_wrappers(ext.WrappersMP.OUTER_SAMPLE, self.model_options, True)
+            executor = ext.WrapperExecutor.new_class_executor(self.outer_sample, self, wrappers)
+            return executor.execute(noise, latent_image, sampler, sigmas, denoise_mask, callback,
+                                    disable_pbar, seed)
+        finally:
+            self.model_options = original
+
+    def outer_sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
+                     disable_pbar=False, seed=None):
+        """Resolve the conditionings, load and patch the model, sample, undo the patches."""
+        model = self.model_patcher
         controlnets = self._resolve(latent_image, denoise_mask)
         self._plans, self._seed, self.last_uncond = {}, seed, None
+        model.pre_run()
         try:
             with models_in_use(model, *controlnets) as device:
-                latent = model.process_latent_in(latent_image).to(device)
-                noise = noise.to(device)
-                mask = None if denoise_mask is None else resize_mask(denoise_mask, latent).to(device)
-                extra_args = {"seed": seed, "model_options": self.model_options}
-                x = sampler.sample(self, sigmas.float(), extra_args, callback, noise, latent, mask,
-                                   disable_pbar)
+                model.patch_model(device)
+                try:
+                    x = self.inner_sample(noise, latent_image, device, sampler, sigmas, denoise_mask,
+                                          callback, disable_pbar, seed)
+                finally:
+                    model.unpatch_model()
                 out = model.process_latent_out(x.float())
         finally:
             self.conds, self._plans, self.last_uncond = {}, {}, None
+            model.cleanup()
         return out.cpu()
+
+    def inner_sample(self, noise, latent_image, device, sampler, sigmas, denoise_mask, callback,
+                     disable_pbar, seed):
+        model = self.model_patcher
+        latent = model.process_latent_in(latent_image).to(device)
+        noise = noise.to(device)
+        mask = None if denoise_mask is None else resize_mask(denoise_mask, latent).to(device)
+        extra_args = {"seed": seed, "model_options": self.model_options}
+        sigmas = sigmas.float()
+        x = ext.run_wrapped(ext.WrappersMP.SAMPLER_SAMPLE, self.model_options, sampler.sample, sampler,
+                            self, sigmas, extra_args, callback, noise, latent, mask, disable_pbar,
+                            is_model_options=True)
+        # Flow models keep (1 - sigma) of the sample: a run that ends above 0 is scaled back.
+        return model.schedule.inverse_noise_scaling(sigmas[-1], x)
 
 
 class BasicGuider(CFGGuider):

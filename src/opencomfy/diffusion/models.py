@@ -7,12 +7,12 @@ way out), an IMAGE is ``[B, H, W, C]`` floats in 0..1 on the CPU.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
-from opencomfy.diffusion.memory import models_in_use
-from opencomfy.diffusion.model_sampling import DiscreteSchedule
+from opencomfy.diffusion.base_model import BaseModel, LatentFormat
+from opencomfy.diffusion.memory import compute_device, models_in_use, offload_device
+from opencomfy.diffusion.model_patcher import ModelPatcher
+from opencomfy.diffusion.model_sampling_flow import as_model_sampling
 
 # Latent -> RGB for cheap previews (a least-squares fit of SD 1.x latents to pixels).
 SD1_LATENT_RGB = [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350],
@@ -21,27 +21,47 @@ SDXL_LATENT_RGB = [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068],
                    [0.1076, 0.1111, -0.0362], [-0.3165, -0.2492, -0.2188]]
 
 
-class DiffusionModel:
-    """ComfyUI's MODEL: the UNet, its noise schedule, its latent scale and LoRA patches."""
+class DiffusionModel(ModelPatcher):
+    """ComfyUI's MODEL: a :class:`ModelPatcher` over a :class:`BaseModel` (the UNet, its noise
+    schedule and latent format), with this value's patches."""
 
-    def __init__(self, *, unet, schedule: DiscreteSchedule, scale_factor: float, family: str,
-                 latent_rgb=SD1_LATENT_RGB):
-        self.unet = unet
-        self.schedule = schedule
-        self.scale_factor = scale_factor
+    def __init__(self, *, unet, schedule, scale_factor: float, family: str, latent_rgb=SD1_LATENT_RGB):
+        base = BaseModel(unet=unet, model_sampling=as_model_sampling(schedule),
+                         latent_format=LatentFormat(scale_factor, latent_rgb), family=family)
+        super().__init__(base, load_device=compute_device(), offload_device=offload_device())
         self.family = family
-        self.latent_rgb = latent_rgb
-        self.patches: list = []
-        self.model_options: dict = {}
 
-    def modules(self):
-        return [self.unet]
+    # Our code's names for the model's parts (ComfyUI's are on ``self.model``).
+    @property
+    def unet(self):
+        return self.model.diffusion_model
 
-    def clone(self) -> "DiffusionModel":
-        other = copy.copy(self)
-        other.patches = list(self.patches)
-        other.model_options = dict(self.model_options)
-        return other
+    @property
+    def schedule(self):
+        """The noise schedule this MODEL samples with (its ``model_sampling``)."""
+        return self.get_model_object("model_sampling")
+
+    @schedule.setter
+    def schedule(self, value) -> None:
+        self.add_object_patch("model_sampling", as_model_sampling(value))
+
+    def add_object_patch(self, name: str, obj) -> None:
+        if name == "model_sampling":
+            obj = as_model_sampling(obj)
+        super().add_object_patch(name, obj)
+
+    @property
+    def latent_format(self) -> LatentFormat:
+        return self.get_model_object("latent_format")
+
+    @property
+    def scale_factor(self) -> float:
+        return self.latent_format.scale_factor
+
+    @property
+    def latent_rgb(self):
+        factors = getattr(self.latent_format, "latent_rgb_factors", None)
+        return factors if factors is not None else SD1_LATENT_RGB
 
     @property
     def latent_channels(self) -> int:
@@ -53,67 +73,72 @@ class DiffusionModel:
         return int(self.unet.config.in_channels) == self.latent_channels + 5
 
     def process_latent_in(self, latent: torch.Tensor) -> torch.Tensor:
-        return latent * self.scale_factor
+        return self.latent_format.process_in(latent)
 
     def process_latent_out(self, latent: torch.Tensor) -> torch.Tensor:
-        return latent / self.scale_factor
+        return self.latent_format.process_out(latent)
 
     @property
     def needs_pooled(self) -> bool:
         """SDXL's UNet also takes the pooled text embedding and the size/crop "time ids"."""
         return getattr(self.unet.config, "addition_embed_type", None) == "text_time"
 
-    def predict_noise(self, x: torch.Tensor, sigma: "torch.Tensor | float", context: torch.Tensor,
+    def denoise_batch(self, x: torch.Tensor, sigma: float, context: torch.Tensor, *,
                       pooled: torch.Tensor | None = None, time_ids: torch.Tensor | None = None,
-                      controls: list | None = None, concat: torch.Tensor | None = None) -> torch.Tensor:
-        """The UNet's prediction for samples ``x`` at per-sample ``sigma`` (inside models_in_use).
+                      controls: list | None = None, concat: torch.Tensor | None = None,
+                      model_options: dict | None = None, cond_or_uncond: list | None = None) -> torch.Tensor:
+        """The denoised prediction for a batch at one sigma (inside models_in_use), through the
+        MODEL's ``model_function_wrapper`` and wrappers as ComfyUI's ``calc_cond_batch`` calls it.
 
         ``controls``: for each equal slice of the batch, the ControlNets applied to it (or ()).
         """
-        # diffusers' ``.dtype`` walks every submodule; the first parameter says the same.
-        dtype = next(self.unet.parameters()).dtype
-        device = x.device
-        if isinstance(sigma, float):       # one sigma for the whole batch (the usual case)
-            timestep = torch.full((x.shape[0],), self.schedule.timestep_of(sigma), device=device)
-            model_in = (x * (1.0 / (sigma ** 2 + 1.0) ** 0.5)).to(dtype)
-            sigma_value = sigma
-        else:
-            timestep = self.schedule.timestep(sigma.float()).to(device)
-            model_in = self.schedule.model_input(x, sigma.to(device)).to(dtype)
-            sigma_value = float(sigma[0])
-        if concat is not None:
-            model_in = torch.cat([model_in, concat.to(device, dtype)], dim=1)
-        context = context.to(device, dtype)
-        extra = {}
-        added = None
+        options = model_options if model_options is not None else self.model_options
+        # float64, so the sigma survives the trip through the tensor exactly.
+        timestep = torch.full((x.shape[0],), float(sigma), dtype=torch.float64, device=x.device)
+        to = dict(options.get("transformer_options", {}))
+        to["cond_or_uncond"] = list(cond_or_uncond or [])
+        to["sigmas"] = timestep
+        c = {"c_crossattn": context, "c_concat": concat, "control": controls, "transformer_options": to}
         if self.needs_pooled:
-            added = {"text_embeds": pooled.to(device, dtype), "time_ids": time_ids.to(device, dtype)}
-            extra["added_cond_kwargs"] = added
-        if controls and any(controls):
-            extra.update(self._control_residuals(model_in, timestep, context, added, sigma_value, controls))
-        out = self.unet(model_in, timestep, encoder_hidden_states=context, return_dict=False, **extra)[0]
+            if pooled is None or time_ids is None:
+                raise ValueError("this model needs the pooled text embedding and size conditioning "
+                                 "(an SDXL CLIP's CLIPTextEncode output)")
+            c["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
+        # Callers outside CFGGuider.sample (which patches once per run) get the object patches
+        # for this call only.
+        patch_here = bool(self.object_patches) and not self.object_patches_backup
+        if patch_here:
+            self.patch_model()
+        try:
+            wrapper = options.get("model_function_wrapper")
+            if wrapper is not None:
+                out = wrapper(self.model.apply_model, {"input": x, "timestep": timestep, "c": c,
+                                                       "cond_or_uncond": to["cond_or_uncond"]})
+            else:
+                out = self.model.apply_model(x, timestep, **c)
+        finally:
+            if patch_here:
+                self.unpatch_model()
         return out.float()
 
-    def _control_residuals(self, model_in, timestep, context, added, sigma, controls) -> dict:
-        from opencomfy.diffusion.controlnet import residuals
+    def patch_model(self, device_to=None, lowvram_model_memory: int = 0, load_weights: bool = True,
+                    force_patch_weights: bool = False):
+        """Object patches on; with a compute dtype, the UNet's weights cast for the run."""
+        super().patch_model(device_to, lowvram_model_memory, load_weights, force_patch_weights)
+        dtype = self.object_patches.get("manual_cast_dtype")
+        self._cast_back = {}
+        if dtype is not None and dtype != self.model.get_dtype():
+            # The original tensors are kept, so casting back loses nothing.
+            for p in self.unet.parameters():
+                self._cast_back[p] = p.data
+                p.data = p.data.to(dtype)
+        return self.model
 
-        size = model_in.shape[0] // len(controls)
-        downs, mids = [], []
-        for k, applied in enumerate(controls):
-            part = slice(k * size, (k + 1) * size)
-            piece_added = {n: v[part] for n, v in added.items()} if added else None
-            down, mid = residuals(applied, model_in[part], timestep[part], context[part], piece_added,
-                                  sigma, self.schedule) if applied else (None, None)
-            downs.append(down)
-            mids.append(mid)
-        template = next((d for d in downs if d is not None), None)
-        if template is None:           # no ControlNet active at this sigma
-            return {}
-        mid_template = next(m for m in mids if m is not None)
-        down = [torch.cat([d[i] if d is not None else torch.zeros_like(template[i]) for d in downs])
-                for i in range(len(template))]
-        mid = torch.cat([m if m is not None else torch.zeros_like(mid_template) for m in mids])
-        return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
+    def unpatch_model(self, device_to=None, unpatch_weights: bool = True) -> None:
+        for p, data in getattr(self, "_cast_back", {}).items():
+            p.data = data
+        self._cast_back = {}
+        super().unpatch_model(device_to, unpatch_weights)
 
     def __repr__(self) -> str:
         return f"<MODEL {self.family} patches={len(self.patches)}>"

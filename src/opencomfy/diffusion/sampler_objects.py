@@ -57,17 +57,24 @@ class MaskedDenoiser:
     """Inpainting with a noise mask: outside the mask the sample is kept on the input's own
     noising path and the prediction is the input itself (ComfyUI's KSamplerX0Inpaint)."""
 
-    def __init__(self, inner, mask, latent, noise):
+    def __init__(self, inner, mask, latent, noise, sigmas=None):
         self.inner, self.mask, self.latent, self.noise = inner, mask, latent, noise
+        self.sigmas = sigmas
 
     @property
     def inner_model(self):
         return self.inner.inner_model
 
     def __call__(self, x, sigma):
-        keep = 1 - self.mask
-        x = x * self.mask + (self.latent + self.noise * sigma) * keep
-        return self.inner(x, sigma) * self.mask + self.latent * keep
+        mask = self.mask
+        mask_function = (getattr(self.inner, "model_options", None) or {}).get("denoise_mask_function")
+        if mask_function is not None:
+            # A MODEL patch (DifferentialDiffusion) reshapes the mask at every step.
+            sigma_batch = torch.full((x.shape[0],), float(sigma), device=x.device)
+            mask = mask_function(sigma_batch, mask, extra_options={"model": self.inner, "sigmas": self.sigmas})
+        keep = 1 - mask
+        x = x * mask + (self.latent + self.noise * sigma) * keep
+        return self.inner(x, sigma) * mask + self.latent * keep
 
     @property
     def last_uncond(self):
@@ -100,8 +107,12 @@ class _WithOptions:
     def last_uncond(self):
         return self.inner.last_uncond
 
+    @property
+    def model_options(self):
+        return {**self.inner.model_options, **self.options}
+
     def __call__(self, x, sigma):
-        return self.inner(x, sigma, model_options={**self.inner.model_options, **self.options})
+        return self.inner(x, sigma, model_options=self.model_options)
 
 
 def _scaled(noise, factor: float):
@@ -172,7 +183,7 @@ class KSAMPLER(Sampler):
         if self.native and self.name in _cfg_pp_samplers():
             denoise = _WithOptions(model_wrap, {"disable_cfg1_optimization": True})
         if denoise_mask is not None:
-            denoise = MaskedDenoiser(denoise, denoise_mask, latent, self._inpaint_noise(noise, seed))
+            denoise = MaskedDenoiser(denoise, denoise_mask, latent, self._inpaint_noise(noise, seed), sigmas)
         schedule = model_wrap.inner_model.schedule
         x = schedule.noise_scaling(float(sigmas[0]), noise, latent,
                                    max_denoise=self.max_denoise(model_wrap, sigmas))
