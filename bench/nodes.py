@@ -12,6 +12,19 @@
               whole decoded video. Encoding frame by frame, the extra should stay a few dozen
               frames (x264's lookahead) however long the video is.
 
+--samplers    Time per sampling step of SamplerCustomAdvanced (RandomNoise, CFGGuider,
+              KSamplerSelect, BasicScheduler) against KSampler with the same model, prompts,
+              latent, seed, sampler and scheduler, on a random-weight SD 1.5 checkpoint
+              (``--sampler-model tiny``: a small UNet; ``sd15``: the real architecture, 2 GB
+              written once). Both run inside a prompt context, so progress events go out as
+              in a real run (previews off). A step is the interval between two consecutive
+              progress reports; each run's median step, then the median over ``--repeats``
+              runs taken in alternation, as wall time and as this process's CPU time (the
+              steadier figure on a shared machine). The two paths share the sampler code, so
+              the ratio should stay within 2%.
+
+    .venv/bin/python -m bench.nodes --samplers [--sampler-model tiny --steps 20 --repeats 7]
+
 To add a part: write ``def bench_<name>(args) -> None``, register it in ``PARTS`` and give
 it a ``--<name>`` flag with its options in ``_add_options``.
 """
@@ -141,8 +154,128 @@ def bench_save_video(args) -> None:
                 frame_bytes, video_bytes)
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class _StepClock:
+    """(wall, process CPU) marks at every progress report of the node being timed."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, float]] = []
+
+    def install(self) -> Callable[[], None]:
+        from opencomfy.engine import progress
+
+        original = progress.report_progress
+
+        def report(value, max, node_id=None, preview=None):
+            _sync()
+            self.marks.append((time.perf_counter(), time.process_time()))
+            return original(value, max, node_id=node_id, preview=preview)
+
+        progress.report_progress = report
+
+        def uninstall() -> None:
+            progress.report_progress = original
+
+        return uninstall
+
+    def median_step(self) -> tuple[float, float]:
+        """(wall, CPU) seconds of the run's median step."""
+        pairs = list(zip(self.marks, self.marks[1:], strict=False))
+        walls = sorted(b[0] - a[0] for a, b in pairs)
+        cpus = sorted(b[1] - a[1] for a, b in pairs)
+        return walls[len(walls) // 2], cpus[len(cpus) // 2]
+
+
+def bench_samplers(args) -> None:
+    import statistics
+
+    from opencomfy.diffusion.loading import load_checkpoint_file
+    from opencomfy.diffusion.memory import compute_device
+    from opencomfy.diffusion.random_checkpoint import write_sd1_checkpoint
+    from opencomfy.engine.events import NullSink
+    from opencomfy.engine.progress import NodeContext, RunState, enter_node, leave_node
+    from opencomfy.nodes.custom_sampling_guiders import CFGGuider, RandomNoise, SamplerCustomAdvanced
+    from opencomfy.nodes.custom_sampling_samplers import KSamplerSelect
+    from opencomfy.nodes.custom_sampling_sigmas import BasicScheduler
+    from opencomfy.nodes.diffusion_conditioning import CLIPTextEncode
+    from opencomfy.nodes.diffusion_sampling import KSampler
+    from opencomfy.nodes.latent import EmptyLatentImage
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    steps, cfg, seed, sampler_name, scheduler = args.steps, 7.5, 1, "euler", "normal"
+    with tempfile.TemporaryDirectory(prefix="bench-samplers-") as base:
+        path = os.path.join(base, f"random_{args.sampler_model}.safetensors")
+        dtype = torch.float16 if args.sampler_model == "sd15" else torch.float32
+        write_sd1_checkpoint(path, args.sampler_model, seed=0, dtype=dtype)
+        model, clip, _vae = load_checkpoint_file(path)
+    (positive,) = CLIPTextEncode().encode(clip, "a lighthouse on a cliff at dusk")
+    (negative,) = CLIPTextEncode().encode(clip, "blurry")
+    (latent,) = EmptyLatentImage().generate(args.resolution, args.resolution, 1)
+
+    def ksampler():
+        return KSampler().sample(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                                 latent, denoise=1.0)[0]
+
+    def custom_advanced():
+        (noise,) = RandomNoise().get_noise(seed)
+        (guider,) = CFGGuider().get_guider(model, positive, negative, cfg)
+        (sampler,) = KSamplerSelect().get_sampler(sampler_name)
+        (sigmas,) = BasicScheduler().get_sigmas(model, scheduler, steps, 1.0)
+        return SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, latent)[0]
+
+    runs = {"KSampler": ksampler, "SamplerCustomAdvanced": custom_advanced}
+    clock = _StepClock()
+    uninstall = clock.install()
+    # One prompt context for all runs, with a sink that drops the events it is sent.
+    run_state = RunState(prompt_id="bench-samplers", sink=NullSink(), interrupt=None,
+                         extra_data={"preview_method": "none"})
+    token = enter_node(NodeContext(run_state, "3"))
+    per_step: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    totals: dict[str, list[float]] = {name: [] for name in runs}
+    outputs: dict[str, torch.Tensor] = {}
+    try:
+        for name, run in runs.items():      # warm-up: first calls allocate and cache
+            outputs[name] = run()["samples"]
+        for i in range(args.repeats):
+            # Alternate which goes first, so drift on a busy machine hits both alike.
+            order = list(runs) if i % 2 == 0 else list(reversed(runs))
+            for name in order:
+                clock.marks.clear()
+                _sync()
+                started = time.perf_counter()
+                runs[name]()
+                _sync()
+                totals[name].append(time.perf_counter() - started)
+                per_step[name].append(clock.median_step())
+    finally:
+        leave_node(token)
+        uninstall()
+    same = torch.equal(outputs["KSampler"], outputs["SamplerCustomAdvanced"])
+    print(f"samplers: random {args.sampler_model} SD 1.5 checkpoint on {compute_device()}, "
+          f"torch threads {torch.get_num_threads()}, {args.resolution}x{args.resolution}, {steps} steps "
+          f"{sampler_name}/{scheduler}, cfg {cfg}, {args.repeats} runs each; same latents: {same}")
+    wall, cpu = {}, {}
+    for name in runs:
+        walls = [w for w, _ in per_step[name]]
+        wall[name] = statistics.median(walls)
+        cpu[name] = statistics.median(c for _, c in per_step[name])
+        print(f"  {name:22s} {wall[name] * 1000:9.2f} ms/step wall (runs' medians "
+              f"{min(walls) * 1000:.2f}..{max(walls) * 1000:.2f})  {cpu[name] * 1000:9.2f} ms/step CPU  "
+              f"whole run {statistics.median(totals[name]):.3f} s")
+    for label, figures in (("wall", wall), ("CPU", cpu)):
+        ratio = figures["SamplerCustomAdvanced"] / figures["KSampler"]
+        print(f"  SamplerCustomAdvanced / KSampler per step, {label}: {ratio:.4f} "
+              f"({(ratio - 1) * 100:+.2f}%; within 2%: {'yes' if abs(ratio - 1) <= 0.02 else 'no'})")
+
+
 PARTS: dict[str, Callable] = {
     "save_video": bench_save_video,
+    "samplers": bench_samplers,
 }
 
 
@@ -151,6 +284,13 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--save-video", action="store_true", help="SaveVideo's peak memory")
     group.add_argument("--frames", type=int, default=600)
     group.add_argument("--size", type=int, default=512, help="frame width and height")
+    group = parser.add_argument_group("--samplers")
+    group.add_argument("--samplers", action="store_true",
+                       help="SamplerCustomAdvanced vs KSampler, time per step")
+    group.add_argument("--sampler-model", choices=["tiny", "sd15"], default="tiny")
+    group.add_argument("--steps", type=int, default=20)
+    group.add_argument("--repeats", type=int, default=7)
+    group.add_argument("--resolution", type=int, default=512, help="image width and height")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
 
 
