@@ -33,6 +33,16 @@ def test_img_to_video_keeps_the_first_frame_by_strength():
     assert latent["noise_mask"][0, 0, :, 0, 0].tolist() == [0.25, 1.0, 1.0]
 
 
+def test_img_to_video_inplace_writes_into_the_given_latent():
+    latent = {"samples": torch.full((1, 128, 3, 2, 2), 0.5), "noise_mask": torch.ones(1, 1, 3, 1, 1)}
+    (out,) = ltx.LTXVImgToVideoInplace().execute(_vae(), torch.ones(1, 30, 40, 3), latent, 0.6)
+    assert torch.all(out["samples"][:, :, 0] == 1.0) and torch.all(out["samples"][:, :, 1:] == 0.5)
+    assert out["noise_mask"][0, 0, :, 0, 0].tolist() == pytest.approx([0.4, 1.0, 1.0])
+    assert latent["noise_mask"].all()                           # the input is not changed
+    (same,) = ltx.LTXVImgToVideoInplace().execute(FakeImageVAE(), torch.ones(1, 8, 8, 3), latent, 1.0, True)
+    assert same is latent
+
+
 def test_add_guide_appends_frames_and_keyframe_positions_then_crop_removes_them():
     vae = _vae()
     latent = {"samples": torch.zeros(1, 128, 4, 2, 2)}

@@ -108,6 +108,42 @@ class LTXVImgToVideo(_LtxNode):
         return (positive, negative, {"samples": latent, "noise_mask": mask})
 
 
+class LTXVImgToVideoInplace(V3DynamicNode):
+    """Write an encoded image into the first frames of an existing LTXV latent (kept by the
+    noise mask in proportion to ``strength``); ``bypass`` passes the latent through."""
+
+    NODE_ID = "LTXVImgToVideoInplace"
+    CATEGORY = VIDEO_CATEGORY
+    RELATIVE_PYTHON_MODULE = LTX
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("latent",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"vae": ("VAE", {}), "image": ("IMAGE", {}), "latent": ("LATENT", {}),
+                             "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0}),
+                             "bypass": ("BOOLEAN", {"default": False})}}
+
+    def execute(self, vae, image, latent, strength, bypass=False):
+        if bypass:
+            return (latent,)
+        _, scale_h, scale_w = _scale_factors(vae, self.NODE_ID)
+        samples = latent["samples"].clone()
+        if samples.ndim != 5:
+            raise ValueError(f"LTXVImgToVideoInplace needs a video latent [batch, channels, frames, "
+                             f"height, width]; got shape {tuple(samples.shape)}")
+        width, height = samples.shape[4] * scale_w, samples.shape[3] * scale_h
+        if (image.shape[1], image.shape[2]) != (height, width):
+            image = resize_frames(image, width, height)
+        encoded = encode_video(vae, image, node=self.NODE_ID, family=FAMILY,
+                               temporal=vae.downscale_index_formula[0], channels=samples.shape[1])
+        frames = min(encoded.shape[2], samples.shape[2])
+        samples[:, :, :frames] = encoded[:, :, :frames]
+        mask = _noise_mask(latent)
+        mask[:, :, :frames] = 1.0 - strength
+        return ({"samples": samples, "noise_mask": mask},)
+
+
 def guide_coordinates(guide: torch.Tensor, scale: tuple[int, int, int], frame_idx: int,
                       causal: bool) -> torch.Tensor:
     """Pixel-space (start, end) coordinates of each guide token: ``[B, 3, T*H*W, 2]`` over
@@ -297,7 +333,7 @@ class LTXVScheduler(V3DynamicNode):
         return (ltxv_sigmas(steps, max_shift, base_shift, stretch, terminal, tokens),)
 
 
-_CLASSES = [LTXVConditioning, LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides, LTXVPreprocess,
+_CLASSES = [LTXVConditioning, LTXVImgToVideo, LTXVImgToVideoInplace, LTXVAddGuide, LTXVCropGuides, LTXVPreprocess,
             LTXVScheduler]
 
 NODES = [(cls.NODE_ID, cls, cls.DISPLAY_NAME, cls.RELATIVE_PYTHON_MODULE) for cls in _CLASSES]
