@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from opencomfy.diffusion.hooks import fill_defaults, hooks_applied, hooks_key
 from opencomfy.diffusion.text_encoder import lcm_length
 from opencomfy.engine.progress import throw_if_interrupted
 
@@ -140,6 +141,7 @@ class _Group:
     pooled: torch.Tensor | None
     time_ids: torch.Tensor | None
     concat: torch.Tensor | None = None
+    hooks: object = None              # the entries' HookGroup (hooks are never mixed in a call)
 
 
 def _crop(t: torch.Tensor, c: Cond) -> torch.Tensor:
@@ -153,7 +155,8 @@ def _plan(jobs: list, x: torch.Tensor) -> list[_Group]:
     batch, device = x.shape[0], x.device
     by_shape: dict[tuple, list] = {}
     for job in jobs:
-        by_shape.setdefault(tuple(_piece_input(x, job[1]).shape), []).append(job)
+        # Entries with other hooks run with other weights: never in the same UNet call.
+        by_shape.setdefault((tuple(_piece_input(x, job[1]).shape), hooks_key(job[1])), []).append(job)
     groups = []
     for group in by_shape.values():
         tokens = lcm_length(c.context.shape[1] for _, c in group)
@@ -170,7 +173,7 @@ def _plan(jobs: list, x: torch.Tensor) -> list[_Group]:
                 time_ids.append(c.time_ids.expand(batch, -1))
         groups.append(_Group(group, torch.cat(contexts), torch.cat(pooled) if pooled else None,
                              torch.cat(time_ids) if time_ids else None,
-                             torch.cat(concats) if concats else None))
+                             torch.cat(concats) if concats else None, group[0][1].options.get("hooks")))
     return groups
 
 
@@ -190,6 +193,7 @@ def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]],
     batch = x.shape[0]
     device = x.device
     jobs = [(i, c) for i, conds in enumerate(cond_sets) for c in conds if c.active(sigma)]
+    jobs = fill_defaults(jobs, cond_sets, x, sigma, plans)
     key = (tuple((i, id(c)) for i, c in jobs), tuple(x.shape))
     groups = plans.get(key) if plans is not None else None
     if groups is None:
@@ -208,10 +212,11 @@ def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]],
         x_in = torch.cat([_piece_input(x, c) for _, c in group.jobs])
         controls = [c.controls for _, c in group.jobs]
         # cond_or_uncond: which set each slice of the batch belongs to (0 positive, 1 negative).
-        x0 = model.denoise_batch(x_in, float(sigma), group.context, pooled=group.pooled,
-                                 time_ids=group.time_ids, controls=controls if any(controls) else None,
-                                 concat=group.concat, model_options=model_options,
-                                 cond_or_uncond=[i for i, _ in group.jobs])
+        with hooks_applied(model, group.hooks, sigma, plans):
+            x0 = model.denoise_batch(x_in, float(sigma), group.context, pooled=group.pooled,
+                                     time_ids=group.time_ids, controls=controls if any(controls) else None,
+                                     concat=group.concat, model_options=model_options,
+                                     cond_or_uncond=[i for i, _ in group.jobs])
         for k, (set_index, c) in enumerate(group.jobs):
             piece = x0[k * batch:(k + 1) * batch]
             if direct:

@@ -42,6 +42,10 @@ CORE_NODE_MODULES: tuple[str, ...] = (
     "opencomfy.nodes.model_patches",     # empty NODES without the optional diffusion extra
     "opencomfy.nodes.upscale_model",     # empty NODES without the optional diffusion extra
     "opencomfy.nodes.clip_vision",       # empty NODES without the optional diffusion extra
+    "opencomfy.nodes.model_merging",     # empty NODES without the optional diffusion extra
+    "opencomfy.nodes.model_saving",      # empty NODES without the optional diffusion extra
+    "opencomfy.nodes.model_loaders_extra",   # empty NODES without the optional diffusion extra
+    "opencomfy.nodes.hooks",             # empty NODES without the optional diffusion extra
     # The model families' conditioning/latent/schedule nodes (torch only: always registered).
     "opencomfy.nodes.family_flux",
     "opencomfy.nodes.family_sd3",
