@@ -132,6 +132,8 @@ class BaseModel:
             model_in = sampling.calculate_input(t.to(device), x).to(dtype)
         if c_concat is not None:
             model_in = torch.cat([model_in, c_concat.to(device, dtype)], dim=1)
+        if c_crossattn is None:
+            raise ValueError("apply_model needs the text conditioning (c_crossattn)")
         context = c_crossattn.to(device, dtype)
         added = None
         if added_cond_kwargs is not None:

@@ -164,6 +164,9 @@ class _Schedule:
 
     sigmas: torch.Tensor
 
+    def timestep(self, sigma):
+        raise NotImplementedError
+
     def set_sigmas(self, sigmas: torch.Tensor) -> None:
         self.sigmas = sigmas.float()
         self.log_sigmas = self.sigmas.log()

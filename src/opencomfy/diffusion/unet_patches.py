@@ -100,7 +100,7 @@ def _install_processors(unet) -> None:
     sites = attention_sites(unet)
     for module in unet.modules():
         if isinstance(module, Attention) and id(module) in sites:
-            module.set_processor(PatchedAttnProcessor(module.processor, sites[id(module)]))
+            module.set_processor(PatchedAttnProcessor(module.processor, sites[id(module)]))  # type: ignore[arg-type]
     unet._opencomfy_processors_installed = True
 
 

@@ -129,16 +129,19 @@ class WeightPatch:
                     continue
                 saved[name] = weight.detach().clone()
                 if kind == "set":
+                    assert torch.is_tensor(data)
                     weight.copy_(data.to(weight.device, weight.dtype).reshape(weight.shape))
                     continue
                 value = weight.float() * strength_model if strength_model != 1.0 else weight.float()
                 value = value + _delta(kind, data, weight).to(weight.device) * (strength_patch * strength)
                 weight.copy_(value.to(weight.dtype))
 
+        targets = {name: params[name] if name in params else buffers[name] for name in saved}
+
         def restore():
             with torch.no_grad():
                 for name, original in saved.items():
-                    params.get(name, buffers.get(name)).copy_(original)
+                    targets[name].copy_(original)
         return restore
 
     def __len__(self) -> int:

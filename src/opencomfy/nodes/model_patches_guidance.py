@@ -94,7 +94,7 @@ class PerpNeg(_Patch):
 def project(v0: torch.Tensor, v1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(the part of ``v0`` along ``v1``, the part orthogonal to it), per sample."""
     dims = list(range(1, v0.ndim))
-    v1 = F.normalize(v1, dim=dims)
+    v1 = v1 / v1.flatten(1).norm(dim=1).clamp_min(1e-12).reshape([-1] + [1] * len(dims))
     parallel = (v0 * v1).sum(dim=dims, keepdim=True) * v1
     return parallel, v0 - parallel
 
@@ -118,7 +118,7 @@ class APG(_Patch):
     CATEGORY = "sampling/custom_sampling"
 
     def patch(self, model, eta, norm_threshold, momentum):
-        state = {"average": None, "sigma": None}
+        state: dict = {"average": None, "sigma": None}
 
         def pre_cfg(args):
             out = args["conds_out"]

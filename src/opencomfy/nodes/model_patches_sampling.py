@@ -39,7 +39,7 @@ class ModelSamplingSD3(_Sampling):
         return {"required": {"model": ("MODEL",),
                              "shift": ("FLOAT", {"default": 3.0, "min": 0.0, "max": 100.0, "step": 0.01})}}
 
-    def patch(self, model, shift, multiplier=1000):
+    def patch(self, model, shift, multiplier: float = 1000):
         from opencomfy.diffusion.model_sampling_flow import ModelSamplingDiscreteFlow
 
         return self._with_sampling(model, _flow(ModelSamplingDiscreteFlow, shift=shift, multiplier=multiplier))
