@@ -175,7 +175,8 @@ class _SqliteWriter:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
-            self._engine.dispose()
+            if self._engine is not None:
+                self._engine.dispose()
             self._conn = None
 
 

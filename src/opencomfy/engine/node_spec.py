@@ -64,7 +64,7 @@ class ClassSpec:
 
 def _split_info(info: Any) -> tuple[Any, dict]:
     if isinstance(info, (tuple, list)):
-        if not info:
+        if len(info) == 0:
             return None, {}
         options = info[1] if len(info) > 1 and isinstance(info[1], dict) else {}
         return info[0], options

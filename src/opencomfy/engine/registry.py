@@ -38,7 +38,7 @@ class NodeRegistry:
             self.display_names.pop(class_type, None)
         if python_module is None:
             self._explicit_modules.discard(class_type)
-            python_module = getattr(cls, "RELATIVE_PYTHON_MODULE", "nodes")
+            python_module = str(getattr(cls, "RELATIVE_PYTHON_MODULE", None) or "nodes")
         else:
             self._explicit_modules.add(class_type)
         self.python_modules[class_type] = python_module
@@ -75,7 +75,7 @@ class NodeRegistry:
         cls = self.classes[class_type]
         v1_info = getattr(cls, "GET_NODE_INFO_V1", None)
         if callable(v1_info):  # V3 facades describe themselves, as ComfyUI's V3 classes do
-            info = dict(v1_info())
+            info: dict[str, Any] = dict(v1_info())  # type: ignore[arg-type]  # a V3 facade's dict
             info.setdefault("name", class_type)
             if class_type in self.display_names:
                 info["display_name"] = self.display_names[class_type]

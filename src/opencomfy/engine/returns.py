@@ -77,7 +77,7 @@ def merge_outputs(per_call: list[Any], output_is_list: list[bool]) -> list[list[
             value = call[index] if index < len(call) else None
             if isinstance(value, LinkedValues):
                 merged.extend(value)
-            elif is_list and not isinstance(value, ExecutionBlocker):
+            elif is_list and value is not None and not isinstance(value, ExecutionBlocker):
                 merged.extend(value)
             else:
                 merged.append(value)

@@ -161,7 +161,7 @@ class PromptValidator:
                     check.parents.append(source_id)
                     self.first_consumer.setdefault(source_id, (name, info, value))
                     continue
-                error = self._check_constant(inputs, name, value, input_type, options, info,
+                error = self._check_constant(inputs, name, value, input_type, options or {}, info,
                                              skip_ranges=name in validate_params or validate_kwargs)
                 if error is not None:
                     errors.append(error)

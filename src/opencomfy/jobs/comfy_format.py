@@ -12,7 +12,7 @@ import json
 from typing import Any, Iterable, Sequence
 
 from opencomfy.jobs import transitions as tr
-from opencomfy.jobs.models import OutputSummary
+from opencomfy.jobs.records import OutputSummary
 
 END_EVENTS = ("execution_success", "execution_error", "execution_interrupted")
 

@@ -23,8 +23,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from opencomfy.db.models import Job, JobCount
 from opencomfy.jobs import transitions as tr
 
-JOBS = Job.__table__
-COUNTS = JobCount.__table__
+JOBS: Table = Job.__table__  # type: ignore[assignment]  # declarative tables are Tables
+COUNTS: Table = JobCount.__table__  # type: ignore[assignment]
 
 # Columns of one ComfyUI history entry (the adapter splices their JSON text).
 HISTORY_COLUMNS = (Job.id, Job.number, Job.status, Job.prompt, Job.extra_data,

@@ -7,11 +7,11 @@ Every page is cut in the database (LIMIT/OFFSET on an index); totals come from t
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from opencomfy.db.database import Database
 from opencomfy.jobs import queue_sql as q
-from opencomfy.jobs.models import JobNotFound, JobPage
+from opencomfy.jobs.records import JobNotFound, JobPage
 
 
 class JobReads:
@@ -22,8 +22,8 @@ class JobReads:
     async def queue_snapshot(self, *, workspace_id: str) -> tuple[list, list]:
         """(running rows, pending rows in queue order) of a workspace."""
         async with self.db.read() as conn:
-            running = (await conn.execute(q.running_jobs(workspace_id=workspace_id))).all()
-            pending = (await conn.execute(q.pending_jobs(workspace_id=workspace_id))).all()
+            running = list((await conn.execute(q.running_jobs(workspace_id=workspace_id))).all())
+            pending = list((await conn.execute(q.pending_jobs(workspace_id=workspace_id))).all())
         return running, pending
 
     async def queue_remaining(self, *, workspace_id: str) -> int:
@@ -40,21 +40,21 @@ class JobReads:
             if offset < 0 and max_items is not None:
                 if max_items <= 0:
                     return []
-                rows = (await conn.execute(q.history_rows_newest(
-                    workspace_id=workspace_id, limit=max_items))).all()
+                rows = list((await conn.execute(q.history_rows_newest(
+                    workspace_id=workspace_id, limit=max_items))).all())
                 rows.reverse()
                 return rows
             # ComfyUI adds an item before checking the count, so max_items <= 0 yields one.
             limit = None if max_items is None else max(max_items, 1)
-            return (await conn.execute(q.history_rows_from(
-                workspace_id=workspace_id, offset=max(offset, 0), limit=limit))).all()
+            return list((await conn.execute(q.history_rows_from(
+                workspace_id=workspace_id, offset=max(offset, 0), limit=limit))).all())
 
     async def history_page_newest_first(self, *, workspace_id: str, offset: int,
                                         limit: int | None) -> list:
         """Finished jobs newest first (history_v2)."""
         async with self.db.read() as conn:
-            return (await conn.execute(q.history_rows_desc(
-                workspace_id=workspace_id, offset=offset, limit=limit))).all()
+            return list((await conn.execute(q.history_rows_desc(
+                workspace_id=workspace_id, offset=offset, limit=limit))).all())
 
     async def history_entry(self, *, workspace_id: str, prompt_id: str):
         """One finished job's history row, or None."""
@@ -67,11 +67,11 @@ class JobReads:
                         sort_by: str = "create_time", descending: bool = True,
                         offset: int = 0, limit: int = 100) -> JobPage:
         """One page of jobs and the total matching the filters."""
-        filters = dict(workspace_id=workspace_id, statuses=statuses, workflow_id=workflow_id,
-                       output_type=output_type)
+        filters: dict[str, Any] = dict(workspace_id=workspace_id, statuses=statuses,
+                                       workflow_id=workflow_id, output_type=output_type)
         async with self.db.read() as conn:
-            rows = (await conn.execute(q.page_jobs(**filters, sort_by=sort_by, descending=descending,
-                                                   offset=offset, limit=limit))).all()
+            rows = list((await conn.execute(q.page_jobs(**filters, sort_by=sort_by, descending=descending,
+                                                   offset=offset, limit=limit))).all())
             if offset == 0 and len(rows) < limit:
                 total = len(rows)  # the page holds everything
             elif workflow_id is None and output_type is None:

@@ -164,11 +164,11 @@ def parse_jobs_query(query: Mapping[str, str]) -> JobsQuery:
     sort_order = (query.get("sort_order") or "desc").lower()
     if sort_order not in ("asc", "desc"):
         raise BadRequest("invalid_parameter", "sort_order must be asc or desc")
-    offset = _int_param(query, "offset", 0)
+    offset = _int_param(query, "offset", 0) or 0
     if offset < 0:
         raise BadRequest("invalid_parameter", "offset must be 0 or more")
     limit = _int_param(query, "limit", DEFAULT_JOBS_LIMIT)
-    if not 1 <= limit <= MAX_JOBS_LIMIT:
+    if limit is None or not 1 <= limit <= MAX_JOBS_LIMIT:
         raise BadRequest("invalid_parameter", f"limit must be between 1 and {MAX_JOBS_LIMIT}")
     return JobsQuery(statuses=statuses, workflow_id=query.get("workflow_id") or None,
                      output_type=output_type, sort_by=sort_by, descending=sort_order == "desc",

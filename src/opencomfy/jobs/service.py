@@ -24,8 +24,8 @@ from opencomfy.events.base import BusMessage, EventBus
 from opencomfy.identity.scoped_ids import scoped_id
 from opencomfy.jobs import comfy_format, queue_sql as q
 from opencomfy.jobs import transitions as tr
-from opencomfy.jobs.models import (SENSITIVE_EXTRA_DATA_KEYS, ClaimedJob, DuplicatePromptId,
-                                   JobNotFound, SubmittedJob)
+from opencomfy.jobs.records import (SENSITIVE_EXTRA_DATA_KEYS, ClaimedJob, DuplicatePromptId,
+                                    JobNotFound, SubmittedJob)
 from opencomfy.jobs.reads import JobReads
 from opencomfy.jobs.submit_batch import SubmitBatcher
 
@@ -132,8 +132,7 @@ class JobService(JobReads):
         """
         if self._seq is None:
             await self._load_counters()
-        self._seq += 1
-        seq = self._seq
+        seq = self._seq = (-1 if self._seq is None else self._seq) + 1  # loaded above
         if number is None:
             number = -seq if front else seq
         # Only an id chosen by the client can already exist; ours are fresh uuid4s. A chosen id

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Update, update
+from sqlalchemy import Table, Update, update
 
 from opencomfy.db.models import Job
 
@@ -75,7 +75,7 @@ def transition(source: str, target: str, *, where: Any = None, **values: Any) ->
     found = edge(source, target)
     if found.ends_job and ("history_seq" not in values or "end_time" not in values):
         raise InvalidTransition(f"{source} -> {target} ends the job: history_seq and end_time are required")
-    jobs = Job.__table__
+    jobs: Table = Job.__table__  # type: ignore[assignment]  # declarative tables are Tables
     stmt = update(jobs).where(jobs.c.status == source)
     if where is not None:
         stmt = stmt.where(where)

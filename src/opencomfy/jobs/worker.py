@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from opencomfy.events.base import BusMessage
 from opencomfy.files.workspace_roots import use_workspace
 from opencomfy.jobs.sink import BusEventSink
-from opencomfy.jobs.worker_api import EmbeddedWorkerAPI, JobOutcome, WorkerAPI, WorkerJob
+from opencomfy.jobs.worker_api import EmbeddedWorkerAPI, FinishStatus, JobOutcome, WorkerAPI, WorkerJob
 
 if TYPE_CHECKING:
     from opencomfy.config import Config
@@ -35,7 +35,8 @@ IDLE_POLL_SECONDS = 5.0
 #: Pauses between attempts to store a job's end (the database may be briefly unavailable).
 FINISH_RETRY_DELAYS = (0.2, 0.4, 0.8, 1.6, 3.2)
 
-_RESULT_TO_STATUS = {"success": "completed", "error": "failed", "interrupted": "cancelled"}
+_RESULT_TO_STATUS: dict[str, FinishStatus] = {"success": "completed", "error": "failed",
+                                              "interrupted": "cancelled"}
 
 
 class WorkerRunner:
@@ -228,7 +229,7 @@ class WorkerRunner:
             error = _worker_error(job.prompt_id, exc)
             sink.send("execution_error", error)
             return JobOutcome(status="failed", messages=[("execution_error", error)], error=error)
-        status = _RESULT_TO_STATUS.get(result.status, "failed")
+        status: FinishStatus = _RESULT_TO_STATUS.get(result.status, "failed")
         error = result.error
         if status == "cancelled" and self._stopping:
             status = "failed"

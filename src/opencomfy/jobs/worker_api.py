@@ -17,7 +17,7 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Literal
 
 from opencomfy.events.base import CONTROL_KINDS, BusMessage, EventBus
 
@@ -110,7 +110,7 @@ class EmbeddedWorkerAPI(WorkerAPI):
     def close(self) -> None:
         self._remove_queue_listener()
 
-    async def _on_server(self, coro: Awaitable[Any]) -> Any:
+    async def _on_server(self, coro: Coroutine[Any, Any, Any]) -> Any:
         future = asyncio.run_coroutine_threadsafe(coro, self._server_loop)
         return await asyncio.wrap_future(future)
 
