@@ -198,7 +198,7 @@ class PromptExecution:
             except Exception as ex:
                 self.run_state.error_node(node_id)
                 log.error("!!! Exception during processing !!! %s", ex, exc_info=True)
-                raise NodeFailure(self._exception_details(node_id, ex, self.node_inputs.get(node_id, {})))
+                raise NodeFailure(self._exception_details(node_id, ex, self.node_inputs.get(node_id, {}))) from ex
             if result is PENDING:
                 execution_list.requeue(node_id)
 

@@ -49,7 +49,7 @@ class SubmitBatcher:
                 except Exception as exc:  # the whole batch failed (database gone...)
                     log.exception("writing %d submitted job(s) failed", len(batch))
                     errors = [exc] * len(batch)
-                for (_, future), error in zip(batch, errors):
+                for (_, future), error in zip(batch, errors, strict=True):
                     if future.done():
                         continue
                     if error is None:
