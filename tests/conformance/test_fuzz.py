@@ -184,6 +184,7 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(fuzz_target, tmp_
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
         pytest.fail(f"schemathesis did not finish in time:\n{(out or '')[-6000:]}\n{srv.log()}")
     report = done.stdout + done.stderr
+    (tmp_path / "schemathesis-report.txt").write_text(report)  # kept with pytest's tmp dirs
     assert "API Operations" in report, report[-6000:]  # it ran against the server at all
     # A gate that turns the fuzzer away (a rate limit, a credential that stopped working)
     # shows as dozens of operations answered only 429 or 401, and the run would test nothing
