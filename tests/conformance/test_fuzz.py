@@ -1,7 +1,6 @@
 """Spec fuzzing: schemathesis sends what `spec/openapi.yaml` allows, and what it does not, to
 a `--auth required` server with a real API key and workspace token. No request may end in
-a server error, and
-every response must fit the spec's schema, except the deviations that
+a server error, and every response must fit the spec's schema, except the deviations that
 docs/spec-deviations.md lists (relaxed exactly there, and shown to still happen).
 
 The run is bounded (a fixed seed, a time budget, a few examples per operation and phase,
