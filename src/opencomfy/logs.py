@@ -124,7 +124,17 @@ class _StreamTee(io.TextIOBase):
     def flush(self) -> None:
         self._stream.flush()
 
-    def __getattr__(self, name):  # fileno, encoding, isatty, buffer...
+    # io.TextIOBase answers these itself (None), so __getattr__ would never see them; packs
+    # (e.g. ComfyUI-Manager's logger) read sys.stdout.encoding.
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self._stream, "errors", None)
+
+    def __getattr__(self, name):  # fileno, isatty, buffer...
         return getattr(self._stream, name)
 
 

@@ -85,3 +85,12 @@ def test_stream_tee_records_whole_lines():
     assert [e["m"] for e in capture.entries()] == ["To see the GUI go to: http://127.0.0.1:8188\n"]
     tee.write("line\nand more\n")
     assert [e["m"] for e in capture.entries()][1:] == ["partial line\nand more\n"]
+
+
+def test_stream_tee_reports_the_real_streams_encoding():
+    """Packs read sys.stdout.encoding (io.TextIOBase would answer None for the tee itself)."""
+    real = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+    tee = _StreamTee(real, LogCapture())
+    assert tee.encoding == "latin-1"
+    assert tee.errors == real.errors
+    assert _StreamTee(io.StringIO(), LogCapture()).encoding == "utf-8"  # StringIO has none
