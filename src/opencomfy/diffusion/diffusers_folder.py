@@ -57,7 +57,8 @@ def _text_model(config: dict, weights: dict, with_projection: bool):
 def load_diffusers_folder(folder: str):
     """(MODEL, CLIP, VAE) from a diffusers pipeline folder (SD 1.x, SD 2.x or SDXL)."""
     from accelerate import init_empty_weights
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
     from opencomfy.diffusion.loading import _assign, sd1_clip, sd2_clip, sdxl_clip
     from opencomfy.diffusion.model_sampling import DiscreteSchedule

@@ -202,7 +202,8 @@ class _HookedClip:
     hooks_for_conds = None
 
     def encode_from_tokens(self, tokens, return_pooled=False, return_dict=False):
-        out = super().encode_from_tokens(tokens, return_pooled=return_pooled, return_dict=return_dict)
+        out = super().encode_from_tokens(  # type: ignore[misc]  # (mixed into a CLIP class)
+            tokens, return_pooled=return_pooled, return_dict=return_dict)
         if return_dict and self.hooks_for_conds is not None:
             out["hooks"] = self.hooks_for_conds
         return out

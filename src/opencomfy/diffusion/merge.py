@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -29,7 +30,7 @@ _CLIP_SKIPPED = (".position_ids", ".logit_scale")
 def _materialised(handle, state_dict: Callable[[], dict], force: bool) -> dict[str, torch.Tensor]:
     """``state_dict()`` with the handle's weight patches applied; copied to the CPU when patched
     (or when ``force``), else the live tensors."""
-    patches = list(getattr(handle, "patches", ()))
+    patches: list[tuple[Any, float]] = list(getattr(handle, "patches", ()))
     if not patches and not force:
         return state_dict()
     restores = []
@@ -123,7 +124,7 @@ def merge_blocks(model1, model2, ratios: list[tuple[str, float]]):
 
 # --- CLIP ------------------------------------------------------------------------------------
 
-def _clip_parts(clip) -> dict[str, object]:
+def _clip_parts(clip) -> dict[str, Any]:
     parts = getattr(clip, "parts", None)
     if parts is None:
         raise ValueError("CLIP merging needs CLIP values loaded by this server")
