@@ -9,7 +9,7 @@ import pytest
 
 from opencomfy.jobs import comfy_format as cf
 from opencomfy.jobs import transitions as tr
-from opencomfy.jobs.models import DuplicatePromptId, JobNotFound
+from opencomfy.jobs.records import DuplicatePromptId, JobNotFound
 from opencomfy.jobs.service import RESTART_REASON, JobService
 from tests.db.factories import image_outputs, new_id, run_to_end, submit, tiny_prompt
 

@@ -17,7 +17,7 @@ from opencomfy.http.errors import (ApiError, error_response, parse_json_body, re
                                    read_json)
 from opencomfy.http.routing import add_api_routes, services_of
 from opencomfy.jobs import comfy_format as cf
-from opencomfy.jobs.models import DuplicatePromptId, JobNotFound
+from opencomfy.jobs.records import DuplicatePromptId, JobNotFound
 from opencomfy.jobs.schemas import (BadRequest, flag, id_list, is_canonical_uuid,
                                     parse_history_window, parse_jobs_query, parse_prompt_request)
 
