@@ -85,3 +85,18 @@ def test_python_dash_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "opencomfy", "serve", "--help"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "--database-url" in r.stdout and "--listen" in r.stdout
+
+
+def test_an_unusable_keyring_file_stops_the_server_with_a_clear_message(tmp_path):
+    """A corrupt secrets keyring in the data dir: exit 2 naming the file, no traceback."""
+    from tests.harness import free_port
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "secrets-keyring").write_text("k1:not-base64\n")
+    r = subprocess.run([sys.executable, "-m", "opencomfy", "serve", "--base-directory", str(tmp_path),
+                        "--data-dir", str(data), "--port", str(free_port())],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "secrets-keyring" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout

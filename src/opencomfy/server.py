@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 from aiohttp import web
 
 from opencomfy.app import create_app
 from opencomfy.config import Config
 from opencomfy.http.errors import error_response
+from opencomfy.secrets.crypto import KeyringError
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,12 @@ def serve(config: Config) -> int:
     hosts = list(config.listen)
     log.info("opencomfy listening on %s port %d", ",".join(hosts), config.port)
     print(f"To see the GUI go to: http://{_display_host(hosts[0])}:{config.port}", flush=True)
-    web.run_app(app, host=hosts, port=config.port, print=None, access_log=None,
-                handle_signals=True, shutdown_timeout=5)
+    try:
+        web.run_app(app, host=hosts, port=config.port, print=None, access_log=None,
+                    handle_signals=True, shutdown_timeout=5)
+    except KeyringError as exc:  # an unusable keyring file or variable: the operator's to fix
+        print(f"opencomfy: secrets keyring: {exc}", file=sys.stderr, flush=True)
+        return 2
     return 0
 
 

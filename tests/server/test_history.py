@@ -117,3 +117,11 @@ def test_delete_and_clear_history(server, finished):
                            headers={"Content-Type": "application/json"})
         assert r.status == 400
     wait_idle(server)
+
+
+def test_history_v2_negative_windows_are_clamped_not_refused(server):
+    """history_v2's parameters are plain integers in the spec (200 only): a negative offset is
+    0 and a negative max_items is an empty page."""
+    assert server.get("/api/history_v2?offset=-5").json() == server.get("/api/history_v2?offset=0").json()
+    r = server.get("/api/history_v2?max_items=-1")
+    assert r.status == 200 and r.json() == {"history": []}

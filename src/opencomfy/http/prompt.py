@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiohttp import web
 
@@ -37,7 +38,7 @@ def prompt_error(kind: str, message: str, details: str = "", status: int = 400,
                               "node_errors": node_errors or {}}, status=status)
 
 
-async def _object_body(request: web.Request, *, default=...) -> dict:
+async def _object_body(request: web.Request, *, default: Any = ...) -> dict:
     body = await read_json(request, default=default)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "request body must be a JSON object")
@@ -81,10 +82,7 @@ async def post_prompt(request: web.Request) -> web.Response:
         return prompt_error(exc.kind, exc.message, exc.details)
     if len(req.prompt) > config.max_prompt_nodes:
         return _too_many_nodes(config.max_prompt_nodes)
-    validator = services.validator
-    if validator is None:
-        return prompt_error("service_unavailable", "The engine is not available", status=503)
-    result = await _validate(validator, req)
+    result = await _validate(services.validator, req)
     if not result.ok:
         return web.json_response({"error": result.error, "node_errors": result.node_errors}, status=400)
     try:
@@ -226,10 +224,13 @@ async def get_history_v2(request: web.Request) -> web.Response:
         window = parse_history_window(request.query, default_offset=0)
     except BadRequest as exc:
         return _bad(exc)
-    if window.offset < 0 or (window.max_items is not None and window.max_items < 0):
-        return error_response(400, "invalid_parameter", "max_items and offset must be 0 or more")
+    # The spec declares plain integers (no minimum, no 400): a negative offset counts from the
+    # newest entry like 0, and a negative max_items asks for nothing.
+    offset = max(window.offset or 0, 0)
+    if window.max_items is not None and window.max_items < 0:
+        return web.json_response({"history": []})
     rows = await services_of(request).jobs.history_page_newest_first(
-        workspace_id=workspace_of(request), offset=window.offset, limit=window.max_items)
+        workspace_id=workspace_of(request), offset=offset, limit=window.max_items)
     return web.json_response({"history": [cf.history_v2_entry(r) for r in rows]})
 
 
