@@ -42,6 +42,10 @@ def module_helpers(fullname: str) -> dict:
         from opencomfy.compat.comfy_extras.lt_helpers import HELPERS
 
         helpers.update(HELPERS)
+    if fullname == "comfy_extras.nodes_hunyuan3d":
+        from opencomfy.nodes.files_3d import HUNYUAN_3D_HELPERS
+
+        helpers.update(HUNYUAN_3D_HELPERS)
     if fullname == "comfy_extras.nodes_model_advanced":
         from opencomfy.compat.comfy import model_sampling
 
