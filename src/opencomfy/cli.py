@@ -14,7 +14,7 @@ log = logging.getLogger("opencomfy")
 
 # ComfyUI flags we accept so existing launch scripts keep working, but that change nothing here.
 # Name -> how many values it takes ("?" optional, 0 none, 1 one, "*" several).
-_IGNORED_FLAGS: dict[str, object] = {
+_IGNORED_FLAGS: dict[str, int | str] = {
     "--tls-keyfile": 1, "--tls-certfile": 1, "--auto-launch": 0,
     "--front-end-version": 1, "--enable-compress-response-body": 0, "--gpu-only": 0,
     "--highvram": 0, "--normalvram": 0, "--lowvram": 0, "--novram": 0, "--reserve-vram": 1,

@@ -161,16 +161,18 @@ def _wrap_hook(v3_cls: type, name: str, schema: Schema):
     is_list = schema.is_input_list
     combos = _dynamic_combos(schema)
 
-    if inspect.iscoroutinefunction(target):
-        async def hook(cls_or_self, *args, **kwargs):
-            inputs, hidden = _split_hidden(kwargs, is_input_list=is_list)
-            clone = v3_cls.PREPARE_CLASS_CLONE(hidden)
-            return await getattr(clone, name)(*args, **_nest_dynamic_inputs(combos, inputs))
-    else:
-        def hook(cls_or_self, *args, **kwargs):
-            inputs, hidden = _split_hidden(kwargs, is_input_list=is_list)
-            clone = v3_cls.PREPARE_CLASS_CLONE(hidden)
-            return getattr(clone, name)(*args, **_nest_dynamic_inputs(combos, inputs))
+    async def async_hook(cls_or_self, *args, **kwargs):
+        inputs, hidden = _split_hidden(kwargs, is_input_list=is_list)
+        clone = v3_cls.PREPARE_CLASS_CLONE(hidden)
+        return await getattr(clone, name)(*args, **_nest_dynamic_inputs(combos, inputs))
+
+    def sync_hook(cls_or_self, *args, **kwargs):
+        inputs, hidden = _split_hidden(kwargs, is_input_list=is_list)
+        clone = v3_cls.PREPARE_CLASS_CLONE(hidden)
+        return getattr(clone, name)(*args, **_nest_dynamic_inputs(combos, inputs))
+
+    # The engine awaits a coroutine hook, so the wrapper must be one exactly when the target is.
+    hook = async_hook if inspect.iscoroutinefunction(target) else sync_hook
 
     first = inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     hook.__signature__ = user_sig.replace(parameters=[first, *user_sig.parameters.values()])

@@ -96,7 +96,7 @@ def _hint_widths(shapes: dict) -> list[int]:
 
 def load_controlnet_file(path: str) -> ControlNet:
     from accelerate import init_empty_weights
-    from diffusers import ControlNetModel
+    from diffusers.models.controlnets.controlnet import ControlNetModel
     from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
 
     from opencomfy.diffusion.memory import offload_device, weight_dtype
@@ -149,6 +149,8 @@ def controlnet_to_ldm(state_dict: dict, config: dict) -> dict:
                 ldm = f"input_hint_block.{2 * (blocks + 1)}." + rest[len("conv_out."):]
             else:
                 m = re.match(r"blocks\.(\d+)\.(.*)", rest)
+                if m is None:
+                    raise UnsupportedCheckpoint(f"unexpected ControlNet hint-encoder key {key!r}")
                 ldm = f"input_hint_block.{2 * (int(m[1]) + 1)}.{m[2]}"
         else:
             ldm = unet_key_to_ldm(key, layers_per_block=config["layers_per_block"],
@@ -188,6 +190,7 @@ def residuals(controls, x, timestep, context, added, sigma, schedule):
         if down_total is None:
             down_total, mid_total = list(down), mid
         else:
-            down_total = [a + b for a, b in zip(down_total, down)]
+            # ControlNets applied to one UNet all give one residual per down block.
+            down_total = [a + b for a, b in zip(down_total, down, strict=True)]
             mid_total = mid_total + mid
     return down_total, mid_total

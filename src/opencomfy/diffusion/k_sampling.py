@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -123,11 +124,12 @@ def _run(name: str, model, x, sigmas, extra_args, callback, noise_sampler, optio
         else:
             noise_sampler = default_noise_sampler(x, seed=seed)
     denoise = _KDenoiser(model, x, extra_args, capture_uncond=name in CFG_PP_SAMPLERS)
-    report = None
+    report: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None
     if callback is not None:
-        def report(i, xi, x0):
+        def report_step(i, xi, x0):
             callback({"x": xi, "i": i, "sigma": sigmas[min(i, len(sigmas) - 1)],
                       "sigma_hat": sigmas[min(i, len(sigmas) - 1)], "denoised": x0})
+        report = report_step
     with torch.no_grad():
         return fn(denoise, x, sigmas, noise=noise_sampler, callback=report, **kwargs)
 

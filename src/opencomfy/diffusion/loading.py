@@ -40,7 +40,7 @@ def _assign(module, state_dict: dict, kind: str):
 
 def build_unet(state_dict: dict, config: dict):
     from accelerate import init_empty_weights
-    from diffusers import UNet2DConditionModel
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
 
     converted = convert_ldm_unet_checkpoint(state_dict, config)
@@ -51,7 +51,7 @@ def build_unet(state_dict: dict, config: dict):
 
 def build_vae(state_dict: dict, config: dict):
     from accelerate import init_empty_weights
-    from diffusers import AutoencoderKL
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
     converted = convert_ldm_vae_checkpoint(state_dict, config)
@@ -193,6 +193,11 @@ def _family_of_unet(shapes: dict) -> str:
 def load_unet_file(path: str, weight_dtype_option: str = "default"):
     """A MODEL from a diffusion-model-only file in the LDM layout (with or without the
     ``model.diffusion_model.`` prefix): SD 1.x, SD 2.x or SDXL, told apart by the weights."""
+    return unet_from_state_dict(read_state_dict(path), weight_dtype_option, os.path.basename(path))
+
+
+def unet_from_state_dict(state_dict: dict, weight_dtype_option: str = "default", name: str = "the weights"):
+    """:func:`load_unet_file` for weights already in memory (``comfy.sd.load_diffusion_model_state_dict``)."""
     import copy
 
     from opencomfy.diffusion.detect import bundled_config, prediction_type, unet_config
@@ -200,10 +205,9 @@ def load_unet_file(path: str, weight_dtype_option: str = "default"):
     from opencomfy.diffusion.model_sampling import DiscreteSchedule
     from opencomfy.diffusion.models import SDXL_LATENT_RGB, DiffusionModel
 
-    state_dict = read_state_dict(path)
     if not any(k.startswith(UNET_PREFIX) for k in state_dict):
         if "input_blocks.0.0.weight" not in state_dict:
-            raise UnsupportedCheckpoint(f"{os.path.basename(path)}: not a UNet in the LDM layout "
+            raise UnsupportedCheckpoint(f"{name}: not a UNet in the LDM layout "
                                         "(diffusers-format UNet files are not supported yet)")
         state_dict = {UNET_PREFIX + k: v for k, v in state_dict.items()}
     shapes = _shapes(state_dict)

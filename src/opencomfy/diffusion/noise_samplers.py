@@ -16,6 +16,7 @@ A noise sampler is ``noise(sigma, sigma_next) -> tensor`` of the sample's shape,
 from __future__ import annotations
 
 import warnings
+from typing import cast
 
 import torch
 
@@ -80,7 +81,8 @@ class BrownianTreeNoiseSampler:
             # torchsde warns when a bound is the tree's end read back at another precision;
             # the query is still answered correctly.
             warnings.filterwarnings("ignore", message="Should have (ta|tb)")
-            w = torch.stack([tree(a, b) for tree in self.trees]).to(self.device, self.dtype)
+            # torchsde types a query as tensor-or-tuple; without return_U/return_A it is a tensor.
+            w = torch.stack([cast(torch.Tensor, tree(a, b)) for tree in self.trees]).to(self.device, self.dtype)
         w = w * (self.sign * sign)
         return w if self.batched else w[0]
 

@@ -10,6 +10,7 @@ very same weights to diffusers' pipeline.
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 
@@ -52,15 +53,25 @@ def _perturb_norms(module: torch.nn.Module, generator: torch.Generator) -> None:
             p.data += 0.1 * torch.randn(p.shape, generator=generator)
 
 
+def _random_unet_vae(unet_config: dict, vae_config: dict):
+    """A random-init diffusers (UNet, VAE) pair from their configs, in that order (seeding)."""
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+
+    # from_config is typed model-or-(model, unused kwargs); the tuple comes only with
+    # return_unused_kwargs=True.
+    unet = cast(UNet2DConditionModel, UNet2DConditionModel.from_config(unet_config))
+    vae = cast(AutoencoderKL, AutoencoderKL.from_config(vae_config))
+    return unet, vae
+
+
 def build_sd1_modules(size: str = "tiny", *, seed: int = 0):
     """Random (unet, vae, text_encoder) diffusers/transformers modules."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     unet_config, vae_config, clip_config = sd1_configs(size)
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel.from_config(unet_config)
-    vae = AutoencoderKL.from_config(vae_config)
+    unet, vae = _random_unet_vae(unet_config, vae_config)
     clip = CLIPTextModel(CLIPTextConfig(**clip_config))
     generator = torch.Generator().manual_seed(seed + 1)
     for m in (unet, vae, clip):
@@ -101,7 +112,6 @@ TINY_CLIP_G = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 
 
 def build_sdxl_modules(*, seed: int = 0):
     """Random tiny SDXL (unet, vae, clip_l, clip_g) modules."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     unet_config = copy.deepcopy(bundled_config("sdxl_unet"))
@@ -113,8 +123,7 @@ def build_sdxl_modules(*, seed: int = 0):
     g_config = copy.deepcopy(bundled_config("sdxl_text_encoder_2"))
     g_config.update(TINY_CLIP_G)
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel.from_config(unet_config)
-    vae = AutoencoderKL.from_config(vae_config)
+    unet, vae = _random_unet_vae(unet_config, vae_config)
     clip_l = CLIPTextModel(CLIPTextConfig(**l_config))
     clip_g = CLIPTextModelWithProjection(CLIPTextConfig(**g_config))
     generator = torch.Generator().manual_seed(seed + 1)
@@ -149,7 +158,6 @@ TINY_SD2_UNET = {
 def write_sd2_checkpoint(path, *, seed: int = 0, v_prediction: bool = False):
     """Write a tiny random SD 2.x checkpoint (OpenCLIP-H layout); a ``v_pred`` marker key when
     asked. Returns (unet, vae, clip_h)."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
     from safetensors.torch import save_file
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
@@ -160,8 +168,7 @@ def write_sd2_checkpoint(path, *, seed: int = 0, v_prediction: bool = False):
     h_config = copy.deepcopy(bundled_config("sd2_text_encoder"))
     h_config.update(TINY_CLIP_G)
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel.from_config(unet_config)
-    vae = AutoencoderKL.from_config(vae_config)
+    unet, vae = _random_unet_vae(unet_config, vae_config)
     clip_h = CLIPTextModelWithProjection(CLIPTextConfig(**h_config))
     generator = torch.Generator().manual_seed(seed + 1)
     for m in (unet, vae, clip_h):

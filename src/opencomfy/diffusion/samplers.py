@@ -139,7 +139,7 @@ def dpmpp_2m(denoise, x, sigmas, *, noise=None, callback=None):
             x = x0
         else:
             h = math.log(s) - math.log(s_next)
-            if old_x0 is None:
+            if old_x0 is None or h_last is None:  # first step: no history yet
                 d = x0
             else:
                 r = h_last / h
@@ -206,7 +206,7 @@ def dpmpp_2m_sde(denoise, x, sigmas, *, noise, callback=None, eta=1.0, solver_ty
             h = math.log(s) - math.log(s_next)
             eta_h = eta * h
             x = (s_next / s) * math.exp(-eta_h) * x + (-math.expm1(-h - eta_h)) * x0
-            if old_x0 is not None:
+            if old_x0 is not None and h_last is not None:
                 r = h_last / h
                 if solver_type == "heun":
                     x = x + ((-math.expm1(-h - eta_h)) / (-h - eta_h) + 1) * (1 / r) * (x0 - old_x0)
@@ -233,7 +233,8 @@ def dpmpp_3m_sde(denoise, x, sigmas, *, noise, callback=None, eta=1.0):
             h = math.log(s) - math.log(s_next)
             h_eta = h * (eta + 1)
             x = math.exp(-h_eta) * x + (-math.expm1(-h_eta)) * x0
-            if x0_2 is not None:
+            # The step sizes are recorded together with the x0 history they belong to.
+            if x0_2 is not None and h_1 is not None and h_2 is not None:
                 r0, r1 = h_1 / h, h_2 / h
                 d1_0, d1_1 = (x0 - x0_1) / r0, (x0_1 - x0_2) / r1
                 d1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1)
@@ -241,7 +242,7 @@ def dpmpp_3m_sde(denoise, x, sigmas, *, noise, callback=None, eta=1.0):
                 phi_2 = math.expm1(-h_eta) / h_eta + 1
                 phi_3 = phi_2 / h_eta - 0.5
                 x = x + phi_2 * d1 - phi_3 * d2
-            elif x0_1 is not None:
+            elif x0_1 is not None and h_1 is not None:
                 r = h_1 / h
                 d = (x0 - x0_1) / r
                 phi_2 = math.expm1(-h_eta) / h_eta + 1

@@ -251,7 +251,7 @@ def res_multistep(denoise, x, sigmas, *, noise, callback=None, eta=0.0, cfg_pp=F
         x0 = denoise(x, s)
         uncond = denoise.last_uncond if cfg_pp else x0
         down, up = ancestral_step(s, s_next, eta)
-        if down == 0 or old_x0 is None:
+        if down == 0 or old_x0 is None or old_down is None:  # both are set together, after step 0
             x = x0 + to_d(x, s, uncond) * down if cfg_pp else x + to_d(x, s, x0) * (down - s)
         else:
             h = math.log(s) - math.log(down)

@@ -27,7 +27,10 @@ def _er_noise_scaler(lam: torch.Tensor) -> torch.Tensor:
     return lam * ((lam ** 0.3).exp() + 10.0)
 
 
-def er_sde(denoise, x, sigmas, *, noise, callback=None, s_noise=1.0, max_stage=3):
+def er_sde(denoise, x, sigmas, *, noise, callback=None, s_noise=1.0, max_stage=3, noise_scaler=None):
+    """ER-SDE; ``noise_scaler`` (a function of lambda) replaces the default noise scale: ``x``
+    itself with ``s_noise`` 0 is the probability-flow ODE, ``x ** (eta + 1)`` the reverse-time SDE."""
+    scaler = _er_noise_scaler if noise_scaler is None else noise_scaler
     lambdas = sigmas.float()                 # lambda_ER = sigma / alpha = sigma
     points = torch.arange(0, 200, dtype=torch.float32)
     old_x0 = old_dx0 = None
@@ -39,21 +42,21 @@ def er_sde(denoise, x, sigmas, *, noise, callback=None, s_noise=1.0, max_stage=3
             x = x0
         else:
             lam_s, lam_t = lambdas[i], lambdas[i + 1]
-            r = _er_noise_scaler(lam_t) / _er_noise_scaler(lam_s)
+            r = scaler(lam_t) / scaler(lam_s)
             x = r * x + (1 - r) * x0
             if stage >= 2:
                 dt = lam_t - lam_s
                 # Left Riemann sums over 200 points from lam_t up to lam_s (the published rule).
                 step = -dt / 200.0
                 grid = lam_t + points * step
-                scaled = _er_noise_scaler(grid)
+                scaled = scaler(grid)
                 dx0 = (x0 - old_x0) / (lam_s - lambdas[i - 1])
                 integral = torch.sum(1 / scaled) * step
-                x = x + (dt + integral * _er_noise_scaler(lam_t)) * dx0
+                x = x + (dt + integral * scaler(lam_t)) * dx0
                 if stage >= 3:
                     integral_u = torch.sum((grid - lam_s) / scaled) * step
                     ddx0 = (dx0 - old_dx0) / ((lam_s - lambdas[i - 2]) / 2)
-                    x = x + (dt ** 2 / 2 + integral_u * _er_noise_scaler(lam_t)) * ddx0
+                    x = x + (dt ** 2 / 2 + integral_u * scaler(lam_t)) * ddx0
                 old_dx0 = dx0
             if s_noise > 0:
                 spread = (lam_t ** 2 - lam_s ** 2 * r ** 2).sqrt().nan_to_num(nan=0.0)
@@ -185,8 +188,10 @@ def sa_solver(denoise, x, sigmas, *, noise, callback=None, tau_func=None, s_nois
         schedule = schedule or _schedule_of(denoise)
         high, low = schedule.percent_to_sigma(0.2), schedule.percent_to_sigma(0.8)
 
-        def tau_func(sigma):
+        def default_tau(sigma):
             return 1.0 if high >= sigma >= low else 0.0
+
+        tau_func = default_tau
 
     sig = [float(v) for v in sigmas]
     lam = [-math.log(v) if v > 0 else math.inf for v in sig]

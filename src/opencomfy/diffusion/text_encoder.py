@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -66,7 +67,7 @@ class ClipPart:
     """One text tower: its key in token dicts ("l", "g"), model and conventions."""
 
     key: str
-    model: object
+    model: torch.nn.Module   # a transformers CLIPTextModel or CLIPTextModelWithProjection
     pad_id: int = END_ID
     norm_hidden: bool = True          # apply the final layer norm to a chosen hidden layer
     lora_prefixes: tuple[str, ...] = ("lora_te_",)
@@ -123,7 +124,9 @@ class TextEncoder:
     # -- encoding -----------------------------------------------------------------------------
     def _encode_part(self, part: ClipPart, rows: list[list], device):
         model = part.model
-        token_embedding = getattr(model, "text_model", model).embeddings.token_embedding
+        # The CLIP text transformer; nn.Module types its submodules loosely, hence Any.
+        transformer: Any = getattr(model, "text_model", model)
+        token_embedding = transformer.embeddings.token_embedding
         width = token_embedding.weight.shape[1]
         injected = []          # (row, position, vector) for embedding tokens
         for r, row in enumerate(rows):
@@ -153,12 +156,21 @@ class TextEncoder:
         else:
             hidden = out.hidden_states[self.layer_idx]
             if part.norm_hidden:
-                hidden = getattr(model, "text_model", model).final_layer_norm(hidden)
+                hidden = transformer.final_layer_norm(hidden)
         pooled = out.text_embeds if hasattr(out, "text_embeds") else out.pooler_output
         return hidden.float().cpu(), pooled.float().cpu()
 
     def encode_from_tokens(self, tokens: dict, return_pooled: bool = False, return_dict: bool = False):
-        """Encode chunks; ``(cond [1, 77*n, dim], pooled [1, dim])`` or a dict."""
+        """Encode chunks; ``cond [1, 77*n, dim]``, ``(cond, pooled [1, dim])`` or a dict."""
+        cond, pooled_out = self._encode_tokens(tokens)
+        if return_dict:
+            return {"cond": cond, "pooled_output": pooled_out}
+        if return_pooled:
+            return cond, pooled_out
+        return cond
+
+    def _encode_tokens(self, tokens: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(cond, pooled)``; pooled is None unless the part it comes from is present."""
         from opencomfy.diffusion.memory import models_in_use
 
         features, pooled_out = [], None
@@ -181,14 +193,10 @@ class TextEncoder:
                 if part.key == self.pooled_from:
                     pooled_out = pooled[:1]
         cond = torch.cat(features, dim=-1) if len(features) > 1 else features[0]
-        if return_dict:
-            return {"cond": cond, "pooled_output": pooled_out}
-        if return_pooled:
-            return cond, pooled_out
-        return cond
+        return cond, pooled_out
 
     def encode(self, text: str) -> torch.Tensor:
-        return self.encode_from_tokens(self.tokenize(text))
+        return self._encode_tokens(self.tokenize(text))[0]
 
     def __repr__(self) -> str:
         return f"<CLIP {'+'.join(p.key for p in self.parts)} layer={self.layer_idx}>"

@@ -97,7 +97,10 @@ def _load(files: tuple[str, str] | None):
         with open(files[1], encoding="utf-8") as f:
             merges = _merge_lines(f.read())
     pairs = [tuple(m.split(" ", 1)) for m in merges]
-    return CLIPTokenizer(vocab=vocab, merges=pairs, model_max_length=MAX_LENGTH)
+    # transformers annotates merges as list[str], but hands them to tokenizers' BPE, which takes
+    # (left, right) pairs.
+    return CLIPTokenizer(vocab=vocab, merges=pairs,  # type: ignore[arg-type]  (annotation is wrong)
+                         model_max_length=MAX_LENGTH)
 
 
 def clip_tokenizer():

@@ -81,7 +81,7 @@ def uni_pc(denoise, x, sigmas, *, noise=None, callback=None, order: int | None =
         h_phi_1, b_h, rho_p, rho_c = _coefficients(rks, h, step_order, variant)
         base = (s_next / s_prev) * x - h_phi_1 * m0
         predicted = base
-        if d1s:
+        if rho_p is not None:   # None exactly for a first-order step, which has no d1s
             predicted = base - b_h * sum(float(w) * d for w, d in zip(rho_p, d1s, strict=False))
         x_next = predicted
         model_next = None

@@ -54,22 +54,22 @@ class HiddenHolder:
 class NodeInfoV1:
     """What ComfyUI's object_info reports for a V3 node (every key, Nones included)."""
 
-    input: dict = None
-    input_order: dict = None
-    output: list = None
-    output_is_list: list = None
-    output_name: list = None
-    output_tooltips: list = None
-    output_matchtypes: list = None
-    name: str = None
-    display_name: str = None
-    description: str = None
+    input: dict | None = None
+    input_order: dict | None = None
+    output: list | None = None
+    output_is_list: list | None = None
+    output_name: list | None = None
+    output_tooltips: list | None = None
+    output_matchtypes: list | None = None
+    name: str | None = None
+    display_name: str | None = None
+    description: str | None = None
     python_module: Any = None
-    category: str = None
-    output_node: bool = None
-    deprecated: bool = None
-    experimental: bool = None
-    api_node: bool = None
+    category: str | None = None
+    output_node: bool | None = None
+    deprecated: bool | None = None
+    experimental: bool | None = None
+    api_node: bool | None = None
 
 
 def add_to_dict_v1(i: Input, d: dict) -> None:
@@ -96,7 +96,7 @@ class Schema:
     """Everything about a V3 node except its code."""
 
     node_id: str
-    display_name: str = None
+    display_name: str | None = None
     category: str = "sd"
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
@@ -258,7 +258,7 @@ class _DefaultLazyStatus:
 class ComfyNode:
     """Base class of V3 nodes: override ``define_schema`` and ``execute`` (classmethods)."""
 
-    RELATIVE_PYTHON_MODULE = None
+    RELATIVE_PYTHON_MODULE: str | None = None
     SCHEMA: Schema | None = None
     hidden: HiddenHolder | None = None
 
@@ -339,7 +339,10 @@ class ComfyNode:
     # ComfyUI's V1 view of a V3 class, for code that reads these attributes directly.
     @classmethod
     def INPUT_TYPES(cls) -> dict:  # noqa: N802
-        return cls.FINALIZE_SCHEMA().get_v1_info(cls).input
+        inputs = cls.FINALIZE_SCHEMA().get_v1_info(cls).input
+        if inputs is None:  # get_v1_info always fills it; None would be our bug
+            raise RuntimeError(f"{cls.__name__}: schema produced no input dict")
+        return inputs
 
     RETURN_TYPES = classproperty(lambda cls: [o.io_type for o in cls._schema().outputs])
     RETURN_NAMES = classproperty(lambda cls: [o.display_name or o.io_type for o in cls._schema().outputs])

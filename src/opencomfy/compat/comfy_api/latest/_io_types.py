@@ -420,6 +420,10 @@ _PLAIN_TYPES = (
 
 PLAIN_TYPE_NAMES = tuple(name for name, _ in _PLAIN_TYPES)
 
+# The loop below binds these names at import; this declaration tells the type checker about the
+# one our own modules reach through the module (``_io_types.AnyType``).
+AnyType: type[ComfyTypeIO]
+
 for _name, _io_type in _PLAIN_TYPES:
     globals()[_name] = comfytype(io_type=_io_type)(
         type(_name, (ComfyTypeIO,), {"__module__": __name__, "__qualname__": _name}))
