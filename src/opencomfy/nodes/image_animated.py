@@ -54,7 +54,7 @@ def _save_animation(images, filename_prefix: str, extension: str, write_frames) 
     frames = [tensor_to_pil(image) for image in images]
     name = write_numbered_file(target, stem=target.filename, extension=extension,
                                write=lambda f: write_frames(f, frames))
-    ui = {"images": [{"filename": name, "subfolder": target.subfolder, "type": "output"}]}
+    ui: dict[str, list] = {"images": [{"filename": name, "subfolder": target.subfolder, "type": "output"}]}
     if len(frames) > 1:
         ui["animated"] = [True]
     return {"ui": ui}

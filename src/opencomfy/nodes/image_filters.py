@@ -122,7 +122,10 @@ class ImageQuantize(V3SchemaNode):
     @staticmethod
     def bayer(picture: Image.Image, palette: Image.Image, order: int) -> Image.Image:
         """Ordered dithering: add a tiled threshold matrix, then map to the palette."""
-        colors = len(palette.getpalette()) // 3
+        entries = palette.getpalette()
+        if entries is None:
+            raise ValueError("ordered dithering needs a palette (mode P) image")
+        colors = len(entries) // 3
         spread = 2 * 256 / colors
         matrix = torch.from_numpy(spread * _bayer_matrix(int(math.log2(order))) + 0.5)
         pixels = torch.from_numpy(np.array(picture).astype(np.float32))

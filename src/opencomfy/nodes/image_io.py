@@ -157,6 +157,8 @@ def load_image_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
             masks.append(_frame_mask(frame))
             if file_format in _SINGLE_FRAME_FORMATS:
                 break
+    if size is None:
+        raise ValueError(f"{os.path.basename(path)}: the image has no frames")
     width, height = size
     if len(images) == 1:
         mask = masks[0] if masks[0] is not None else torch.zeros((64, 64), dtype=torch.float32)

@@ -78,6 +78,8 @@ class SaveCounters:
         if mtime is None:
             os.makedirs(folder, exist_ok=True)
             mtime = self._folder_mtime(folder)
+            if mtime is None:
+                raise OSError(f"cannot read the output folder {folder}")
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = self._Entry(self._scan(folder, filename), mtime)

@@ -126,7 +126,8 @@ def common_upscale(samples: torch.Tensor, width: int, height: int, upscale_metho
     ``crop``: "center" first crops to the target aspect ratio; anything else keeps it all.
     """
     orig_shape = tuple(samples.shape)
-    if len(orig_shape) > 4:
+    ndim = len(orig_shape)   # compared apart from the tuple, which the checker would narrow per length
+    if ndim > 4:
         # Fold the extra (time) axis into the batch so every frame is resized alike.
         samples = samples.reshape(orig_shape[0], orig_shape[1], -1, orig_shape[-2], orig_shape[-1])
         samples = samples.movedim(2, 1).reshape(-1, orig_shape[1], orig_shape[-2], orig_shape[-1])
@@ -137,7 +138,7 @@ def common_upscale(samples: torch.Tensor, width: int, height: int, upscale_metho
         out = lanczos(s, width, height)
     else:
         out = torch.nn.functional.interpolate(s, size=(height, width), mode=upscale_method)
-    if len(orig_shape) == 4:
+    if ndim == 4:
         return out
     out = out.reshape((orig_shape[0], -1, orig_shape[1]) + (height, width))
     return out.movedim(2, 1).reshape(orig_shape[:-2] + (height, width))

@@ -23,6 +23,12 @@ class V3SchemaNode:
     FUNCTION = "execute"
     OUTPUT_NODE = False
     API_NODE = False
+    # Every subclass sets these, in the V3 form the module docstring describes.
+    RETURN_TYPES: tuple[str, ...]
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 (ComfyUI's name)
+        raise NotImplementedError(f"{cls.__name__} must define INPUT_TYPES")
 
     @classmethod
     def output_tooltips(cls) -> list[None]:
