@@ -72,8 +72,11 @@ def _stage(x, x0_terms, s: float, s_to: float, h_part: float, eta: float):
     return (s_to / s) * math.exp(-h_part * eta) * x + x0_terms
 
 
-def seeds_2(denoise, x, sigmas, *, noise, callback=None, eta=1.0, s_noise=1.0, r=0.5):
-    """SEEDS-2: one midpoint evaluation at log-sigma fraction ``r``."""
+def seeds_2(denoise, x, sigmas, *, noise, callback=None, eta=1.0, s_noise=1.0, r=0.5, solver_type="phi_1"):
+    """SEEDS-2: one midpoint evaluation at log-sigma fraction ``r``; ``phi_2`` weighs the two
+    predictions with the second phi function (with r 1 and eta 0: exponential Heun)."""
+    if solver_type not in ("phi_1", "phi_2"):
+        raise ValueError(f"seeds_2: unknown solver_type {solver_type!r} (expected phi_1 or phi_2)")
     inject = eta > 0 and s_noise > 0
     for i in range(len(sigmas) - 1):
         s, s_next = float(sigmas[i]), float(sigmas[i + 1])
@@ -89,8 +92,12 @@ def seeds_2(denoise, x, sigmas, *, noise, callback=None, eta=1.0, s_noise=1.0, r
                 path = math.sqrt(-math.expm1(-2 * r * h * eta)) * noise(s, s_mid)
                 x_mid = x_mid + path * s_mid * s_noise
             x0_mid = denoise(x_mid, s_mid)
-            mixed = torch.lerp(x0, x0_mid, 1 / (2 * r))
-            x = _stage(x, -math.expm1(-h_eta) * mixed, s, s_next, h, eta)
+            if solver_type == "phi_2":
+                b_2 = _h_phi_2(-h_eta) / r
+                x = _stage(x, -((_h_phi_1(-h_eta) - b_2) * x0 + b_2 * x0_mid), s, s_next, h, eta)
+            else:
+                mixed = torch.lerp(x0, x0_mid, 1 / (2 * r))
+                x = _stage(x, -math.expm1(-h_eta) * mixed, s, s_next, h, eta)
             if inject:
                 # the same Brownian path, decayed over the second part, plus its new increment
                 seg = (r - 1) * h * eta
