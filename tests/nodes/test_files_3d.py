@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from opencomfy.compat import folder_paths
 from opencomfy.compat.comfy import cli_args
 from opencomfy.compat.comfy_api.latest._video import VideoFromFile
 from opencomfy.nodes.files_3d import (
@@ -21,6 +22,15 @@ from opencomfy.nodes.mesh_3d import MESH, VOXEL, glb_bytes
 from tests.nodes import media
 from tests.nodes.conftest import run_node
 from tests.nodes.glb_reader import read_glb
+
+
+@pytest.fixture(autouse=True)
+def _leave_the_input_folder_as_found():
+    """The folder nodes list the input folder's sub-folders; point it back where it was, so
+    that later tests (the catalogue against ComfyUI's) do not see this test's folders."""
+    before = folder_paths.get_root_directory("input")
+    yield
+    folder_paths.set_input_directory(before)
 
 
 def sphere_grid(n: int = 12, centre=(6.0, 6.0, 4.0), radius: float = 4.0) -> torch.Tensor:

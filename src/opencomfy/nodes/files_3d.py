@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from typing import BinaryIO
 
 import torch
 
@@ -200,6 +202,12 @@ def _glb_metadata(prompt, extra_pnginfo) -> dict | None:
     return metadata or None
 
 
+def _writer(data: bytes) -> Callable[[BinaryIO], None]:
+    def write(handle: BinaryIO) -> None:
+        handle.write(data)
+    return write
+
+
 class SaveGLB:
     """Writes each mesh of a MESH batch as a binary glTF (.glb) file in the output folder."""
 
@@ -228,7 +236,7 @@ class SaveGLB:
         for vertices, faces in checked:
             data = glb_bytes(vertices, faces, metadata)
             name = write_numbered_file(target, stem=target.filename, extension="glb",
-                                       write=lambda f, d=data: f.write(d))
+                                       write=_writer(data))
             results.append({"filename": name, "subfolder": target.subfolder, "type": "output"})
         return {"ui": {"3d": results}}
 

@@ -60,7 +60,7 @@ class MESH:
         if len(vertices) != len(faces):
             raise ValueError(f"MESH holds {len(vertices)} vertex sets but {len(faces)} face sets")
         out = []
-        for i, (v, f) in enumerate(zip(vertices, faces)):
+        for i, (v, f) in enumerate(zip(vertices, faces, strict=True)):
             if self.vertex_counts is not None:
                 v = v[: self.vertex_counts[i]]
             if self.face_counts is not None:
