@@ -14,7 +14,9 @@ ComfyUI names the parts of an SD UNet by the original LDM layout, and patches ad
   in the patch's extra options counts the ``Transformer2DModel`` s in running order.
 
 Attention patches run through an attention processor installed on every ``Attention`` module
-(it defers to the original processor when no patch concerns it). Block patches
+(it defers to the original processor when no patch concerns it). ``middle_patch`` functions (GLIGEN)
+run in each transformer block right after self-attention's residual, through diffusers' own
+GLIGEN slot (:func:`_install_middle_patches`). Block patches
 (``input_block_patch``, ``input_block_patch_after_skip``, ``output_block_patch``) need the skip
 connections between blocks, so a UNet with block patches runs through :func:`_forward_by_blocks`,
 which walks diffusers' modules in the LDM block order; without them diffusers' own forward runs.
@@ -166,6 +168,50 @@ class PatchedAttnProcessor:
         return n
 
 
+def _route_middle_patches(block, args, kwargs):
+    """Forward pre-hook of a ``BasicTransformerBlock``: when the running call has middle patches,
+    ask the block for its GLIGEN step (diffusers' slot right after self-attention's residual,
+    where ComfyUI runs ``middle_patch``), which :func:`_middle_patch_runner` fills."""
+    options = _current.get()
+    if not (options or {}).get("patches", {}).get("middle_patch"):
+        return None
+    cross = dict(kwargs.get("cross_attention_kwargs") or {})
+    cross["gligen"] = {"objs": None}
+    return args, {**kwargs, "cross_attention_kwargs": cross}
+
+
+def _middle_patch_runner(block, site: AttentionSite):
+    def run(hidden_states: torch.Tensor, _objs) -> torch.Tensor:
+        options = _current.get() or {}
+        extra = PatchedAttnProcessor(None, site)._extra_options(block.attn1, options)
+        for patch in options.get("patches", {}).get("middle_patch", []):
+            hidden_states = patch(hidden_states, extra)
+        return hidden_states
+    return run
+
+
+def _install_middle_patches(unet) -> None:
+    """Give every transformer block a ``middle_patch`` step (once per UNet). A plain function in
+    the block's ``fuser`` slot, not a submodule, so the UNet's weights are unchanged; blocks
+    that carry diffusers' own GLIGEN fuser keep it."""
+    if getattr(unet, "_opencomfy_middle_installed", False):
+        return
+    sites = attention_sites(unet)
+    for module in unet.modules():
+        attn1 = getattr(module, "attn1", None)
+        if attn1 is None or id(attn1) not in sites or "fuser" in module._modules:
+            continue
+        module.__dict__["fuser"] = _middle_patch_runner(module, sites[id(attn1)])
+        module.register_forward_pre_hook(_route_middle_patches, with_kwargs=True)
+    unet._opencomfy_middle_installed = True
+
+
+def current_transformer_options() -> dict | None:
+    """The ``transformer_options`` of the UNet call running in this thread (None outside one),
+    for code hooked deeper into the model (transformer-block replacements)."""
+    return _current.get()
+
+
 def _has(patches: dict, names) -> bool:
     return any(patches.get(name) for name in names)
 
@@ -178,6 +224,14 @@ def unet_forward(unet, sample: torch.Tensor, timestep: torch.Tensor, context: to
     uses_attention = _has(patches, _ATTENTION_PATCHES) or any(transformer_options.get("patches_replace", {}).values())
     if uses_attention:
         _install_processors(unet)
+    if patches.get("middle_patch"):
+        _install_middle_patches(unet)
+    if transformer_options.get("patches_replace", {}).get("dit"):
+        from opencomfy.diffusion.transformer_blocks import install_block_replacements
+
+        install_block_replacements(unet)
+    # Attention patches that tile or merge tokens need the latent's size (ComfyUI passes it too).
+    transformer_options["original_shape"] = list(sample.shape)
     token = _current.set(transformer_options)
     try:
         if _has(patches, _BLOCK_PATCHES):
