@@ -282,7 +282,7 @@ def test_sampler_names_are_there_for_combo_lists():
 
     assert "euler" in comfy.samplers.KSampler.SAMPLERS and "ddim" in comfy.samplers.SAMPLER_NAMES
     assert "karras" in comfy.samplers.KSampler.SCHEDULERS
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(TypeError):  # a real KSampler: it needs a model and steps
         comfy.samplers.KSampler()
 
 
@@ -309,7 +309,7 @@ def test_model_modules_are_placeholders_that_fail_only_when_used():
 
     assert not isinstance(object(), comfy.sd.VAE)
     assert comfy.model_base is sys.modules["comfy.model_base"]  # `import comfy` then attribute
-    with pytest.raises(ModelBackendUnavailable, match="comfy.sd.VAE"):
+    with pytest.raises(ValueError, match="comfy.sd.VAE needs sd="):  # real: built from weights
         comfy.sd.VAE()
     # comfy.model_patcher is real (our MODEL class): a subclass needs a model to wrap.
     with pytest.raises(TypeError):
@@ -328,8 +328,7 @@ def test_model_nodes_of_nodes_py_are_placeholders_unless_the_core_has_them():
     from opencomfy.compat.model_placeholders import ModelBackendUnavailable
     from opencomfy.compat.nodes import _MODEL_NAMES, _core_class
 
-    with pytest.raises(ModelBackendUnavailable, match="nodes.common_ksampler"):
-        common_ksampler(None, 1, 20, 7.0, "euler", "normal", None, None, None)
+    assert common_ksampler is nodes.common_ksampler  # real: what KSampler runs
     for name in sorted(_MODEL_NAMES - {"common_ksampler"}):
         cls = getattr(nodes, name)
         core = _core_class(name)

@@ -15,15 +15,19 @@ import pytest
 
 SURFACE = Path(__file__).resolve().parents[1] / "data" / "custom-node-surface.tsv"
 
-# Modules another pass will make real; their names are placeholders until then.
-LATER = ("comfy.samplers", "comfy.sample", "comfy.sampler_helpers", "comfy.k_diffusion.sampling",
-         "comfy.sd", "comfy.model_patcher", "comfy.patcher_extension", "comfy.controlnet",
-         "comfy.clip_vision", "nodes.common_ksampler")
-# Modules of this pass: none of their names may be a placeholder.
+# Names of the real modules below that stay placeholders on purpose: ComfyUI's internal cond
+# dicts (ours resolve conditioning differently), T2I adapters, and the model-detection module.
+LATER = ("comfy.samplers.can_concat_cond", "comfy.samplers.cond_cat", "comfy.samplers.get_area_and_mult",
+         "comfy.controlnet.T2IAdapter", "comfy.sd.model_detection")
+# Modules made real: none of their names may be a placeholder (except those in LATER).
 REAL = ("comfy.utils", "comfy.model_management", "comfy.latent_formats", "comfy.model_sampling",
         "comfy.cli_args", "comfy.lora", "comfy.ops", "comfy.diffusers_convert", "latent_preview",
         "execution", "comfy_api.feature_flags", "comfy_api.torch_helpers", "comfy_extras.nodes_mask",
-        "comfy_extras.nodes_lt.get_noise_mask", "comfy_extras.nodes_custom_sampler")
+        "comfy_extras.nodes_lt.get_noise_mask", "comfy_extras.nodes_custom_sampler",
+        # the sampling and model-loading surface
+        "comfy.samplers", "comfy.sample", "comfy.sampler_helpers", "comfy.k_diffusion", "comfy.sd",
+        "comfy.model_patcher", "comfy.patcher_extension", "comfy.controlnet", "comfy.clip_vision",
+        "nodes.common_ksampler")
 
 
 def _rows() -> list[tuple[str, int, str]]:
@@ -78,7 +82,8 @@ def test_name_resolves(name):
 
     obj = resolve(name)
     dotted = _dotted(name)
-    if any(dotted == r or dotted.startswith(r + ".") for r in REAL):
+    later = any(dotted == m or dotted.startswith(m + ".") for m in LATER)
+    if not later and any(dotted == r or dotted.startswith(r + ".") for r in REAL):
         assert not is_placeholder(obj), f"{name} must be real, not a placeholder"
 
 
@@ -91,10 +96,10 @@ def test_surface_counts_real_and_placeholder(capsys):
     later = [n for n, _ in placeholders if any(_dotted(n).startswith(m) for m in LATER)]
     with capsys.disabled():
         print(f"\ncustom-node surface: {len(ROWS)} names, {len(real)} real, {len(placeholders)} "
-              f"placeholders ({len(later)} in modules of a later pass, "
+              f"placeholders ({len(later)} kept on purpose in real modules, "
               f"{sum(p for _, p in real)} of {sum(p for _, p, _ in ROWS)} pack uses real)")
     assert len(real) + len(placeholders) == len(ROWS)
-    assert len(real) >= 80  # what this pass made real; a drop means something regressed
+    assert len(real) >= 127  # what the passes so far made real; a drop means something regressed
 
 
 def test_placeholders_are_recognisable_and_name_themselves():
