@@ -1,4 +1,4 @@
-"""The 3D, webcam and image-set nodes in graphs behind one running server: the browser's
+"""The 3D, webcam, image-set and bounding-box nodes in graphs behind one running server: the browser's
 uploads go through /upload/image, results come back in history and as files.
 
 A small test pack supplies what no model-free core node makes: a VOXEL (a sphere, built with
@@ -8,6 +8,7 @@ A small test pack supplies what no model-free core node makes: a VOXEL (a sphere
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -185,3 +186,24 @@ def test_a_path_leaving_the_output_folder_is_a_node_error(server):
         "2": {"class_type": "Preview3D", "inputs": {"model_file": ["1", 2]}}}})
     assert response.status == 400  # not one of input/3d's models
     assert response.json()["node_errors"]["1"]["errors"][0]["type"] == "value_not_in_list"
+
+
+def test_bounding_boxes_from_the_canvas_widget(server):
+    canvas = [{"x": 64, "y": 0, "width": 128, "height": 64,
+               "metadata": {"type": "text", "text": "HI", "desc": "title", "palette": ["#ff0000"]}}]
+    entry = _run(server, {
+        "1": {"class_type": "CreateBoundingBoxes", "inputs": {
+            # The frontend wraps list widget values so they are not read as links.
+            "width": 256, "height": 128, "editor_state": {"__value__": canvas},
+            "last_incoming": {"__value__": []}}},
+        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 2]}},
+        "3": {"class_type": "GetImageSize", "inputs": {"image": ["1", 0]}},
+        "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}},
+    })
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    outputs = entry["outputs"]
+    assert outputs["1"] == {"dims": [256, 128]}
+    assert json.loads(outputs["2"]["text"][0]) == [
+        {"type": "text", "bbox": [0, 250, 500, 750], "text": "HI", "desc": "title",
+         "color_palette": ["#ff0000"]}]
+    assert outputs["4"]["text"] == ["256"]

@@ -39,6 +39,7 @@ CORE_NODE_MODULES: tuple[str, ...] = (
     "opencomfy.nodes.files_3d",
     "opencomfy.nodes.webcam",
     "opencomfy.nodes.dataset_loaders",
+    "opencomfy.nodes.bounding_boxes",
     "opencomfy.nodes.diffusion",   # empty NODES without the optional diffusion extra
     "opencomfy.nodes.custom_sampling",   # empty NODES without the optional diffusion extra
     "opencomfy.nodes.model_patches",     # empty NODES without the optional diffusion extra
