@@ -1,4 +1,4 @@
-"""CLIP vision, unCLIP conditioning, style models and GLIGEN (ComfyUI's image-prompt nodes).
+"""CLIP vision, unCLIP conditioning and style models (ComfyUI's image-prompt nodes; GLIGEN: test_gligen).
 
 Tiny random image towers are built with transformers' own classes and configs and saved in the
 layout ComfyUI users download; CLIPVisionEncode is compared with transformers' model called
@@ -17,8 +17,8 @@ from PIL import Image
 
 from opencomfy.compat import folder_paths
 from opencomfy.diffusion.clip_vision import clip_preprocess
-from opencomfy.nodes.clip_vision import (CLIPVisionEncode, CLIPVisionLoader, GLIGENLoader, StyleModelApply,
-                                         StyleModelLoader, unCLIPCheckpointLoader, unCLIPConditioning)
+from opencomfy.nodes.clip_vision import (CLIPVisionEncode, CLIPVisionLoader, StyleModelApply, StyleModelLoader,
+                                         unCLIPCheckpointLoader, unCLIPConditioning)
 from tests.harness import Server
 
 CLIP_SETTINGS = dict(hidden_size=128, intermediate_size=256, num_attention_heads=2, num_hidden_layers=3,
@@ -104,7 +104,7 @@ def _save(path, state: dict) -> None:
 
 
 def _write_models(models) -> None:
-    for folder in ("clip_vision", "style_models", "gligen"):
+    for folder in ("clip_vision", "style_models"):
         (models / folder).mkdir(parents=True, exist_ok=True)
     _save(models / "clip_vision" / "tiny_clip.safetensors", _clip_tower().state_dict())
     _save(models / "clip_vision" / "tiny_open_clip.safetensors", _to_open_clip(_clip_tower().state_dict()))
@@ -113,7 +113,6 @@ def _write_models(models) -> None:
     _save(models / "clip_vision" / "tiny_siglip.safetensors", siglip)
     (models / "clip_vision" / "broken.safetensors").write_bytes(b"garbage")
     _save(models / "style_models" / "tiny_style.safetensors", _style_state())
-    _save(models / "gligen" / "gligen.safetensors", {"x": torch.zeros(1)})
 
 
 @pytest.fixture(scope="module")
@@ -125,12 +124,12 @@ def models_dir(tmp_path_factory):
 
 @pytest.fixture
 def folders(models_dir, monkeypatch):
-    for kind in ("clip_vision", "style_models", "gligen"):
+    for kind in ("clip_vision", "style_models"):
         monkeypatch.setitem(folder_paths.folder_names_and_paths, kind,
                             ([str(models_dir / kind)], folder_paths.supported_pt_extensions))
         folder_paths.filename_list_cache.pop(kind, None)
     yield models_dir
-    for kind in ("clip_vision", "style_models", "gligen"):
+    for kind in ("clip_vision", "style_models"):
         folder_paths.filename_list_cache.pop(kind, None)
 
 
@@ -223,8 +222,6 @@ def test_style_model_appends_tokens_scaled_by_strength(folders):
 
 
 def test_unsupported_loaders_fail_when_run_naming_what_is_missing(folders):
-    with pytest.raises(NotImplementedError, match="GLIGEN is not supported yet"):
-        GLIGENLoader().load_gligen("gligen.safetensors")
     with pytest.raises(NotImplementedError, match="unCLIP checkpoints are not supported yet"):
         unCLIPCheckpointLoader().load_checkpoint("any.safetensors")
 
@@ -315,19 +312,3 @@ def test_http_pixel_space_vae_round_trips_an_image(server):
     # SaveImage truncates to 8 bits (as ComfyUI), so a value a hair under n comes back as n - 1
     assert numpy.abs(pixels.astype(int) - numpy.array([0x33, 0x66, 0xCC])).max() <= 1
 
-
-def test_http_gligen_loader_is_listed_and_fails_with_its_reason(server):
-    info = server.get("/api/object_info/GLIGENLoader").json()["GLIGENLoader"]
-    assert info["input"]["required"]["gligen_name"][0] == ["gligen.safetensors"]
-    entry = _run(server, {
-        "g": {"class_type": "GLIGENLoader", "inputs": {"gligen_name": "gligen.safetensors"}},
-        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny_sd1.safetensors"}},
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": "x", "clip": ["ckpt", 1]}},
-        "box": {"class_type": "GLIGENTextBoxApply", "inputs": {
-            "conditioning_to": ["pos", 0], "clip": ["ckpt", 1], "gligen_textbox_model": ["g", 0], "text": "a cat",
-            "width": 64, "height": 64, "x": 0, "y": 0}},
-        "show": {"class_type": "PreviewAny", "inputs": {"source": ["box", 0]}},
-    })
-    assert entry["status"]["status_str"] == "error"
-    error = next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_error")
-    assert error["node_id"] == "g" and "GLIGEN is not supported yet" in error["exception_message"]

@@ -142,6 +142,7 @@ class _Group:
     time_ids: torch.Tensor | None
     concat: torch.Tensor | None = None
     hooks: object = None              # the entries' HookGroup (hooks are never mixed in a call)
+    gligen: object = None             # the entry's GLIGEN boxes (such an entry runs alone)
 
 
 def _crop(t: torch.Tensor, c: Cond) -> torch.Tensor:
@@ -155,8 +156,10 @@ def _plan(jobs: list, x: torch.Tensor) -> list[_Group]:
     batch, device = x.shape[0], x.device
     by_shape: dict[tuple, list] = {}
     for job in jobs:
-        # Entries with other hooks run with other weights: never in the same UNet call.
-        by_shape.setdefault((tuple(_piece_input(x, job[1]).shape), hooks_key(job[1])), []).append(job)
+        # Entries with other hooks run with other weights: never in the same UNet call; an entry
+        # with GLIGEN boxes patches the UNet for itself alone (as ComfyUI batches them).
+        alone = id(job[1]) if job[1].options.get("gligen") else None
+        by_shape.setdefault((tuple(_piece_input(x, job[1]).shape), hooks_key(job[1]), alone), []).append(job)
     groups = []
     for group in by_shape.values():
         tokens = lcm_length(c.context.shape[1] for _, c in group)
@@ -173,8 +176,21 @@ def _plan(jobs: list, x: torch.Tensor) -> list[_Group]:
                 time_ids.append(c.time_ids.expand(batch, -1))
         groups.append(_Group(group, torch.cat(contexts), torch.cat(pooled) if pooled else None,
                              torch.cat(time_ids) if time_ids else None,
-                             torch.cat(concats) if concats else None, group[0][1].options.get("hooks")))
+                             torch.cat(concats) if concats else None, group[0][1].options.get("hooks"),
+                             group[0][1].options.get("gligen")))
     return groups
+
+
+def _with_gligen(model, model_options: dict | None, entry, x_in: torch.Tensor) -> dict:
+    """The model options plus the GLIGEN ``middle_patch`` of an entry, for this UNet call (its
+    grounding tokens depend on the latent's size)."""
+    from opencomfy.diffusion.gligen import middle_patch
+
+    base = model_options if model_options is not None else model.model_options
+    to = dict(base.get("transformer_options", {}))
+    patches = dict(to.get("patches", {}))
+    patches["middle_patch"] = [*patches.get("middle_patch", []), middle_patch(entry, x_in.shape, x_in.device)]
+    return {**base, "transformer_options": {**to, "patches": patches}}
 
 
 def _plain(c: Cond) -> bool:
@@ -211,11 +227,12 @@ def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]],
     for group in groups:
         x_in = torch.cat([_piece_input(x, c) for _, c in group.jobs])
         controls = [c.controls for _, c in group.jobs]
+        options = model_options if group.gligen is None else _with_gligen(model, model_options, group.gligen, x_in)
         # cond_or_uncond: which set each slice of the batch belongs to (0 positive, 1 negative).
         with hooks_applied(model, group.hooks, sigma, plans):
             x0 = model.denoise_batch(x_in, float(sigma), group.context, pooled=group.pooled,
                                      time_ids=group.time_ids, controls=controls if any(controls) else None,
-                                     concat=group.concat, model_options=model_options,
+                                     concat=group.concat, model_options=options,
                                      cond_or_uncond=[i for i, _ in group.jobs])
         for k, (set_index, c) in enumerate(group.jobs):
             piece = x0[k * batch:(k + 1) * batch]

@@ -159,7 +159,8 @@ class CFGGuider:
                                x, timestep, options, self._seed, is_model_options=True)
 
     def _resolve(self, latent_image: torch.Tensor, denoise_mask) -> list:
-        """Resolve every CONDITIONING against the latent's size; returns the ControlNets used."""
+        """Resolve every CONDITIONING against the latent's size; returns the ControlNets and GLIGEN
+        models used (to load with the UNet)."""
         model = self.model_patcher
         height, width = latent_image.shape[-2:]
         self.conds = {}
@@ -171,7 +172,11 @@ class CFGGuider:
                     c.concat = inpaint_concat(model, c.options, latent_image, denoise_mask)
             self.conds[name] = resolved
         applied = [a for resolved in self.conds.values() for c in resolved for a in c.controls]
-        return list({id(a.control): a.control for a in applied}.values())
+        # GLIGEN models load with the UNet, as the ControlNets do.
+        gligens = [g[1] for resolved in self.conds.values() for c in resolved
+                   if isinstance(g := c.options.get("gligen"), (tuple, list)) and len(g) > 1
+                   and hasattr(g[1], "modules")]
+        return list({id(a.control): a.control for a in applied}.values()) + list({id(g): g for g in gligens}.values())
 
     def sample(self, noise: torch.Tensor, latent_image: torch.Tensor, sampler, sigmas: torch.Tensor,
                denoise_mask: torch.Tensor | None = None, callback=None, disable_pbar: bool = False,

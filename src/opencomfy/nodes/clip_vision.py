@@ -1,9 +1,9 @@
 """Image-prompt nodes of ComfyUI's ``nodes.py``: CLIP vision, unCLIP, style models, GLIGEN.
 
-CLIPVisionLoader/CLIPVisionEncode, unCLIPConditioning and StyleModelLoader/StyleModelApply
-work. unCLIP models and GLIGEN are not there yet: their nodes are listed as ComfyUI lists them
-(so workflows validate) and fail when run, saying what is missing. Part of the optional
-``diffusion`` extra: without it ``NODES`` is empty.
+CLIPVisionLoader/CLIPVisionEncode, unCLIPConditioning, StyleModelLoader/StyleModelApply and
+GLIGENLoader/GLIGENTextBoxApply work. unCLIP models are not there yet: their loader is listed as
+ComfyUI lists it (so workflows validate) and fails when run, saying what is missing. Part of
+the optional ``diffusion`` extra: without it ``NODES`` is empty.
 """
 
 from __future__ import annotations
@@ -176,12 +176,8 @@ class StyleModelApply:
         return (out,)
 
 
-_GLIGEN_MISSING = ("GLIGEN is not supported yet: opencomfy's UNet has no GLIGEN position network "
-                   "or gated self-attention layers to load the model into")
-
-
 class GLIGENLoader:
-    """A ``models/gligen`` file -> GLIGEN (not supported yet: fails when run)."""
+    """A ``models/gligen`` file -> GLIGEN (grounding tokenizer + gated attention layers)."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -192,11 +188,13 @@ class GLIGENLoader:
     CATEGORY = "loaders"
 
     def load_gligen(self, gligen_name):
-        raise NotImplementedError(f"{gligen_name}: {_GLIGEN_MISSING}")
+        from opencomfy.diffusion.gligen import load_gligen_file
+
+        return (_cached("gligen", "gligen", gligen_name, load_gligen_file),)
 
 
 class GLIGENTextBoxApply:
-    """Place a text prompt in a box with GLIGEN (not supported yet: fails when run)."""
+    """Ground a phrase in a box (pixels) with GLIGEN: appended to each conditioning entry's boxes."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -216,7 +214,19 @@ class GLIGENTextBoxApply:
     CATEGORY = "conditioning/gligen"
 
     def append(self, conditioning_to, clip, gligen_textbox_model, text, width, height, x, y):
-        raise NotImplementedError(_GLIGEN_MISSING)
+        # The phrase is the prompt's pooled (end token) embedding, before any projection.
+        _cond, pooled = clip.encode_from_tokens(clip.tokenize(text), return_pooled=True)
+        want = gligen_textbox_model.model.key_dim
+        if pooled is None or pooled.shape[-1] != want:
+            got = "none" if pooled is None else f"{pooled.shape[-1]}-wide ones"
+            raise ValueError(f"this GLIGEN model takes {want}-wide phrase embeddings and this CLIP gives {got}: "
+                             "use the CLIP of the model family the GLIGEN file was made for (SD 1.x)")
+        box = (pooled, height // 8, width // 8, y // 8, x // 8)   # in latent pixels
+        out = []
+        for t, opts in conditioning_to:
+            previous = list(opts["gligen"][2]) if "gligen" in opts else []
+            out.append([t, {**opts, "gligen": ("position", gligen_textbox_model, [*previous, box])}])
+        return (out,)
 
 
 NODES: list = [
