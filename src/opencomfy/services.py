@@ -38,15 +38,16 @@ class Services:
     registry: "NodeRegistry"
     catalogue: "Catalogue"
     jobs: "JobService"
-    worker: "EmbeddedWorker | None"
     # A validation-only engine for POST /prompt (the API side never runs prompts).
-    validator: "Engine | None" = None
+    validator: "Engine"
     # Assets over the configured blob store, and the background tasks (downloads, exports, seed).
-    assets: "AssetService | None" = None
-    tasks: "TaskService | None" = None
+    assets: "AssetService"
+    tasks: "TaskService"
     # Users, workspaces and credentials (the auth middleware's), and encrypted secrets.
-    identity: "IdentityService | None" = None
-    secrets: "SecretService | None" = None
+    identity: "IdentityService"
+    secrets: "SecretService"
+    # The in-process worker; None in a process that only serves the API.
+    worker: "EmbeddedWorker | None" = None
 
 
 @contextlib.asynccontextmanager
@@ -88,11 +89,12 @@ async def build_services(config: Config, registry: "NodeRegistry") -> AsyncItera
 
         worker = EmbeddedWorker(config=config, jobs=jobs, registry=registry)
         await worker.start()
+    identity = await _build_identity(config, db)
+    secrets = _build_secrets(config, db)
     services = Services(config=config, db=db, bus=bus, registry=registry,
                         catalogue=catalogue, jobs=jobs, worker=worker,
-                        validator=Engine(registry, cache_mode="none"), assets=assets, tasks=tasks)
-    services.identity = await _build_identity(config, db)
-    services.secrets = _build_secrets(config, db)
+                        validator=Engine(registry, cache_mode="none"), assets=assets, tasks=tasks,
+                        identity=identity, secrets=secrets)
     try:
         yield services
     finally:

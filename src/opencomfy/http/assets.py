@@ -189,6 +189,7 @@ async def asset_content(request: web.Request) -> web.StreamResponse:
                                                       asset_id=request.match_info["id"])
     if url is not None:
         raise web.HTTPFound(url, headers={"Cache-Control": "private, max-age=300"})
+    assert path is not None  # the service gives a local path whenever it gives no URL
     disposition = "inline" if bool_param(request, "inline", default=True) else "attachment"
     safe_name = asset["name"].replace('"', "").replace("\\", "").replace("\r", "").replace("\n", "")
     return web.FileResponse(path, headers={

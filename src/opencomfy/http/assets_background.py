@@ -45,6 +45,7 @@ async def _start_download(request: web.Request, body: dict, *, url_field: str) -
     services = services_of(request)
     url = body.get(url_field)
     await download.check_url(url, config=services.config)
+    assert isinstance(url, str)  # check_url refused anything else
     tags = body.get("tags") or ["models"]
     metadata = body.get("user_metadata")
     if metadata is not None and not isinstance(metadata, dict):
@@ -82,6 +83,7 @@ async def upload_from_url(request: web.Request) -> web.Response:
         raise InvalidAssetInput("name is required", field="name")
     url = body.get("url")
     await download.check_url(url, config=services.config)
+    assert isinstance(url, str)  # check_url refused anything else
     metadata = body.get("user_metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidAssetInput("user_metadata must be an object", field="user_metadata")

@@ -26,7 +26,7 @@ async def get_user(request: web.Request) -> web.Response:
     body = {"id": caller.user_id, "status": "active", "workspace_id": caller.workspace_id,
             "role": caller.role}
     identity = services_of(request).identity
-    if caller.credential != "local" and identity is not None:
+    if caller.credential != "local":
         from opencomfy.identity import users
 
         user = await users.get_user(db=identity.db, user_id=caller.user_id)
@@ -75,7 +75,7 @@ async def exchange_token(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "request body must be a JSON object")
     identity = services_of(request).identity
-    if caller.credential == "local" or identity is None:
+    if caller.credential == "local":
         raise NotFound("token exchange needs --auth required")
     if caller.credential not in ("identity", "oidc"):
         raise Unauthenticated("an identity token is required")
@@ -98,8 +98,7 @@ async def exchange_token(request: web.Request) -> web.Response:
 
 async def get_jwks(request: web.Request) -> web.Response:
     """Our signing keys' public halves; cached a day (keys live two rotation periods)."""
-    identity = services_of(request).identity
-    body = identity.keys.jwks_bytes() if identity is not None else b'{"keys": []}'
+    body = services_of(request).identity.keys.jwks_bytes()
     return web.Response(body=body, content_type="application/json",
                         headers={"Cache-Control": "public, max-age=86400"})
 

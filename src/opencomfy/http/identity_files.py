@@ -50,8 +50,6 @@ def roots_of(request: web.Request) -> FolderRoots:
 
 async def _recorded(request: web.Request, workspace_id: str, path: Path) -> bool:
     services = services_of(request)
-    if services.assets is None:  # no records to vouch for a legacy file: refused
-        return False
     candidates = {str(path), str(path.resolve())}
     async with services.db.read() as conn:
         for candidate in candidates:

@@ -33,7 +33,7 @@ async def get_login(request: web.Request) -> web.Response:
 
 async def post_login(request: web.Request) -> web.StreamResponse:
     identity = services_of(request).identity
-    if services_of(request).config.auth != "required" or identity is None:
+    if services_of(request).config.auth != "required":
         raise web.HTTPFound("/")
     is_json = request.content_type == "application/json"
     origin = request.headers.get("Origin")

@@ -20,10 +20,10 @@ routes = web.RouteTableDef()
 
 
 def _db(request: web.Request):
-    identity = services_of(request).identity
-    if identity is None or services_of(request).config.auth != "required":
+    services = services_of(request)
+    if services.config.auth != "required":
         raise NotFound("workspaces need --auth required")
-    return identity.db
+    return services.identity.db
 
 
 async def _object(request: web.Request) -> dict:
