@@ -78,7 +78,7 @@ async def build_services(config: Config, registry: "NodeRegistry") -> AsyncItera
 
     attach_prompt_queue(jobs)  # custom nodes' PromptServer.instance.prompt_queue
     assets, tasks = await _build_assets(config, db)
-    from opencomfy.assets.hooks import OutputRecorder
+    from opencomfy.assets.output_recorder import OutputRecorder
 
     # Jobs' output files become assets (best effort, from the `executed` events on the bus).
     output_recorder = OutputRecorder(bus=bus, assets=assets, output_dir=config.output_dir)

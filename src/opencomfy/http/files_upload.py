@@ -9,10 +9,10 @@ import json
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from opencomfy.assets.hooks import record_upload
 from opencomfy.files.images import ImageError, check_upload_limits, merge_mask
 from opencomfy.files.paths import UnsafePath
 from opencomfy.files.uploads import parse_flag, store_upload
+from opencomfy.http.asset_hooks import record_upload
 from opencomfy.http.errors import ApiError
 from opencomfy.http.files_common import folder_roots, refuse_oversized
 from opencomfy.http.identity_files import locate_readable

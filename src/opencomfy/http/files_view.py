@@ -8,10 +8,10 @@ import zlib
 
 from aiohttp import web
 
-from opencomfy.assets.hooks import signed_view_url
 from opencomfy.files.images import THUMBNAIL_MAX, THUMBNAIL_MIN, ImageError, Rendition, parse_preview, render
 from opencomfy.files.paths import UnsafePath
 from opencomfy.files.render_cache import RenderCache
+from opencomfy.http.asset_hooks import signed_view_url
 from opencomfy.http.errors import ApiError
 from opencomfy.http.files_common import content_disposition, safe_file_headers
 from opencomfy.http.identity_files import locate_readable
