@@ -321,6 +321,8 @@ class AssetService:
         asset = await self.get(workspace_id=workspace_id, asset_id=asset_id)
         async with self.db.read() as conn:
             row = await repo.get_asset(conn, workspace_id=workspace_id, asset_id=asset["id"])
+            if row is None:  # deleted since the get above
+                raise AssetNotFound("asset not found")
             content = await repo.get_content(conn, row["content_hash"])
         async with self.db.write() as conn:
             await repo.update_asset(conn, workspace_id=workspace_id, asset_id=row["id"],
@@ -336,6 +338,15 @@ class AssetService:
             if url:
                 return asset, None, url
         raise ContentNotFound("the asset's content is missing")
+
+    async def records_file(self, *, workspace_id: str, path: Path) -> bool:
+        """Whether a record of the workspace names this file (as given, or resolved): what
+        vouches for a legacy file of the shared folders (http/identity_files.py)."""
+        async with self.db.read() as conn:
+            for candidate in {str(path), str(path.resolve())}:
+                if await repo.find_by_file(conn, workspace_id=workspace_id, file_path=candidate):
+                    return True
+        return False
 
     async def signed_url_of_file(self, *, workspace_id: str, path: Path) -> str | None:
         """A signed URL of the stored copy of a local file that is a record of the workspace
@@ -380,8 +391,9 @@ class AssetService:
                 raise AssetNotFound("asset not found")
             if row["is_immutable"]:
                 raise AssetImmutable("this asset is immutable")
-            if values.get("preview_id") and not await repo.get_asset(
-                    conn, workspace_id=workspace_id, asset_id=values["preview_id"]):
+            preview_id = values.get("preview_id")
+            if preview_id and not await repo.get_asset(conn, workspace_id=workspace_id,
+                                                       asset_id=preview_id):
                 raise InvalidAssetInput("preview_id names no asset", field="preview_id")
             values["updated_at"] = now_ms()
             await repo.update_asset(conn, workspace_id=workspace_id, asset_id=asset_id, values=values)

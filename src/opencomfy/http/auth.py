@@ -21,7 +21,7 @@ from opencomfy.http.caller import set_caller
 from opencomfy.http.errors import domain_error_response, error_response
 from opencomfy.http.routing import services_of
 from opencomfy.identity import policy as P
-from opencomfy.identity.errors import IdentityError, Unauthenticated
+from opencomfy.identity.errors import IdentityError, RateLimited, Unauthenticated
 from opencomfy.identity.principal import LOCAL_CALLER, Caller
 
 if TYPE_CHECKING:
@@ -110,14 +110,6 @@ def client_address(request: web.Request) -> str:
     return request.remote or ""
 
 
-class TooManyFailures(IdentityError):
-    status, code = 429, "rate_limited"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("too many failed credential attempts from this address")
-        self.retry_after = retry_after
-
-
 async def _verified(request: web.Request, verify, credential: str) -> Caller:
     """`verify(credential)`, counting a failure against the client's address; an address
     over its limit is refused before anything is checked, so it learns nothing more.
@@ -126,7 +118,7 @@ async def _verified(request: web.Request, verify, credential: str) -> Caller:
     address = client_address(request)
     wait = limiter.wait(address)
     if wait:
-        raise TooManyFailures(wait)
+        raise RateLimited("too many failed credential attempts from this address", retry_after=wait)
     try:
         return await verify(credential)
     except Unauthenticated:
@@ -228,6 +220,6 @@ def _refusal(exc: IdentityError) -> web.Response:
     response = domain_error_response(exc)
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="opencomfy"'
-    if isinstance(exc, TooManyFailures):
+    if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response

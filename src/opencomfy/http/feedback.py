@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import uuid
-
 from aiohttp import web
-from sqlalchemy import insert
 
 from opencomfy.http.caller import caller_of
 from opencomfy.http.errors import ApiError, read_json
 from opencomfy.http.routing import add_cloud_routes, services_of
-from opencomfy.identity import models as m
-from opencomfy.identity.common import now_ms
+from opencomfy.identity import feedback
+from opencomfy.identity.feedback import FEEDBACK_TYPES
 
 routes = web.RouteTableDef()
 
-FEEDBACK_TYPES = ("missing_nodes", "general", "missing_models")
 MAX_FEEDBACK_BYTES = 64 * 1024
 
 
@@ -38,12 +33,10 @@ async def submit_feedback(request: web.Request) -> web.Response:
     if not isinstance(metadata, dict):
         raise ApiError(400, "invalid_request", "metadata must be an object")
     caller = caller_of(request)
-    row = {"id": str(uuid.uuid4()), "workspace_id": caller.workspace_id,
-           "user_id": caller.user_id, "type": kind, "content": content, "rating": rating,
-           "metadata": json.loads(json.dumps(metadata)), "created_at": now_ms()}
-    async with services_of(request).db.write() as conn:
-        await conn.execute(insert(m.feedback).values(**row))
-    return web.json_response({"id": row["id"]}, status=201)
+    feedback_id = await feedback.submit(
+        db=services_of(request).db, workspace_id=caller.workspace_id, user_id=caller.user_id,
+        kind=kind, content=content, rating=rating, metadata=metadata)
+    return web.json_response({"id": feedback_id}, status=201)
 
 
 def setup(app: web.Application) -> None:

@@ -8,8 +8,8 @@ from opencomfy.http.auth import SESSION_COOKIE, is_secure
 from opencomfy.http.caller import caller_of
 from opencomfy.http.errors import ApiError, read_json
 from opencomfy.http.routing import add_cloud_routes, services_of
-from opencomfy.identity import sessions, workspaces
-from opencomfy.identity.common import OWNER, iso
+from opencomfy.identity import sessions, users
+from opencomfy.identity.common import OWNER
 from opencomfy.identity.errors import NotFound, Unauthenticated
 
 routes = web.RouteTableDef()
@@ -25,11 +25,8 @@ async def get_user(request: web.Request) -> web.Response:
     caller = caller_of(request)
     body = {"id": caller.user_id, "status": "active", "workspace_id": caller.workspace_id,
             "role": caller.role}
-    identity = services_of(request).identity
     if caller.credential != "local":
-        from opencomfy.identity import users
-
-        user = await users.get_user(db=identity.db, user_id=caller.user_id)
+        user = await users.get_user(db=services_of(request).identity.db, user_id=caller.user_id)
         if user is not None:
             body.update(status=user["status"], email=user["email"], name=user["name"])
     return web.json_response(body)
@@ -74,7 +71,6 @@ async def exchange_token(request: web.Request) -> web.Response:
     body = await read_json(request, default={})
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "request body must be a JSON object")
-    identity = services_of(request).identity
     if caller.credential == "local":
         raise NotFound("token exchange needs --auth required")
     if caller.credential not in ("identity", "oidc"):
@@ -82,18 +78,10 @@ async def exchange_token(request: web.Request) -> web.Response:
     workspace_id = body.get("workspace_id") or caller.workspace_id
     if not isinstance(workspace_id, str):
         raise ApiError(400, "invalid_request", "workspace_id must be a string")
-    role = await workspaces.role_of(db=identity.db, workspace_id=workspace_id,
-                                    user_id=caller.user_id)
-    if role is None:
-        raise NotFound("workspace not found")
-    workspace = await workspaces.get(db=identity.db, user_id=caller.user_id,
-                                     workspace_id=workspace_id)
-    token, expires_s = await identity.workspace_token(user_id=caller.user_id,
-                                                      workspace_id=workspace_id, role=role)
-    return web.json_response({
-        "token": token, "expires_at": iso(expires_s * 1000),
-        "workspace": {k: workspace[k] for k in ("id", "name", "type")}, "role": role,
-        "permissions": OWNER_PERMISSIONS if role == OWNER else MEMBER_PERMISSIONS})
+    exchanged = await services_of(request).identity.exchange_for_workspace(
+        user_id=caller.user_id, workspace_id=workspace_id)
+    permissions = OWNER_PERMISSIONS if exchanged["role"] == OWNER else MEMBER_PERMISSIONS
+    return web.json_response({**exchanged, "permissions": permissions})
 
 
 async def get_jwks(request: web.Request) -> web.Response:

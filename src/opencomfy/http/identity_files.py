@@ -19,7 +19,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from opencomfy.assets import repository as asset_repo
 from opencomfy.files.paths import FolderRoots, UnsafePath, split_annotation
 from opencomfy.files.workspace_roots import is_reserved_name
 from opencomfy.http.caller import CALLER_KEY
@@ -48,16 +47,6 @@ def roots_of(request: web.Request) -> FolderRoots:
     return FolderRoots.for_workspace(services_of(request).config, request_workspace(request))
 
 
-async def _recorded(request: web.Request, workspace_id: str, path: Path) -> bool:
-    services = services_of(request)
-    candidates = {str(path), str(path.resolve())}
-    async with services.db.read() as conn:
-        for candidate in candidates:
-            if await asset_repo.find_by_file(conn, workspace_id=workspace_id, file_path=candidate):
-                return True
-    return False
-
-
 async def _legacy_file(request: web.Request, *, filename: str, subfolder: str,
                        folder_type: str) -> Path | None:
     """A file of the shared root that the caller's workspace owns by its asset record."""
@@ -69,7 +58,8 @@ async def _legacy_file(request: web.Request, *, filename: str, subfolder: str,
     parts = path.relative_to(os.path.realpath(shared.root(folder_type))).parts
     if not parts or is_reserved_name(parts[0]):
         return None  # a workspace's folder is never reached through the shared root
-    if not path.is_file() or not await _recorded(request, workspace_id, path):
+    if not path.is_file() or not await services_of(request).assets.records_file(
+            workspace_id=workspace_id, path=path):
         return None
     return path
 

@@ -11,12 +11,11 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 
 from opencomfy.http.auth import client_address, origin_allowed
-from opencomfy.http.errors import ApiError, read_json
+from opencomfy.http.errors import ApiError, domain_error_response, read_json
 from opencomfy.http.identity import set_session_cookie
 from opencomfy.http.routing import services_of
-from opencomfy.identity import sessions, users
 from opencomfy.identity.common import iso
-from opencomfy.identity.errors import Unauthenticated
+from opencomfy.identity.errors import RateLimited, Unauthenticated
 
 _PAGE = (Path(__file__).resolve().parents[1] / "identity" / "templates" / "login.html").read_text()
 
@@ -55,37 +54,28 @@ async def post_login(request: web.Request) -> web.StreamResponse:
             raise ApiError(400, "invalid_request", "email and password are required")
         return _page(error="Email and password are required.", status=400)
     # Password guessing is slowed per email and per client address (429 with Retry-After).
-    address = client_address(request)
-    wait = max(identity.failure_limiter.wait(address),
-               identity.login_limiter.check("email:" + email.strip().lower()),
-               identity.login_ip_limiter.check("ip:" + address))
-    if wait:
-        if is_json:
-            response = web.json_response({"code": "rate_limited", "message": "too many sign-in attempts"},
-                                         status=429)
-        else:
-            response = _page(error="Too many attempts; try again shortly.", email=email, status=429)
-        response.headers["Retry-After"] = str(wait)
-        return response
+    # A wrong password is the middleware's 401 for JSON; the account without a personal
+    # workspace its 403 for both.
     try:
-        user = await identity.login(email=email, password=password)
-    except Unauthenticated as exc:
-        identity.failure_limiter.record(address)
+        signed = await identity.sign_in(email=email, password=password,
+                                        address=client_address(request), with_identity_token=is_json)
+    except RateLimited as exc:
+        response = (domain_error_response(exc) if is_json else
+                    _page(error="Too many attempts; try again shortly.", email=email, status=429))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except Unauthenticated:
         if is_json:
-            raise ApiError(401, "unauthorized", exc.message) from None
+            raise
         return _page(error="Wrong email or password.", email=email, status=401)
-    workspace_id = await users.personal_workspace_id(db=identity.db, user_id=user["id"])
-    if workspace_id is None:  # every account gets one at creation; never sign in without it
-        raise ApiError(403, "forbidden", "the account has no personal workspace")
-    token, _ = await sessions.create(db=identity.db, user_id=user["id"], workspace_id=workspace_id)
-    ttl_s = sessions.SESSION_TTL_MS // 1000
     if is_json:
-        id_token, expires_s = await identity.identity_token(user_id=user["id"])
-        response = web.json_response({"token": id_token, "expires_at": iso(expires_s * 1000),
-                                      "user_id": user["id"], "workspace_id": workspace_id})
+        assert signed.identity_token is not None and signed.identity_expires_s is not None
+        response = web.json_response({"token": signed.identity_token,
+                                      "expires_at": iso(signed.identity_expires_s * 1000),
+                                      "user_id": signed.user_id, "workspace_id": signed.workspace_id})
     else:
         response = web.Response(status=303, headers={"Location": _safe_next(request.query.get("next"))})
-    set_session_cookie(request, response, token, ttl_s)
+    set_session_cookie(request, response, signed.session_token, signed.session_ttl_s)
     return response
 
 

@@ -153,15 +153,8 @@ async def revoke_invite(request: web.Request) -> web.Response:
 
 @routes.post("/api/invites/{token}/accept")
 async def accept_invite(request: web.Request) -> web.Response:
-    db = _db(request)
-    caller = caller_of(request)
-    from opencomfy.identity import users
-
-    user = await users.get_user(db=db, user_id=caller.user_id)
-    if user is None:
-        raise NotFound("user not found")
-    return web.json_response(await invites.accept(
-        db=db, token=request.match_info["token"], user_id=user["id"], user_email=user["email"]))
+    return web.json_response(await invites.accept_for_user(
+        db=_db(request), token=request.match_info["token"], user_id=caller_of(request).user_id))
 
 
 # ------------------------------------------------------------------------------ API keys

@@ -36,3 +36,13 @@ class Invalid(IdentityError):
 
 class TooMany(IdentityError):
     status, code = 429, "too_many_requests"
+
+
+class RateLimited(IdentityError):
+    """Too many attempts from one address or at one account: try again in `retry_after` s."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -14,6 +14,7 @@ from opencomfy.identity import models as m
 from opencomfy.identity.common import (MEMBER, PERSONAL, digest, iso, normal_email, now_ms,
                                        random_token, valid_email)
 from opencomfy.identity.errors import Conflict, Forbidden, Invalid, NotFound
+from opencomfy.identity.users import get_user
 from opencomfy.identity.workspaces import add_member
 
 INVITE_TTL_MS = 7 * 24 * 3600 * 1000
@@ -72,6 +73,14 @@ async def revoke(*, db: Database, workspace_id: str, invite_id: str) -> None:
             I.revoked_at.is_(None)).values(revoked_at=now_ms()))
         if done.rowcount == 0:
             raise NotFound("invite not found")
+
+
+async def accept_for_user(*, db: Database, token: str, user_id: str) -> dict:
+    """`accept` for the user with this id (their email read from their record)."""
+    user = await get_user(db=db, user_id=user_id)
+    if user is None:
+        raise NotFound("user not found")
+    return await accept(db=db, token=token, user_id=user["id"], user_email=user["email"])
 
 
 async def accept(*, db: Database, token: str, user_id: str, user_email: str) -> dict:

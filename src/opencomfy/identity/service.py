@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, replace
 
 from opencomfy.config import Config
 from opencomfy.db.database import Database
 from opencomfy.identity import api_keys, sessions, users, workspaces
-from opencomfy.identity.common import access_epoch, digest, now_ms
-from opencomfy.identity.errors import NotFound, Unauthenticated
+from opencomfy.identity.common import access_epoch, digest, iso, now_ms
+from opencomfy.identity.errors import Forbidden, NotFound, RateLimited, Unauthenticated
 from opencomfy.identity.oidc import ExternalIssuer
 from opencomfy.identity.passwords import verify_password
 from opencomfy.identity.principal import Caller
@@ -27,6 +28,18 @@ log = logging.getLogger(__name__)
 # how long a change made by another process (a scale-out replica) takes to be seen.
 RESOLVED_TTL_S = 1.0
 MAX_RESOLVED = 10_000
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A password sign-in: the session for the cookie, and the identity token when asked."""
+
+    user_id: str
+    workspace_id: str
+    session_token: str
+    session_ttl_s: int
+    identity_token: str | None = None
+    identity_expires_s: int | None = None
 
 
 class IdentityService:
@@ -134,10 +147,10 @@ class IdentityService:
         user = await users.get_user_by_external(db=self.db, issuer=self.external.issuer,
                                                 subject=str(claims["sub"]))
         if user is None:
-            user = await self._provision_external(claims)
+            user = await self._provision_external(claims, issuer=self.external.issuer)
         return await self._personal_caller(user["id"], credential="oidc")
 
-    async def _provision_external(self, claims: dict) -> dict:
+    async def _provision_external(self, claims: dict, *, issuer: str) -> dict:
         email = claims.get("email")
         if not isinstance(email, str) or claims.get("email_verified") is False:
             raise TokenError("the token carries no verified email")
@@ -148,7 +161,7 @@ class IdentityService:
                 raise TokenError("email already bound to another identity")
             return existing
         return await users.create_user(db=self.db, email=email, name=claims.get("name"),
-                                       external_issuer=self.external.issuer,
+                                       external_issuer=issuer,
                                        external_subject=str(claims["sub"]))
 
     async def _personal_caller(self, user_id: str, *, credential: str) -> Caller:
@@ -191,6 +204,44 @@ class IdentityService:
         if not ok or user is None or user["status"] != users.ACTIVE:
             raise Unauthenticated("wrong email or password")
         return user
+
+    async def sign_in(self, *, email: str, password: str, address: str,
+                      with_identity_token: bool = False) -> SignedIn:
+        """A password sign-in from a client `address`, opening a session in the user's personal
+        workspace. Password guessing is slowed per email and per address: RateLimited (before
+        anything is checked); a wrong password is Unauthenticated and counts against the address."""
+        wait = max(self.failure_limiter.wait(address),
+                   self.login_limiter.check("email:" + email.strip().lower()),
+                   self.login_ip_limiter.check("ip:" + address))
+        if wait:
+            raise RateLimited("too many sign-in attempts", retry_after=wait)
+        try:
+            user = await self.login(email=email, password=password)
+        except Unauthenticated:
+            self.failure_limiter.record(address)
+            raise
+        workspace_id = await users.personal_workspace_id(db=self.db, user_id=user["id"])
+        if workspace_id is None:  # every account gets one at creation; never sign in without it
+            raise Forbidden("the account has no personal workspace")
+        token, _ = await sessions.create(db=self.db, user_id=user["id"], workspace_id=workspace_id)
+        signed = SignedIn(user_id=user["id"], workspace_id=workspace_id, session_token=token,
+                          session_ttl_s=sessions.SESSION_TTL_MS // 1000)
+        if not with_identity_token:
+            return signed
+        id_token, expires_s = await self.identity_token(user_id=user["id"])
+        return replace(signed, identity_token=id_token, identity_expires_s=expires_s)
+
+    async def exchange_for_workspace(self, *, user_id: str, workspace_id: str) -> dict:
+        """A workspace-scoped token of ours for a member of `workspace_id`: `{token, expires_at,
+        workspace: {id, name, type}, role}`. NotFound when not a member."""
+        role = await workspaces.role_of(db=self.db, workspace_id=workspace_id, user_id=user_id)
+        if role is None:
+            raise NotFound("workspace not found")
+        workspace = await workspaces.get(db=self.db, user_id=user_id, workspace_id=workspace_id)
+        token, expires_s = await self.workspace_token(user_id=user_id, workspace_id=workspace_id,
+                                                      role=role)
+        return {"token": token, "expires_at": iso(expires_s * 1000),
+                "workspace": {k: workspace[k] for k in ("id", "name", "type")}, "role": role}
 
     async def identity_token(self, *, user_id: str) -> tuple[str, int]:
         return await self.keys.sign({"sub": user_id}, audience=IDENTITY_AUDIENCE)
