@@ -52,4 +52,14 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(services_ctx)
     for name in ROUTE_MODULES:
         importlib.import_module(name).setup(app)
+
+    async def host_hooks_ctx(app: web.Application):
+        # After the services and the websocket hub (http/ws.py's context) have started.
+        from opencomfy.compat.host import install_host_hooks
+        from opencomfy.http.ws import WS_HUB
+
+        install_host_hooks(app[SERVICES], sockets=app[WS_HUB].clients)
+        yield
+
+    app.cleanup_ctx.append(host_hooks_ctx)
     return app

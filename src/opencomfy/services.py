@@ -1,8 +1,9 @@
 """The composition root: every service is built once here and kept on the aiohttp app.
 
 Handlers reach services through `request.app[SERVICES]`; nothing else is global, except
-the ComfyUI compatibility modules (`folder_paths`, `server.PromptServer.instance`), whose
-module-level state custom nodes depend on and which are configured from here.
+the ComfyUI compatibility modules (`folder_paths`, `server.PromptServer.instance`, ...),
+whose module-level state custom nodes depend on: connected to these services in one place,
+compat/host.py, once they run (app.py).
 """
 
 from __future__ import annotations
@@ -74,9 +75,6 @@ async def build_services(config: Config, registry: "NodeRegistry") -> AsyncItera
     catalogue = Catalogue(registry, config)
     jobs = JobService(db=db, bus=bus, workspace_concurrency=config.workspace_concurrency)
     await jobs.recover_after_restart()
-    from opencomfy.compat.prompt_queue import attach_prompt_queue
-
-    attach_prompt_queue(jobs)  # custom nodes' PromptServer.instance.prompt_queue
     assets, tasks = await _build_assets(config, db)
     from opencomfy.assets.output_recorder import OutputRecorder
 
@@ -130,16 +128,12 @@ async def _build_identity(config: Config, db: "Database") -> "IdentityService":
     return identity
 
 
-def _build_secrets(config: Config, db: "Database") -> "SecretService":  # on the server's loop
+def _build_secrets(config: Config, db: "Database") -> "SecretService":
     """Secrets sealed with AES-GCM keys: OPENCOMFY_SECRETS_KEYS, else the data directory's
     keyring file (made on first start)."""
-    import asyncio
-
-    from opencomfy.secrets import node_access
     from opencomfy.secrets.keyfile import resolve_keyring
     from opencomfy.secrets.service import SecretService
 
     secrets = SecretService(db=db, keyring=resolve_keyring(configured=config.secrets_keys,
                                                            state_dir=config.state_dir))
-    node_access.install(secrets, asyncio.get_running_loop())  # nodes' get_secret()
     return secrets

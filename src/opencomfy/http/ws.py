@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -104,16 +104,10 @@ def _read_feature_flags(hub: WebSocketHub, conn, raw: str) -> None:
         hub.negotiate(conn, message.get("data"))
 
 
-def _attach_prompt_server(bus: EventBus, clients: dict) -> None:
-    """Let custom nodes' `PromptServer.instance.send_sync` outside a run reach the sockets
-    (inside a run it goes to the run's sink), and show them who is connected."""
-    try:
-        from opencomfy.compat.server import PromptServer
-    except ImportError:
-        return
-    instance = PromptServer.instance
-    if instance is None or not hasattr(instance, "attach"):
-        return
+def prompt_server_senders(bus: EventBus) -> tuple[Callable[..., None], Callable[..., None]]:
+    """`send` and `send_binary` for custom nodes' `PromptServer.instance` (installed by
+    compat/host.py): what they send outside a run reaches the sockets through the bus
+    (inside a run it goes to the run's sink)."""
 
     def send(event: str, data: Any, sid: str | None = None) -> None:
         bus.publish(BusMessage(kind="raw", data={"event": event, "data": data}, client_id=sid))
@@ -126,7 +120,7 @@ def _attach_prompt_server(bus: EventBus, clients: dict) -> None:
             bus.publish(BusMessage(kind="binary", client_id=sid,
                                    data={"event_type": int(event), "payload": bytes(data)}))
 
-    instance.attach(send=send, send_binary=send_binary, sockets=clients)
+    return send, send_binary
 
 
 async def _hub_ctx(app: web.Application):
@@ -140,7 +134,6 @@ async def _hub_ctx(app: web.Application):
                        server_flags=server_feature_flags(services.config))
     await hub.start()
     app[WS_HUB] = hub
-    _attach_prompt_server(services.bus, hub.clients)
     yield
     await hub.stop()
 

@@ -324,18 +324,6 @@ class LeaseKeeper:
                 interrupt.set()
 
 
-def _attach_compat_interrupt(runner: WorkerRunner) -> None:
-    """A pack calling `comfy.model_management.interrupt_current_processing()` outside a run
-    (from its HTTP route, say) stops the running job, as in ComfyUI."""
-    try:
-        from opencomfy.compat.comfy import model_management
-    except ImportError:
-        return
-    attach = getattr(model_management, "attach_interrupt", None)
-    if attach is not None:
-        attach(lambda value=True: runner.interrupt() if value else None)
-
-
 def _new_interrupt_flag() -> Any:
     from opencomfy.engine import InterruptFlag  # on the worker's side only
 
@@ -409,7 +397,6 @@ class EmbeddedWorker:
         assert self._api is not None
         self.runner = WorkerRunner(api=self._api, engine=engine, worker_id=self.worker_id)
         remove = self._api.on_control(self.runner.on_control)
-        _attach_compat_interrupt(self.runner)
         self._ready.set()
         try:
             while True:
