@@ -135,7 +135,18 @@ def _core_class(name: str):
     return _core_registry.get(name)
 
 
-# ComfyUI's nodes.py classes (and helper) that need a diffusion model: packs import them at
+def common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent,
+                    denoise=1.0, disable_noise=False, start_step=None, last_step=None,
+                    force_full_denoise=False):
+    """What KSampler and KSamplerAdvanced run (same result): ``(LATENT,)``, as in ComfyUI."""
+    from opencomfy.nodes.diffusion_sampling import common_ksampler as run
+
+    return (run(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent,
+                denoise=denoise, disable_noise=disable_noise, start_step=start_step,
+                last_step=last_step, force_full_denoise=force_full_denoise),)
+
+
+# ComfyUI's nodes.py classes that need a diffusion model: packs import them at
 # the top, so they exist as placeholders that fail only when used (see model_placeholders).
 _MODEL_NAMES = frozenset({
     "KSampler", "KSamplerAdvanced", "CheckpointLoaderSimple", "unCLIPCheckpointLoader",
@@ -147,7 +158,7 @@ _MODEL_NAMES = frozenset({
     "ConditioningSetAreaStrength", "ConditioningSetMask", "ConditioningZeroOut",
     "ConditioningSetTimestepRange", "ControlNetApply", "ControlNetApplyAdvanced",
     "StyleModelApply", "GLIGENTextBoxApply", "InpaintModelConditioning", "VAEDecode",
-    "VAEEncode", "VAEEncodeForInpaint", "VAEDecodeTiled", "VAEEncodeTiled", "common_ksampler",
+    "VAEEncode", "VAEEncodeForInpaint", "VAEDecodeTiled", "VAEEncodeTiled",
 })
 
 
