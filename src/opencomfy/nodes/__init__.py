@@ -43,6 +43,8 @@ CORE_NODE_MODULES: tuple[str, ...] = (
     "opencomfy.nodes.diffusion",   # empty NODES without the optional diffusion extra
     "opencomfy.nodes.custom_sampling",   # empty NODES without the optional diffusion extra
     "opencomfy.nodes.model_patches",     # empty NODES without the optional diffusion extra
+    "opencomfy.nodes.model_patches_attention",   # empty NODES without the optional diffusion extra
+    "opencomfy.nodes.model_patches_cache",       # empty NODES without the optional diffusion extra
     "opencomfy.nodes.upscale_model",     # empty NODES without the optional diffusion extra
     "opencomfy.nodes.clip_vision",       # empty NODES without the optional diffusion extra
     "opencomfy.nodes.model_merging",     # empty NODES without the optional diffusion extra
