@@ -57,7 +57,11 @@ def normalise(info: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def catalogues():
+def catalogues(tmp_path_factory):
+    from opencomfy.compat import folder_paths
+
+    # Empty folders, as on a fresh install: file lists must not depend on earlier tests' files.
+    folder_paths.configure(base_directory=tmp_path_factory.mktemp("fresh_base"))
     registry = NodeRegistry()
     register_core_nodes(registry)
     ours = json.loads(json.dumps(registry.object_info()))
