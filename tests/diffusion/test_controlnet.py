@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from opencomfy.compat import folder_paths
-from opencomfy.diffusion.sampling import common_ksampler
+from opencomfy.nodes.diffusion_sampling import common_ksampler
 from opencomfy.nodes.diffusion_conditioning import CLIPTextEncode
 from opencomfy.nodes.diffusion_controlnet import ControlNetApply, ControlNetApplyAdvanced, ControlNetLoader
 from opencomfy.nodes.diffusion_vae import VAEDecode

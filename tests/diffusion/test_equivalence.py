@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from opencomfy.diffusion.detect import bundled_config
-from opencomfy.diffusion.sampling import common_ksampler
+from opencomfy.nodes.diffusion_sampling import common_ksampler
 from opencomfy.nodes.diffusion_conditioning import CLIPTextEncode
 from opencomfy.nodes.diffusion_vae import VAEDecode
 
@@ -82,7 +82,9 @@ def test_unipc_matches_diffusers_on_the_same_sigmas(tiny_models, sampler, varian
     that variant ends at the smallest sigma.)"""
     from diffusers import UniPCMultistepScheduler
 
-    from opencomfy.diffusion.sampling import prepare_noise, sample
+    from opencomfy.diffusion.guiders import sample_custom
+    from opencomfy.diffusion.sampler_objects import sampler_object
+    from opencomfy.diffusion.sampling import prepare_noise
 
     model, clip, vae = tiny_models
     config = {k: v for k, v in bundled_config("sd1_scheduler").items() if k != "_class_name"}
@@ -95,7 +97,7 @@ def test_unipc_matches_diffusers_on_the_same_sigmas(tiny_models, sampler, varian
     latent = torch.zeros(1, 4, HEIGHT // 8, WIDTH // 8)
     positive = CLIPTextEncode().encode(clip, PROMPT)[0]
     negative = CLIPTextEncode().encode(clip, NEGATIVE)[0]
-    out = sample(model, noise=prepare_noise(latent, SEED), positive=positive, negative=negative, cfg=CFG,
-                 sampler_name=sampler, sigmas=sigmas, latent_image=latent)
+    out = sample_custom(model, prepare_noise(latent, SEED), CFG, sampler_object(sampler), sigmas, positive,
+                        negative, latent)
     ours = VAEDecode().decode(vae, {"samples": out})[0]
     assert (ours - theirs).abs().max().item() < 3e-3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from opencomfy.diffusion.sampling import common_ksampler
+from opencomfy.nodes.diffusion_sampling import common_ksampler
 from opencomfy.nodes.diffusion_conditioning import CLIPTextEncode, InpaintModelConditioning
 from opencomfy.nodes.diffusion_vae import VAEEncode, VAEEncodeForInpaint
 

@@ -7,7 +7,7 @@ import torch
 
 from opencomfy.compat import folder_paths
 from opencomfy.diffusion.lora import LoraFile
-from opencomfy.diffusion.sampling import common_ksampler
+from opencomfy.nodes.diffusion_sampling import common_ksampler
 from opencomfy.nodes import diffusion_conditioning as cn
 from opencomfy.nodes.diffusion_loaders import LoraLoader, LoraLoaderModelOnly
 from opencomfy.nodes.diffusion_vae import (VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint,

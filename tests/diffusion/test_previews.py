@@ -1,5 +1,6 @@
 """Latent previews: latent2rgb and TAESD previewers, the method choice (flag, per-prompt
-override, auto), the step callback's throttle and the JPEG it hands to the progress hook."""
+override, set_preview_method, auto), the step callback's throttle and the JPEG it hands to the
+progress hook."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from PIL import Image
 
 from opencomfy.compat import folder_paths
 from opencomfy.compat.comfy import cli_args
-from opencomfy.compat.comfy import latent_formats
-from opencomfy.diffusion import latent_rgb, previews
+from opencomfy.diffusion import latent_formats, previews
 from opencomfy.diffusion.previews import LatentPreviewMethod
 
 
@@ -104,17 +104,29 @@ def test_taef1_decoder_takes_sixteen_channels(vae_approx):
     assert torch.equal(pixels_of(image), as_pixels(expected))
 
 
-def test_auto_is_taesd_with_the_decoder_file_and_latent2rgb_without(vae_approx):
-    assert isinstance(previews.get_previewer("cpu", latent_formats.SDXL(), method="auto"),
-                      previews.Latent2RGBPreviewer)
+def test_auto_is_latent2rgb_even_with_the_decoder_file(vae_approx):
     # taesd without its file falls back to latent2rgb (with a warning), as ComfyUI.
     assert isinstance(previews.get_previewer("cpu", latent_formats.SDXL(), method="taesd"),
                       previews.Latent2RGBPreviewer)
     write_taesd_decoder(vae_approx / "taesdxl_decoder.safetensors", tiny_autoencoder(4))
     folder_paths.filename_list_cache.pop("vae_approx", None)
+    # Current ComfyUI maps auto to latent2rgb: TAESD only when asked for by name.
     assert isinstance(previews.get_previewer("cpu", latent_formats.SDXL(), method="auto"),
+                      previews.Latent2RGBPreviewer)
+    assert isinstance(previews.get_previewer("cpu", latent_formats.SDXL(), method="taesd"),
                       previews.TAESDPreviewerImpl)
     assert previews.get_previewer("cpu", latent_formats.SDXL(), method="none") is None
+    assert previews.get_previewer("cpu", None, method="latent2rgb") is None
+
+
+def test_the_decoder_file_is_read_once(vae_approx, monkeypatch):
+    from opencomfy.diffusion import taesd
+
+    write_taesd_decoder(vae_approx / "taesd_decoder.safetensors", tiny_autoencoder(4))
+    first = previews.get_previewer("cpu", latent_formats.SD15(), method="taesd")
+    monkeypatch.setattr(taesd, "read_part", lambda *a: pytest.fail("decoder file read again"))
+    second = previews.get_previewer("cpu", latent_formats.SD15(), method="taesd")
+    assert first.taesd is second.taesd
 
 
 def test_unreadable_or_mismatched_decoder_falls_back_to_latent2rgb(vae_approx):
@@ -138,16 +150,16 @@ def test_latent_format_of_models(tiny_models):
         def get_model_object(self, name):
             return getattr(self.model, name)
 
-    assert type(latent_rgb.latent_format_of(Family())) is latent_formats.SDXL
-    assert latent_rgb.latent_format_of(Patched()) is flux
-    assert type(latent_rgb.latent_format_of(object())) is latent_formats.SD15
+    assert type(latent_formats.latent_format_of(Family())) is latent_formats.SDXL
+    assert latent_formats.latent_format_of(Patched()) is flux
+    assert type(latent_formats.latent_format_of(object())) is latent_formats.SD15
     # A loaded SD 1.x checkpoint previews with SD 1.x's factors and TAESD decoder.
-    found = latent_rgb.latent_format_of(tiny_models[0])
+    found = latent_formats.latent_format_of(tiny_models[0])
     assert found.taesd_decoder_name == "taesd_decoder"
     assert found.latent_rgb_factors == latent_formats.SD15().latent_rgb_factors
     patched = tiny_models[0].clone()
     patched.add_object_patch("latent_format", flux)
-    assert latent_rgb.latent_format_of(patched) is flux
+    assert latent_formats.latent_format_of(patched) is flux
 
 
 # --- the method of a prompt and the step callback ------------------------------------------
@@ -182,6 +194,24 @@ def test_prompt_override_beats_the_flag(server_method, flag, extra, expected):
         assert previews.preview_method() is LatentPreviewMethod(expected)
     finally:
         leave_node(token)
+
+
+def test_set_preview_method_beats_the_flag_but_not_the_prompt(server_method):
+    from opencomfy.engine.progress import leave_node
+
+    server_method("none")
+    previews.set_preview_method("latent2rgb")
+    try:
+        assert previews.preview_method() is LatentPreviewMethod.Latent2RGB
+        _, token = _in_prompt({"preview_method": "none"})
+        try:
+            assert previews.preview_method() is LatentPreviewMethod.NoPreviews
+        finally:
+            leave_node(token)
+        previews.set_preview_method("no such method")       # unknown: back to the flag
+        assert previews.preview_method() is LatentPreviewMethod.NoPreviews
+    finally:
+        previews.set_preview_method(None)
 
 
 def test_callback_sends_jpeg_previews_scaled_to_preview_size(server_method, monkeypatch):

@@ -73,8 +73,13 @@ def test_prompt_none_sends_no_previews(server):
     assert not [m for m in messages if isinstance(m, bytes) and struct.unpack(">I", m[:4])[0] in (1, 4)]
 
 
-@pytest.mark.parametrize("method", ["taesd", "auto"])
-def test_prompt_taesd_decodes_with_the_vae_approx_decoder(server, method):
-    previews = _previews(_run(server, seed=23, extra_data={"preview_method": method}))
+def test_prompt_taesd_decodes_with_the_vae_approx_decoder(server):
+    previews = _previews(_run(server, seed=23, extra_data={"preview_method": "taesd"}))
     assert previews
     assert all(image.size == (64, 48) for _, image in previews)      # the decoder's 8x upscale
+
+
+def test_prompt_auto_is_latent2rgb_although_the_decoder_is_there(server):
+    previews = _previews(_run(server, seed=24, extra_data={"preview_method": "auto"}))
+    assert previews
+    assert all(image.size == (8, 6) for _, image in previews)        # one pixel per latent pixel

@@ -51,7 +51,7 @@ def sampler_runs(tmp_path_factory, tiny_checkpoint):
 
 
 def _in_process(tiny_models, name: str) -> np.ndarray:
-    from opencomfy.diffusion.sampling import common_ksampler
+    from opencomfy.nodes.diffusion_sampling import common_ksampler
     from opencomfy.nodes.diffusion_conditioning import CLIPTextEncode
     from opencomfy.nodes.diffusion_vae import VAEDecode
 
@@ -77,7 +77,7 @@ def test_sampler_over_http_matches_the_same_graph_in_process(sampler_runs, tiny_
 def test_the_names_reach_different_algorithms(tiny_models):
     """(The tiny random VAE maps most latents to nearly the same image, so this compares the
     latents.) The stochastic and higher-order samplers differ from plain Euler after two steps."""
-    from opencomfy.diffusion.sampling import common_ksampler
+    from opencomfy.nodes.diffusion_sampling import common_ksampler
     from opencomfy.nodes.diffusion_conditioning import CLIPTextEncode
 
     model, clip, _ = tiny_models

@@ -8,10 +8,10 @@ import torch
 from opencomfy.compat.comfy.samplers import SCHEDULER_NAMES
 from opencomfy.diffusion.model_sampling import DiscreteSchedule
 from opencomfy.diffusion.samplers import SAMPLERS
-from opencomfy.diffusion.sampling import common_ksampler, prepare_noise, sigmas_for
+from opencomfy.diffusion.sampling import prepare_noise, sigmas_for
 from opencomfy.diffusion.schedulers import calculate_sigmas
 from opencomfy.nodes.diffusion_conditioning import CLIPTextEncode
-from opencomfy.nodes.diffusion_sampling import KSampler, KSamplerAdvanced
+from opencomfy.nodes.diffusion_sampling import KSampler, KSamplerAdvanced, common_ksampler
 
 SCHEDULE = DiscreteSchedule()
 

@@ -13,7 +13,7 @@ from safetensors import safe_open
 from opencomfy.compat import folder_paths
 from opencomfy.diffusion.loading import load_checkpoint_file, load_clip_file, load_unet_file, load_vae_file
 from opencomfy.diffusion.memory import models_in_use
-from opencomfy.diffusion.sampling import common_ksampler
+from opencomfy.nodes.diffusion_sampling import common_ksampler
 from opencomfy.nodes import diffusion_conditioning as cn
 from opencomfy.nodes import model_merging as mm
 from opencomfy.nodes import model_saving as ms

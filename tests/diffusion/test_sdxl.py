@@ -10,7 +10,7 @@ import torch
 
 from opencomfy.diffusion.detect import bundled_config, detect_layout
 from opencomfy.diffusion.loading import load_checkpoint_file, read_state_dict
-from opencomfy.diffusion.sampling import common_ksampler
+from opencomfy.nodes.diffusion_sampling import common_ksampler
 from opencomfy.nodes.diffusion_conditioning import CLIPTextEncode
 from opencomfy.nodes.diffusion_loaders import CLIPSetLastLayer
 from opencomfy.nodes.diffusion_vae import VAEDecode

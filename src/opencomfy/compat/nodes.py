@@ -166,7 +166,8 @@ def __getattr__(name: str):
     # `nodes.SaveImage`, `from nodes import LoadImage`: ComfyUI's core classes by name.
     if name.startswith("__"):
         raise AttributeError(name)
-    cls = _core_class(name) if name[:1].isupper() else None
+    # Any name: core classes need not start with a capital (``unCLIPCheckpointLoader``).
+    cls = _core_class(name)
     if cls is None and name in _MODEL_NAMES:
         from opencomfy.compat.model_placeholders import placeholder
 

@@ -1,37 +1,26 @@
 """The VAEs VAELoader offers besides real VAE files: the TAESD approximations and pixel space.
 
 ``taesd``, ``taesdxl``, ``taesd3`` and ``taef1`` are tiny autoencoders (madebyollin's TAESD)
-stored as an encoder and a decoder file in ``models/vae_approx``; they run as diffusers'
-``AutoencoderTiny``. They work on latents already multiplied by the family's scale (and shifted,
-for SD3 and Flux), so they divide that back out: a LATENT's ``samples`` stay raw VAE latents.
-``pixel_space`` is the identity "VAE" of models that denoise pixels directly.
+stored as an encoder and a decoder file in ``models/vae_approx``; :mod:`opencomfy.diffusion.taesd`
+finds and builds them (diffusers' ``AutoencoderTiny``). They work on latents already multiplied
+by the family's scale (and shifted, for SD3 and Flux), so they divide that back out: a LATENT's
+``samples`` stay raw VAE latents. ``pixel_space`` is the identity "VAE" of models that denoise
+pixels directly.
 """
 
 from __future__ import annotations
 
 import torch
 
+from opencomfy.diffusion import taesd
 from opencomfy.diffusion.memory import models_in_use
 from opencomfy.diffusion.models import VAE
+from opencomfy.diffusion.taesd import TAESD_LATENT_FORMATS, approximations_present
 
-#: approximation name -> (scale, shift) of the latents of the family it stands in for
-TAESD_LATENT_FORMATS: dict[str, tuple[float, float]] = {
-    "taesd": (0.18215, 0.0),
-    "taesdxl": (0.13025, 0.0),
-    "taesd3": (1.5305, 0.0609),
-    "taef1": (0.3611, 0.1159),
-}
+__all__ = ["PIXEL_SPACE", "TAESD_LATENT_FORMATS", "PixelSpaceVAE", "TinyVAE", "approximations_present",
+           "load_taesd"]
+
 PIXEL_SPACE = "pixel_space"
-
-
-def approximations_present(approx_files: list[str]) -> list[str]:
-    """The TAESD names whose encoder and decoder files are both in ``approx_files``."""
-    present = []
-    for name in TAESD_LATENT_FORMATS:
-        has = [any(f.startswith(f"{name}_{part}.") for f in approx_files) for part in ("encoder", "decoder")]
-        if all(has):
-            present.append(name)
-    return present
 
 
 class PixelSpaceVAE(VAE):
@@ -91,27 +80,9 @@ class TinyVAE(VAE):
         return f"<VAE {self.name}>"
 
 
-def taesd_to_diffusers(encoder: dict, decoder: dict) -> dict:
-    """TAESD's two ``nn.Sequential`` state dicts -> ``AutoencoderTiny`` keys. diffusers keeps
-    the decoder's leading clamp out of its layer list, so decoder indices move down by one."""
-    out = {f"encoder.layers.{k}": v for k, v in encoder.items()}
-    for key, value in decoder.items():
-        index, _, rest = key.partition(".")
-        out[f"decoder.layers.{int(index) - 1}.{rest}"] = value
-    return out
-
-
 def load_taesd(name: str, encoder_path: str, decoder_path: str) -> TinyVAE:
     """The ``name`` approximation (a key of :data:`TAESD_LATENT_FORMATS`) from its two files."""
-    from accelerate import init_empty_weights
-    from diffusers.models.autoencoders.autoencoder_tiny import AutoencoderTiny
-
-    from opencomfy.diffusion.loading import _assign
-    from opencomfy.weights import read_state_dict
-
-    state_dict = taesd_to_diffusers(read_state_dict(encoder_path), read_state_dict(decoder_path))
-    latent_channels = int(state_dict["decoder.layers.0.weight"].shape[1])
-    with init_empty_weights():
-        autoencoder = AutoencoderTiny(latent_channels=latent_channels)
+    autoencoder = taesd.build_autoencoder(taesd.read_part(encoder_path, "encoder"),
+                                          taesd.read_part(decoder_path, "decoder"))
     scale, shift = TAESD_LATENT_FORMATS[name]
-    return TinyVAE(autoencoder=_assign(autoencoder, state_dict, "vae"), scale=scale, shift=shift, name=name)
+    return TinyVAE(autoencoder=autoencoder, scale=scale, shift=shift, name=name)

@@ -1,11 +1,13 @@
-"""ComfyUI's ``comfy.latent_formats``: how each model family's latents are scaled and previewed.
+"""Latent formats: how each model family's latents are scaled and previewed (ComfyUI's
+``comfy.latent_formats``, which :mod:`opencomfy.compat.comfy.latent_formats` re-exports).
 
 A latent format maps raw VAE latents to the space the diffusion model works in
 (``process_in``: scale, shift, or per-channel normalisation) and back (``process_out``), and
 carries what a cheap preview needs: a channel -> RGB matrix with a bias, and the TAESD decoder
 that approximates the family's VAE. The numbers are the published values of each family
-(``latent_format_data.json``); packs read them (``latent_formats.SDXL().latent_rgb_factors``)
-and build their own previews or conversions on them.
+(``latent_format_data.json``), kept here once: the previews, the TAESD approximations and the
+packs (``latent_formats.SDXL().latent_rgb_factors``) all read them from this module.
+:func:`latent_format_of` finds the format of a MODEL.
 """
 
 from __future__ import annotations
@@ -265,3 +267,44 @@ class ChromaRadiance(LatentFormat):
 
     def process_out(self, latent):
         return latent
+
+
+#: model family (``DiffusionModel.family``) -> its latent format; SD 2.x shares SD 1.x's VAE.
+FAMILY_FORMATS: dict[str, type[LatentFormat]] = {
+    "sd1": SD15, "sd2": SD15, "sdxl": SDXL, "sdxl_refiner": SDXL, "sd_x4": SD_X4, "sd3": SD3, "flux": Flux,
+}
+
+
+def family_format(family: str | None) -> LatentFormat:
+    """A fresh latent format object of ``family`` (SD 1.x for an unknown one)."""
+    return FAMILY_FORMATS.get(str(family), SD15)()
+
+
+def _is_bare_scale(found) -> bool:
+    """Whether ``found`` is the loaders' plain scale-only format, which names no TAESD decoder
+    and no RGB bias: the family's format here says more about the same latents."""
+    try:
+        from opencomfy.diffusion.base_model import LatentFormat as ScaleOnly
+    except ImportError:      # models that carry full formats need no completing
+        return False
+    return type(found) is ScaleOnly
+
+
+def latent_format_of(model):
+    """The latent format of a MODEL: its own (or object-patched) ``latent_format``, as ComfyUI's
+    ``model.model.latent_format``; the family's when the model carries none or only a scale."""
+    found = None
+    getter = getattr(model, "get_model_object", None)
+    if callable(getter):
+        try:
+            found = getter("latent_format")
+        except AttributeError:
+            found = None
+    if found is None:
+        for holder in (getattr(model, "model", None), model):
+            found = getattr(holder, "latent_format", None)
+            if found is not None:
+                break
+    if found is None or _is_bare_scale(found):
+        return family_format(getattr(model, "family", None))
+    return found

@@ -1,5 +1,8 @@
 """Latent previews and step callbacks for the sampling nodes (ComfyUI's ``latent_preview``).
 
+This is the one preview implementation: the core sampling nodes use it directly, and custom
+nodes get it under ComfyUI's names from :mod:`opencomfy.compat.latent_preview`.
+
 :func:`prepare_callback` gives a ``callback(step, x0, x, total_steps)`` that reports the running
 node's progress, keeps the last prediction in ``x0_output_dict["x0"]`` (SamplerCustom's
 ``denoised_output``) and, when previews are on, turns the predicted latent into a small image
@@ -7,32 +10,38 @@ sent with the progress (a binary websocket frame, encoded and scaled to ``--prev
 :func:`opencomfy.engine.progress.report_progress`).
 
 The method comes from the prompt's ``extra_data["preview_method"]`` (the frontend's setting;
-``"default"`` or absent defers to the server) or else ``--preview-method``:
-``latent2rgb`` multiplies each latent pixel by the family's RGB factor matrix (cheap, blurry),
-``taesd`` decodes with the family's tiny TAESD decoder from ``models/vae_approx``, ``auto`` is
-``taesd`` where that decoder file exists and ``latent2rgb`` elsewhere, ``none`` sends none.
-A preview never fails a prompt: an unusable decoder falls back to ``latent2rgb``, and a previewer
-that raises is switched off for the rest of the run.
+``"default"`` or absent defers to the server), else from :func:`set_preview_method`, else from
+``--preview-method``: ``latent2rgb`` multiplies each latent pixel by the family's RGB factor
+matrix (cheap, blurry), ``taesd`` decodes with the family's tiny TAESD decoder from
+``models/vae_approx`` (:mod:`opencomfy.diffusion.taesd`, read once per file), ``auto`` is
+``latent2rgb`` as in current ComfyUI (TAESD only when chosen by name), ``none`` sends none.
+A preview never fails a prompt: a missing or unusable decoder falls back to ``latent2rgb``, a
+previewer that raises is switched off for the rest of the run, and slow previews are thinned
+out to a share of the sampling time.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 import torch
 
 from opencomfy.compat.comfy.cli_args import LatentPreviewMethod
-from opencomfy.diffusion.latent_rgb import latent_format_of
+from opencomfy.diffusion.latent_formats import latent_format_of
 
 __all__ = ["LatentPreviewMethod", "LatentPreviewer", "Latent2RGBPreviewer", "TAESDPreviewerImpl",
-           "get_previewer", "prepare_callback", "preview_method", "preview_to_image"]
+           "get_previewer", "prepare_callback", "preview_method", "preview_size", "preview_to_image",
+           "set_preview_method"]
 
 log = logging.getLogger(__name__)
 
 PREVIEW_FORMAT = "JPEG"
 #: previews may take at most this share of a sampling run's time; steps in between go without
 PREVIEW_TIME_SHARE = 0.25
+
+_override: LatentPreviewMethod | None = None
 
 
 def preview_size() -> int:
@@ -51,26 +60,44 @@ def _as_method(value) -> LatentPreviewMethod | None:
         return None
 
 
-def preview_method() -> LatentPreviewMethod:
-    """The running prompt's preview method: its ``extra_data`` override, else the server's."""
+def set_preview_method(override=None) -> None:
+    """Preview with ``override`` (a method or its name) instead of ``--preview-method``; None,
+    ``"default"`` or an unknown name goes back to the flag (ComfyUI's ``set_preview_method``)."""
+    global _override
+    _override = None if override in (None, "", "default") else _as_method(override)
+
+
+def server_method() -> LatentPreviewMethod:
+    """The method outside any prompt's choice: :func:`set_preview_method`'s, else the flag's."""
     from opencomfy.compat.comfy.cli_args import args
+
+    if _override is not None:
+        return _override
+    return _as_method(getattr(args, "preview_method", None)) or LatentPreviewMethod.NoPreviews
+
+
+def preview_method() -> LatentPreviewMethod:
+    """The running prompt's preview method: its ``extra_data`` choice, else the server's."""
     from opencomfy.engine.progress import current_context
 
     ctx = current_context()
     extra = ctx.extra_data if ctx is not None and isinstance(ctx.extra_data, dict) else {}
-    override = extra.get("preview_method")
-    if override not in (None, "", "default"):
-        method = _as_method(override)
+    choice = extra.get("preview_method")
+    if choice not in (None, "", "default"):
+        method = _as_method(choice)
         if method is not None:
             return method
-    return _as_method(getattr(args, "preview_method", None)) or LatentPreviewMethod.NoPreviews
+    return server_method()
 
 
-def preview_to_image(image: torch.Tensor):
-    """``[H, W, 3]`` in -1..1 -> an RGB PIL image."""
+def preview_to_image(image: torch.Tensor, do_scale: bool = True):
+    """``[H, W, 3]`` in -1..1 (0..1 with ``do_scale=False``) -> an RGB PIL image."""
     from PIL import Image
 
-    pixels = ((image.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5).round()
+    image = image.detach().float().cpu()
+    if not do_scale:
+        image = image * 2.0 - 1.0
+    pixels = ((image.clamp(-1.0, 1.0) + 1.0) * 127.5).round()
     return Image.fromarray(pixels.to(torch.uint8).numpy())
 
 
@@ -119,15 +146,14 @@ class Latent2RGBPreviewer(LatentPreviewer):
         return preview_to_image(rgb)
 
 
-def _taesd_previewer(device, latent_format, *, required: bool) -> TAESDPreviewerImpl | None:
-    from opencomfy.diffusion.taesd import find_decoder_file, load_decoder
+def _taesd_previewer(device, latent_format) -> TAESDPreviewerImpl | None:
+    from opencomfy.diffusion.taesd import find_file, load_decoder
 
     name = getattr(latent_format, "taesd_decoder_name", None)
-    path = find_decoder_file(name) if name else None
+    path = find_file(name) if name else None
     if path is None:
-        if required:
-            log.warning("TAESD previews asked for, but models/vae_approx has no %s file; "
-                        "using latent2rgb", name or "TAESD decoder for this model")
+        log.warning("TAESD previews asked for, but models/vae_approx has no %s file; using latent2rgb",
+                    name or "TAESD decoder for this model")
         return None
     try:
         decoder = load_decoder(path)
@@ -144,15 +170,15 @@ def _taesd_previewer(device, latent_format, *, required: bool) -> TAESDPreviewer
     return TAESDPreviewerImpl(decoder)
 
 
-def get_previewer(device, latent_format, method: LatentPreviewMethod | str | None = None):
+def get_previewer(device=None, latent_format=None, method: LatentPreviewMethod | str | None = None):
     """The previewer for latents of ``latent_format`` under ``method`` (default: the running
     prompt's), or None when previews are off or the format has no way to preview."""
     chosen = _as_method(method) if method is not None else preview_method()
-    if chosen in (None, LatentPreviewMethod.NoPreviews):
+    if latent_format is None or chosen in (None, LatentPreviewMethod.NoPreviews):
         return None
     previewer = None
-    if chosen in (LatentPreviewMethod.TAESD, LatentPreviewMethod.Auto):
-        previewer = _taesd_previewer(device, latent_format, required=chosen is LatentPreviewMethod.TAESD)
+    if chosen is LatentPreviewMethod.TAESD:
+        previewer = _taesd_previewer(device, latent_format)
     factors = getattr(latent_format, "latent_rgb_factors", None)
     if previewer is None and factors is not None:
         previewer = Latent2RGBPreviewer(factors, getattr(latent_format, "latent_rgb_factors_bias", None),
@@ -175,18 +201,28 @@ class _Throttle:
         self.next_at = now + (now - started) * (1.0 / PREVIEW_TIME_SHARE - 1.0)
 
 
-def prepare_callback(model, steps: int, x0_output_dict: dict | None = None):
-    """A ``callback(step, x0, x, total_steps)`` for a sampler run on ``model``."""
-    from opencomfy.engine.progress import current_context, report_progress
+def _report_to_engine(value: int, total: int, preview=None) -> None:
+    from opencomfy.engine.progress import report_progress
+
+    report_progress(value, total, preview=preview)
+
+
+def prepare_callback(model, steps: int, x0_output_dict: dict | None = None, *,
+                     report: Callable[..., None] | None = None):
+    """A ``callback(step, x0, x, total_steps)`` for a sampler run on ``model``. ``report(value,
+    total, preview)`` receives each step's progress (default: the running node's progress)."""
+    from opencomfy.engine.progress import current_context
 
     previewer = None
-    if current_context() is not None:   # outside a prompt nobody would see the previews
+    # Outside a prompt nobody would see the previews; without a model there is nothing to read.
+    if current_context() is not None and model is not None:
         device = getattr(model, "load_device", None)
         if device is None:
             from opencomfy.diffusion.memory import compute_device
 
             device = compute_device()
         previewer = get_previewer(device, latent_format_of(model))
+    send = report or _report_to_engine
     throttle = _Throttle()
 
     def callback(step: int, x0: torch.Tensor, x: torch.Tensor, total_steps: int) -> None:
@@ -201,7 +237,7 @@ def prepare_callback(model, steps: int, x0_output_dict: dict | None = None):
             except Exception:  # previews are a courtesy: sampling goes on without them
                 log.exception("latent preview failed; no more previews for this run")
                 previewer = None
-        report_progress(step + 1, total, preview=preview)
+        send(step + 1, total, preview)
         if preview is not None:
             throttle.spent(started)
 

@@ -66,13 +66,9 @@ class VAELoader:
         if vae_name == approx_vae.PIXEL_SPACE:
             return (approx_vae.PixelSpaceVAE(),)
         if vae_name in approx_vae.TAESD_LATENT_FORMATS:
-            files = folder_paths.get_filename_list("vae_approx")
-            paths = []
-            for part in ("encoder", "decoder"):
-                found = next((f for f in files if f.startswith(f"{vae_name}_{part}.")), None)
-                if found is None:
-                    raise FileNotFoundError(f"{vae_name}_{part} is not in models/vae_approx")
-                paths.append(folder_paths.get_full_path_or_raise("vae_approx", found))
+            from opencomfy.diffusion.taesd import approximation_files
+
+            paths = approximation_files(vae_name)
             key = ("taesd", vae_name, cache.file_key(paths[0]), cache.file_key(paths[1]))
             return (cache.get_or_load(key, lambda: approx_vae.load_taesd(vae_name, *paths)),)
         return (_load_cached("vae", "vae", vae_name, load_vae_file),)

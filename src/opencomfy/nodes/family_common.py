@@ -165,6 +165,6 @@ def zeros_video_latent(batch: int, channels: int, length: int, height: int, widt
 
 def latent_format(name: str):
     """The published latent statistics of a family (``comfy.latent_formats``)."""
-    from opencomfy.compat.comfy import latent_formats
+    from opencomfy.diffusion import latent_formats
 
     return getattr(latent_formats, name)()

@@ -3,7 +3,8 @@ plain torch modules whose parameter names are those of the published ``taesd*_en
 ``taesd*_decoder`` files, so the files load directly.
 
 Packs build previewers and fast decoders from these pieces (``Block``, ``conv``, ``Clamp``,
-``Encoder``, ``Decoder``, ``TAESD``).
+``Encoder``, ``Decoder``, ``TAESD``). The networks, their file layout and the file reading are
+:mod:`opencomfy.diffusion.taesd`'s, the same the server's previews and VAELoader use.
 """
 
 from __future__ import annotations
@@ -11,49 +12,48 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from opencomfy.diffusion import taesd as _taesd
+from opencomfy.diffusion.taesd import Clamp
+
+# Block comes from __getattr__ below.
+__all__ = ["Clamp", "Decoder", "Encoder", "TAESD", "conv"]
+
 
 def conv(n_in: int, n_out: int, **kwargs) -> nn.Conv2d:
     """A 3x3 convolution that keeps the size (stride and bias as given)."""
     return nn.Conv2d(n_in, n_out, 3, padding=1, **kwargs)
 
 
-class Clamp(nn.Module):
-    """A soft clamp to -3..3 (what the decoder applies to its input latents)."""
+def _block_class() -> type[nn.Module]:
+    from diffusers.models.unets.unet_2d_blocks import AutoencoderTinyBlock
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(x / 3) * 3
+    class Block(AutoencoderTinyBlock):
+        """Three 3x3 convolutions with ReLUs, added to a (1x1 projected) skip, then a ReLU."""
+
+        def __init__(self, n_in: int, n_out: int):
+            super().__init__(n_in, n_out, "relu")
+
+    Block.__module__ = __name__
+    return Block
 
 
-class Block(nn.Module):
-    """Three 3x3 convolutions with ReLUs, added to a (1x1 projected) skip, then a ReLU."""
-
-    def __init__(self, n_in: int, n_out: int):
-        super().__init__()
-        self.conv = nn.Sequential(conv(n_in, n_out), nn.ReLU(), conv(n_out, n_out), nn.ReLU(), conv(n_out, n_out))
-        self.skip = nn.Conv2d(n_in, n_out, 1, bias=False) if n_in != n_out else nn.Identity()
-        self.fuse = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fuse(self.conv(x) + self.skip(x))
+def __getattr__(name: str):
+    # ``Block`` is diffusers' tiny-autoencoder block, made on first use: diffusers is the model
+    # extra, and ``latent_preview`` (which imports this module) must load without it.
+    if name == "Block":
+        block = globals()["Block"] = _block_class()
+        return block
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def Encoder(latent_channels: int = 4) -> nn.Sequential:
     """Image (0..1) -> latents at 1/8 the size: three stride-2 stages of three blocks."""
-    layers: list[nn.Module] = [conv(3, 64), Block(64, 64)]
-    for _stage in range(3):
-        layers += [conv(64, 64, stride=2, bias=False), Block(64, 64), Block(64, 64), Block(64, 64)]
-    layers.append(conv(64, latent_channels))
-    return nn.Sequential(*layers)
+    return _taesd.sequential_encoder(latent_channels)
 
 
 def Decoder(latent_channels: int = 4) -> nn.Sequential:
     """Latents -> image (0..1) at 8 times the size: three upsampling stages of three blocks."""
-    layers: list[nn.Module] = [Clamp(), conv(latent_channels, 64), nn.ReLU()]
-    for _stage in range(3):
-        layers += [Block(64, 64), Block(64, 64), Block(64, 64), nn.Upsample(scale_factor=2),
-                   conv(64, 64, bias=False)]
-    layers += [Block(64, 64), conv(64, 3)]
-    return nn.Sequential(*layers)
+    return _taesd.sequential_decoder(latent_channels)
 
 
 class TAESD(nn.Module):
@@ -69,12 +69,10 @@ class TAESD(nn.Module):
         self.taesd_decoder = Decoder(latent_channels)
         self.vae_scale = nn.Parameter(torch.tensor(1.0))
         self.vae_shift = nn.Parameter(torch.tensor(0.0))
-        from opencomfy.weights import read_state_dict
-
         if encoder_path is not None:
-            self.taesd_encoder.load_state_dict(read_state_dict(str(encoder_path)), strict=True)
+            self.taesd_encoder.load_state_dict(_taesd.read_part(encoder_path, "encoder"), strict=True)
         if decoder_path is not None:
-            self.taesd_decoder.load_state_dict(read_state_dict(str(decoder_path)), strict=True)
+            self.taesd_decoder.load_state_dict(_taesd.read_part(decoder_path, "decoder"), strict=True)
 
     @staticmethod
     def scale_latents(x: torch.Tensor) -> torch.Tensor:
