@@ -47,6 +47,7 @@ CORE_NODE_MODULES: tuple[str, ...] = (
     "opencomfy.nodes.model_patches_cache",       # empty NODES without the optional diffusion extra
     "opencomfy.nodes.upscale_model",     # empty NODES without the optional diffusion extra
     "opencomfy.nodes.clip_vision",       # empty NODES without the optional diffusion extra
+    "opencomfy.nodes.photomaker",        # empty NODES without the optional diffusion extra
     "opencomfy.nodes.model_merging",     # empty NODES without the optional diffusion extra
     "opencomfy.nodes.model_saving",      # empty NODES without the optional diffusion extra
     "opencomfy.nodes.model_loaders_extra",   # empty NODES without the optional diffusion extra
