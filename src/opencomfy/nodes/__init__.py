@@ -52,6 +52,8 @@ CORE_NODE_MODULES: tuple[str, ...] = (
     "opencomfy.nodes.model_saving",      # empty NODES without the optional diffusion extra
     "opencomfy.nodes.model_loaders_extra",   # empty NODES without the optional diffusion extra
     "opencomfy.nodes.hooks",             # empty NODES without the optional diffusion extra
+    "opencomfy.nodes.sampling_extra",    # empty NODES without the optional diffusion extra
+    "opencomfy.nodes.controlnet_extra",  # empty NODES without the optional diffusion extra
     # The model families' conditioning/latent/schedule nodes (torch only: always registered).
     "opencomfy.nodes.family_flux",
     "opencomfy.nodes.family_sd3",
