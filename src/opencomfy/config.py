@@ -57,7 +57,8 @@ class Config:
     enable_manager_legacy_ui: bool = False
     disable_metadata: bool = False
     preview_size: int = 512
-    # Latent previews while sampling: "none", "auto", "latent2rgb" or "taesd" (ComfyUI's flag).
+    # Latent previews while sampling: "none", "auto" (= latent2rgb, as current ComfyUI), "latent2rgb"
+    # or "taesd" (ComfyUI's flag).
     preview_method: str = "none"
     # ComfyUI's weight-precision flags given, by argparse name ("fp32_text_enc", "force_fp32",
     # ...): they set the dtypes of the model parts (opencomfy.diffusion.precision).
