@@ -142,10 +142,12 @@ class BlobStore(abc.ABC):
         return StagedBlob(self.staging_dir, limit=limit)
 
     async def open(self) -> None:
-        """Prepare the store (create folders, check the bucket)."""
+        """Prepare the store (create folders, check the bucket). A store may need nothing."""
+        return None
 
     async def close(self) -> None:
-        """Release connections."""
+        """Release connections. A store may hold none."""
+        return None
 
     @abc.abstractmethod
     async def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:

@@ -102,3 +102,4 @@ class EventBus(abc.ABC):
 
     def close(self) -> None:
         """Close every subscription (optional for implementations)."""
+        return None
