@@ -27,6 +27,15 @@ class ControlNet:
 
     model: object
     family: str
+    # Union ControlNets: the chosen control type's index (None: auto). Kept on the value for
+    # SetUnionControlNetType; the LDM ControlNets we load take no type and ignore it.
+    union_type: int | None = None
+
+    @property
+    def concat_mask(self) -> bool:
+        """Whether the hint encoder takes a mask channel after the image (4 input channels)."""
+        config = getattr(self.model, "config", None)
+        return getattr(config, "conditioning_channels", 3) == 4
 
     def modules(self):
         return [self.model]
@@ -43,6 +52,7 @@ class ControlApply:
     strength: float
     start_percent: float = 0.0
     end_percent: float = 1.0
+    mask: torch.Tensor | None = None   # [B, 1, H, W] keep-mask appended to the hint (inpainting)
 
 
 def controlnet_config(shapes: dict[str, tuple]) -> tuple[dict, str]:
@@ -94,19 +104,55 @@ def _hint_widths(shapes: dict) -> list[int]:
     return [shapes[f"input_hint_block.{i}.weight"][0] for i in convs]
 
 
-def load_controlnet_file(path: str) -> ControlNet:
+UNION_KEYS = ("task_embedding", "control_add_embedding.linear_1.weight")
+
+
+def load_controlnet_file(path: str, diff_base: dict[str, torch.Tensor] | None = None) -> ControlNet:
+    """Load an LDM-layout ControlNet file. ``diff_base`` (a UNet in the LDM layout, without
+    prefix) makes it a diff ControlNet: the file's copies of UNet weights are deltas to it."""
+    from opencomfy.weights import read_state_dict
+
+    state = read_state_dict(path)
+    if any(k.startswith(CONTROL_PREFIX) for k in state):
+        state = {k[len(CONTROL_PREFIX):]: v for k, v in state.items() if k.startswith(CONTROL_PREFIX)}
+    if any(k in state for k in UNION_KEYS):
+        raise UnsupportedCheckpoint("union ControlNets (ControlNet++ / ProMax, with task embeddings) are "
+                                    "not supported yet; use a single-type ControlNet")
+    if "input_hint_block.0.weight" not in state:
+        raise UnsupportedCheckpoint("not a ControlNet in the LDM layout")
+    if diff_base is not None:
+        state = add_diff_weights(state, diff_base)
+    return controlnet_from_state(state)
+
+
+def add_diff_weights(state: dict, base: dict) -> dict:
+    """A diff ControlNet's weights made whole: each tensor the UNet also has (same name, same
+    shape) is a difference to it; the hint encoder and zero convolutions are taken as they are."""
+    out = {}
+    matched = 0
+    for key, value in state.items():
+        ref = base.get(key)
+        if ref is not None and tuple(ref.shape) == tuple(value.shape):
+            out[key] = value.to(torch.float32) + ref.to(value.device, torch.float32)
+            out[key] = out[key].to(value.dtype)
+            matched += 1
+        else:
+            out[key] = value
+    if not matched:
+        raise UnsupportedCheckpoint("diff ControlNet: none of its weights match the given MODEL's UNet "
+                                    "(a ControlNet for another model family?)")
+    return out
+
+
+def controlnet_from_state(state: dict) -> ControlNet:
+    """A ControlNet from an LDM-layout state dict (no ``control_model.`` prefix)."""
     from accelerate import init_empty_weights
     from diffusers.models.controlnets.controlnet import ControlNetModel
     from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
 
     from opencomfy.diffusion.memory import offload_device, weight_dtype
-    from opencomfy.weights import assign_weights, read_state_dict
+    from opencomfy.weights import assign_weights
 
-    state = read_state_dict(path)
-    if any(k.startswith(CONTROL_PREFIX) for k in state):
-        state = {k[len(CONTROL_PREFIX):]: v for k, v in state.items() if k.startswith(CONTROL_PREFIX)}
-    if "input_hint_block.0.weight" not in state:
-        raise UnsupportedCheckpoint("not a ControlNet in the LDM layout")
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     config, family = controlnet_config(shapes)
     converted = convert_controlnet_checkpoint(state, config)
@@ -183,6 +229,9 @@ def residuals(controls, x, timestep, context, added, sigma, schedule):
             continue
         model = apply.control.model
         hint = prepare_hint(apply.hint, x.shape[0], x.shape[-2] * 8, x.shape[-1] * 8)
+        if apply.mask is not None and apply.control.concat_mask:
+            keep = prepare_hint(apply.mask.movedim(1, -1), x.shape[0], hint.shape[-2], hint.shape[-1])
+            hint = torch.cat([hint, keep[:, :1]], dim=1)
         kwargs = {"added_cond_kwargs": added} if added else {}
         down, mid = model(x.to(model.dtype), timestep, encoder_hidden_states=context.to(model.dtype),
                           controlnet_cond=hint.to(x.device, model.dtype), conditioning_scale=apply.strength,
