@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import delete, exists, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import Table, delete, exists, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from opencomfy.assets.models import Asset, AssetContent, AssetCount, AssetTag
@@ -13,6 +13,7 @@ from opencomfy.assets.schemas import AssetQuery, PageRequest
 A = Asset.__table__.c
 T = AssetTag.__table__.c
 C = AssetContent.__table__.c
+COUNTS: Table = AssetCount.__table__  # type: ignore[assignment]  # declarative tables are Tables
 
 
 def _insert_ignore(conn, table, values: dict[str, Any]):
@@ -66,9 +67,9 @@ async def delete_content(conn, content_hash: str) -> None:
 
 async def _bump_count(conn, workspace_id: str, delta: int) -> None:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(AssetCount.__table__).values(workspace_id=workspace_id, n=delta)
+    stmt = dialect.insert(COUNTS).values(workspace_id=workspace_id, n=delta)
     await conn.execute(stmt.on_conflict_do_update(index_elements=["workspace_id"],
-                                                  set_={"n": AssetCount.__table__.c.n + delta}))
+                                                  set_={"n": COUNTS.c.n + delta}))
 
 
 async def insert_asset(conn, row: dict[str, Any], tags: dict[str, str]) -> None:

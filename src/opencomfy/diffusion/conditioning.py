@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from opencomfy.diffusion.hooks import fill_defaults, hooks_applied, hooks_key
+from opencomfy.diffusion.hooks import HookGroup, fill_defaults, hooks_applied, hooks_key
 from opencomfy.diffusion.text_encoder import lcm_length
 from opencomfy.engine.progress import throw_if_interrupted
 
@@ -141,7 +141,7 @@ class _Group:
     pooled: torch.Tensor | None
     time_ids: torch.Tensor | None
     concat: torch.Tensor | None = None
-    hooks: object = None              # the entries' HookGroup (hooks are never mixed in a call)
+    hooks: HookGroup | None = None    # the entries' HookGroup (hooks are never mixed in a call)
     gligen: object = None             # the entry's GLIGEN boxes (such an entry runs alone)
 
 
@@ -220,7 +220,9 @@ def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]],
     per_set = [sum(1 for i, _ in jobs if i == s) for s in range(len(cond_sets))]
     direct = all(n == 1 for n in per_set) and all(_plain(c) for _, c in jobs)
     outputs: list = [None] * len(cond_sets)
-    sums = counts = None
+    # Only used when blending (not ``direct``); allocating them is cheap next to a UNet call.
+    sums: list[torch.Tensor] = []
+    counts: list[torch.Tensor] = []
     if not direct:
         sums = [torch.zeros_like(x) for _ in cond_sets]
         counts = [torch.full_like(x, 1e-37) for _ in cond_sets]
@@ -249,7 +251,7 @@ def predict(model, x: torch.Tensor, sigma: float, cond_sets: list[list[Cond]],
                 counts[set_index][:, :, y:y + h, xx:xx + w] += mult.expand_as(piece)
     if direct:
         return outputs
-    return [s / n for s, n in zip(sums, counts)]
+    return [s / n for s, n in zip(sums, counts, strict=True)]
 
 
 class Guided:

@@ -89,6 +89,11 @@ async def _run(args) -> int:
             print(f"opencomfy: no user with email {args.email}", file=sys.stderr)
             return 1
         workspace = args.workspace or await users.personal_workspace_id(db=db, user_id=user["id"])
+        if workspace is None:
+            # Without this the key would be looked up in workspace "None" and fail confusingly.
+            print(f"opencomfy: {args.email} has no personal workspace; pass --workspace",
+                  file=sys.stderr)
+            return 1
         if await workspaces.role_of(db=db, workspace_id=workspace, user_id=user["id"]) is None:
             print(f"opencomfy: {args.email} is not a member of {workspace}", file=sys.stderr)
             return 1

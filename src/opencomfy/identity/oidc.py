@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import jwt
+from jwt.types import Options
 
 from opencomfy.identity.tokens import LEEWAY_S, TokenError
 
@@ -77,7 +78,7 @@ class ExternalIssuer:
         key = await self._key(str(header.get("kid") or ""))
         if key is None:
             raise TokenError("unknown signing key")
-        options = {"require": ["exp", "iat", "sub", "iss"]}
+        options: Options = {"require": ["exp", "iat", "sub", "iss"]}
         if self.audience is None:
             options["verify_aud"] = False
         try:

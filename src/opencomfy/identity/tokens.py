@@ -17,6 +17,7 @@ import time
 import uuid
 
 import jwt
+import jwt.algorithms
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import insert, select
