@@ -14,48 +14,9 @@ from types import SimpleNamespace
 import torch
 
 from opencomfy.diffusion import patcher_extension as ext
+from opencomfy.diffusion.latent_formats import LatentFormat
 from opencomfy.diffusion.model_sampling_flow import model_type_of
 from opencomfy.diffusion.unet_patches import unet_forward
-
-
-class LatentFormat:
-    """How raw VAE latents map into the model's space (a scale, for SD) and back."""
-
-    latent_channels = 4
-
-    def __init__(self, scale_factor: float, latent_rgb_factors=None):
-        self.scale_factor = scale_factor
-        self.latent_rgb_factors = latent_rgb_factors
-
-    def process_in(self, latent: torch.Tensor) -> torch.Tensor:
-        return latent * self.scale_factor
-
-    def process_out(self, latent: torch.Tensor) -> torch.Tensor:
-        return latent / self.scale_factor
-
-
-class Playground25LatentFormat(LatentFormat):
-    """Playground v2.5's SDXL latents: normalised per channel before scaling."""
-
-    MEAN = [-1.6574, 1.886, -1.383, 2.5155]
-    STD = [8.4927, 5.9022, 6.5498, 5.2299]
-
-    def __init__(self, latent_rgb_factors=None):
-        super().__init__(0.5, latent_rgb_factors)
-
-    def _stats(self, latent):
-        shape = (1, -1) + (1,) * (latent.ndim - 2)
-        mean = torch.tensor(self.MEAN, device=latent.device, dtype=latent.dtype).reshape(shape)
-        std = torch.tensor(self.STD, device=latent.device, dtype=latent.dtype).reshape(shape)
-        return mean, std
-
-    def process_in(self, latent):
-        mean, std = self._stats(latent)
-        return (latent - mean) * self.scale_factor / std
-
-    def process_out(self, latent):
-        mean, std = self._stats(latent)
-        return latent * std / self.scale_factor + mean
 
 
 def _uniform_sigma(t: torch.Tensor) -> float | None:

@@ -62,7 +62,7 @@ def load_diffusers_folder(folder: str):
 
     from opencomfy.diffusion.loading import _assign, sd1_clip, sd2_clip, sdxl_clip
     from opencomfy.diffusion.model_sampling import DiscreteSchedule
-    from opencomfy.diffusion.models import SDXL_LATENT_RGB, VAE, DiffusionModel
+    from opencomfy.diffusion.models import VAE, DiffusionModel
 
     if not os.path.isfile(os.path.join(folder, "model_index.json")):
         raise UnsupportedCheckpoint(f"{os.path.basename(folder)} is not a diffusers folder (no model_index.json)")
@@ -91,8 +91,7 @@ def load_diffusers_folder(folder: str):
         with open(schedule_path, encoding="utf-8") as f:
             schedule_config.update(json.load(f))
     model = DiffusionModel(unet=unet, schedule=DiscreteSchedule.from_config(schedule_config),
-                           scale_factor=scale, family=family,
-                           **({"latent_rgb": SDXL_LATENT_RGB} if sdxl else {}))
+                           scale_factor=scale, family=family)
     clip = None
     first, second = _part(folder, "text_encoder"), _part(folder, "text_encoder_2")
     if sdxl and first is not None and second is not None:

@@ -280,19 +280,9 @@ def family_format(family: str | None) -> LatentFormat:
     return FAMILY_FORMATS.get(str(family), SD15)()
 
 
-def _is_bare_scale(found) -> bool:
-    """Whether ``found`` is the loaders' plain scale-only format, which names no TAESD decoder
-    and no RGB bias: the family's format here says more about the same latents."""
-    try:
-        from opencomfy.diffusion.base_model import LatentFormat as ScaleOnly
-    except ImportError:      # models that carry full formats need no completing
-        return False
-    return type(found) is ScaleOnly
-
-
 def latent_format_of(model):
     """The latent format of a MODEL: its own (or object-patched) ``latent_format``, as ComfyUI's
-    ``model.model.latent_format``; the family's when the model carries none or only a scale."""
+    ``model.model.latent_format``; the family's when the model carries none."""
     found = None
     getter = getattr(model, "get_model_object", None)
     if callable(getter):
@@ -305,6 +295,6 @@ def latent_format_of(model):
             found = getattr(holder, "latent_format", None)
             if found is not None:
                 break
-    if found is None or _is_bare_scale(found):
+    if found is None:
         return family_format(getattr(model, "family", None))
     return found

@@ -128,7 +128,7 @@ def sd2_clip(clip_h):
 def build_checkpoint(state_dict: dict, layout: CheckpointLayout | None = None):
     """(MODEL, CLIP, VAE) objects from a full single-file checkpoint (None for absent parts)."""
     from opencomfy.diffusion.model_sampling import DiscreteSchedule
-    from opencomfy.diffusion.models import SDXL_LATENT_RGB, VAE, DiffusionModel
+    from opencomfy.diffusion.models import VAE, DiffusionModel
 
     layout = layout or detect_layout(_shapes(state_dict))
     sdxl = layout.family == "sdxl"
@@ -139,10 +139,9 @@ def build_checkpoint(state_dict: dict, layout: CheckpointLayout | None = None):
     if layout.unet is not None:
         default_scale = 0.13025 if sdxl else 0.18215
         scale = (layout.vae or {}).get("scaling_factor", default_scale)
-        extra = {"latent_rgb": SDXL_LATENT_RGB} if sdxl else {}
         model = DiffusionModel(unet=build_unet(state_dict, layout.unet),
                                schedule=DiscreteSchedule.from_config(layout.scheduler),
-                               scale_factor=scale, family=layout.family, **extra)
+                               scale_factor=scale, family=layout.family)
     if sdxl and layout.text_encoder is not None and layout.text_encoder_2 is not None:
         clip = sdxl_clip(build_sd1_text_encoder(state_dict, layout.text_encoder, SDXL_CLIP_L_PREFIX),
                          build_open_clip_text_encoder(state_dict, layout.text_encoder_2))
@@ -203,7 +202,7 @@ def unet_from_state_dict(state_dict: dict, weight_dtype_option: str = "default",
     from opencomfy.diffusion.detect import bundled_config, prediction_type, unet_config
     from opencomfy.diffusion.ldm_keys import UNET_PREFIX
     from opencomfy.diffusion.model_sampling import DiscreteSchedule
-    from opencomfy.diffusion.models import SDXL_LATENT_RGB, DiffusionModel
+    from opencomfy.diffusion.models import DiffusionModel
 
     if not any(k.startswith(UNET_PREFIX) for k in state_dict):
         if "input_blocks.0.0.weight" not in state_dict:
@@ -221,8 +220,7 @@ def unet_from_state_dict(state_dict: dict, weight_dtype_option: str = "default",
         unet.enable_layerwise_casting(storage_dtype=storage, compute_dtype=unet.dtype)
     sdxl = family == "sdxl"
     return DiffusionModel(unet=unet, schedule=DiscreteSchedule.from_config(schedule_config),
-                          scale_factor=0.13025 if sdxl else 0.18215, family=family,
-                          **({"latent_rgb": SDXL_LATENT_RGB} if sdxl else {}))
+                          scale_factor=0.13025 if sdxl else 0.18215, family=family)
 
 
 def _text_tower(path: str):

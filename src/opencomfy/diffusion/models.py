@@ -9,25 +9,29 @@ from __future__ import annotations
 
 import torch
 
-from opencomfy.diffusion.base_model import BaseModel, LatentFormat
+from opencomfy.diffusion.base_model import BaseModel
+from opencomfy.diffusion.latent_formats import LatentFormat, family_format
 from opencomfy.diffusion.memory import compute_device, models_in_use, offload_device
 from opencomfy.diffusion.model_patcher import ModelPatcher
 from opencomfy.diffusion.model_sampling_flow import as_model_sampling
 
-# Latent -> RGB for cheap previews (a least-squares fit of SD 1.x latents to pixels).
-SD1_LATENT_RGB = [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350],
-                  [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]]
-SDXL_LATENT_RGB = [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068],
-                   [0.1076, 0.1111, -0.0362], [-0.3165, -0.2492, -0.2188]]
+
+def _latent_format(family: str, scale_factor: float) -> LatentFormat:
+    """The family's latent format (its preview factors and TAESD decoder), at the scale the
+    checkpoint's VAE config names when that differs from the family's usual one."""
+    found = family_format(family)
+    if scale_factor != found.scale_factor:
+        found.scale_factor = scale_factor
+    return found
 
 
 class DiffusionModel(ModelPatcher):
     """ComfyUI's MODEL: a :class:`ModelPatcher` over a :class:`BaseModel` (the UNet, its noise
     schedule and latent format), with this value's patches."""
 
-    def __init__(self, *, unet, schedule, scale_factor: float, family: str, latent_rgb=SD1_LATENT_RGB):
+    def __init__(self, *, unet, schedule, scale_factor: float, family: str):
         base = BaseModel(unet=unet, model_sampling=as_model_sampling(schedule),
-                         latent_format=LatentFormat(scale_factor, latent_rgb), family=family)
+                         latent_format=_latent_format(family, scale_factor), family=family)
         super().__init__(base, load_device=compute_device(), offload_device=offload_device())
         self.family = family
 
@@ -57,11 +61,6 @@ class DiffusionModel(ModelPatcher):
     @property
     def scale_factor(self) -> float:
         return self.latent_format.scale_factor
-
-    @property
-    def latent_rgb(self):
-        factors = getattr(self.latent_format, "latent_rgb_factors", None)
-        return factors if factors is not None else SD1_LATENT_RGB
 
     @property
     def latent_channels(self) -> int:

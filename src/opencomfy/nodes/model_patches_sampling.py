@@ -139,7 +139,7 @@ class ModelSamplingContinuousEDM(_Sampling):
 
     def patch(self, model, sampling, sigma_max, sigma_min):
         from opencomfy.diffusion import model_sampling_flow as msf
-        from opencomfy.diffusion.base_model import Playground25LatentFormat
+        from opencomfy.diffusion.latent_formats import SDXL_Playground_2_5
 
         schedule, sigma_data, latent_format = msf.ModelSamplingContinuousEDM, 1.0, None
         kinds = {"eps": msf.EPS, "v_prediction": msf.V_PREDICTION, "edm": msf.EDM,
@@ -149,7 +149,7 @@ class ModelSamplingContinuousEDM(_Sampling):
         if sampling in ("edm", "edm_playground_v2.5"):
             sigma_data = 0.5
         if sampling == "edm_playground_v2.5":
-            latent_format = Playground25LatentFormat(getattr(model, "latent_rgb", None))
+            latent_format = SDXL_Playground_2_5()
         if sampling == "cosmos_rflow":
             schedule = msf.ModelSamplingCosmosRFlow
         made = msf.sampling_class(schedule, kinds[sampling])(sigma_min, sigma_max, sigma_data)
