@@ -296,6 +296,21 @@ def test_placeholders_behave_like_the_real_names_until_used():
         Mine()
 
 
+def test_importing_a_known_value_as_a_module_fails_and_keeps_the_value():
+    """`import comfy.model_base.ModelType.FLOW` (as a surface scan tries) must not turn the enum
+    into a placeholder module on its parent: it fails, as in ComfyUI, and the enum stays."""
+    import importlib
+
+    import comfy.model_base
+
+    from opencomfy.compat.model_placeholders import ModelType
+
+    for name in ("comfy.model_base.ModelType", "comfy.model_base.ModelType.FLOW"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(name)
+    assert comfy.model_base.ModelType is ModelType and ModelType.FLOW.name == "FLOW"
+
+
 def test_comfy_extras_modules_follow_comfyuis_layout():
     from comfy_extras.catalogue import COMFY_EXTRAS_CLASSES
 

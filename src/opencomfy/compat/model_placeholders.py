@@ -61,6 +61,11 @@ KNOWN_VALUES: dict[str, Any] = {
 
 
 def is_placeholder_name(fullname: str) -> bool:
+    """Whether ``fullname`` is served as a placeholder module: under a placeholder root, and
+    not a known value or inside one (``import comfy.model_base.ModelType`` must fail as in
+    ComfyUI: made into a module, it would replace the real enum on its parent for good)."""
+    if any(fullname == known or fullname.startswith(known + ".") for known in KNOWN_VALUES):
+        return False
     return any(fullname == name or fullname.startswith(name + ".") for name in PLACEHOLDER_MODULES)
 
 
