@@ -18,9 +18,15 @@ def folders(tmp_path):
     from opencomfy import compat
     from opencomfy.compat import folder_paths
 
+    from tests.nodes.conftest import folder_paths_state, restore_folder_paths
+
     compat.install()
+    state = folder_paths_state()
     folder_paths.configure(base_directory=tmp_path)
-    return tmp_path
+    try:
+        yield tmp_path
+    finally:
+        restore_folder_paths(state)  # the next test module finds folder_paths as it was
 
 
 class _Node:
