@@ -160,7 +160,7 @@ class _Evaluator:
 
     def visit_Compare(self, node: ast.Compare) -> bool:
         left = self.visit(node.left)
-        for op_node, right_node in zip(node.ops, node.comparators):
+        for op_node, right_node in zip(node.ops, node.comparators, strict=True):
             op = _COMPARE.get(type(op_node))
             if op is None:
                 raise ExpressionError(f"comparison {type(op_node).__name__} is not allowed")
