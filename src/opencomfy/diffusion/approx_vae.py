@@ -14,7 +14,7 @@ import torch
 
 from opencomfy.diffusion import taesd
 from opencomfy.diffusion.memory import models_in_use
-from opencomfy.diffusion.models import VAE
+from opencomfy.diffusion.model_and_vae import VAE
 from opencomfy.diffusion.taesd import TAESD_LATENT_FORMATS, approximations_present
 
 __all__ = ["PIXEL_SPACE", "TAESD_LATENT_FORMATS", "PixelSpaceVAE", "TinyVAE", "approximations_present",

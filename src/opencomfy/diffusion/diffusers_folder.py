@@ -62,7 +62,7 @@ def load_diffusers_folder(folder: str):
 
     from opencomfy.diffusion.loading import _assign, sd1_clip, sd2_clip, sdxl_clip
     from opencomfy.diffusion.model_sampling import DiscreteSchedule
-    from opencomfy.diffusion.models import VAE, DiffusionModel
+    from opencomfy.diffusion.model_and_vae import VAE, DiffusionModel
 
     if not os.path.isfile(os.path.join(folder, "model_index.json")):
         raise UnsupportedCheckpoint(f"{os.path.basename(folder)} is not a diffusers folder (no model_index.json)")

@@ -128,7 +128,7 @@ def sd2_clip(clip_h):
 def build_checkpoint(state_dict: dict, layout: CheckpointLayout | None = None):
     """(MODEL, CLIP, VAE) objects from a full single-file checkpoint (None for absent parts)."""
     from opencomfy.diffusion.model_sampling import DiscreteSchedule
-    from opencomfy.diffusion.models import VAE, DiffusionModel
+    from opencomfy.diffusion.model_and_vae import VAE, DiffusionModel
 
     layout = layout or detect_layout(_shapes(state_dict))
     sdxl = layout.family == "sdxl"
@@ -161,7 +161,7 @@ def load_checkpoint_file(path: str):
 
 def load_vae_file(path: str):
     """A VAE from a standalone VAE file (LDM keys with or without ``first_stage_model.``)."""
-    from opencomfy.diffusion.models import VAE
+    from opencomfy.diffusion.model_and_vae import VAE
 
     state_dict = read_state_dict(path)
     if not any(k.startswith(VAE_PREFIX) for k in state_dict):
@@ -202,7 +202,7 @@ def unet_from_state_dict(state_dict: dict, weight_dtype_option: str = "default",
     from opencomfy.diffusion.detect import bundled_config, prediction_type, unet_config
     from opencomfy.diffusion.ldm_keys import UNET_PREFIX
     from opencomfy.diffusion.model_sampling import DiscreteSchedule
-    from opencomfy.diffusion.models import DiffusionModel
+    from opencomfy.diffusion.model_and_vae import DiffusionModel
 
     if not any(k.startswith(UNET_PREFIX) for k in state_dict):
         if "input_blocks.0.0.weight" not in state_dict:

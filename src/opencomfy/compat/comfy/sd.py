@@ -18,7 +18,7 @@ import sys
 import torch
 
 from opencomfy.compat.model_placeholders import ModelBackendUnavailable, module_getattr
-from opencomfy.diffusion.models import VAE as _OurVAE
+from opencomfy.diffusion.model_and_vae import VAE as _OurVAE
 from opencomfy.diffusion.text_encoder import TextEncoder as _OurCLIP
 
 log = logging.getLogger(__name__)
