@@ -7,7 +7,6 @@ in `assets_background.py` and are registered first: their fixed paths must win o
 
 from __future__ import annotations
 
-import json
 from typing import AsyncIterator
 
 from aiohttp import BodyPartReader, web
@@ -20,7 +19,7 @@ from opencomfy.http.assets_params import (ANY_HASH_RE, HASH_RE, asset_query, boo
                                           parse_form_tags)
 from opencomfy.http.assets_wire import asset_response
 from opencomfy.http.caller import workspace_of
-from opencomfy.http.errors import read_json
+from opencomfy.http.errors import ApiError, parse_json, read_json
 from opencomfy.http.routing import add_cloud_routes, services_of
 
 routes = web.RouteTableDef()
@@ -113,9 +112,9 @@ def _reason(exc: Exception) -> str:
 def _metadata_field(values: list[str] | None) -> dict | None:
     if not values or not values[0].strip():
         return None
-    try:
-        parsed = json.loads(values[0])
-    except ValueError:
+    try:  # through the depth cap: a deeply nested field is the caller's fault, not a 500
+        parsed = parse_json(values[0], what="user_metadata")
+    except ApiError:
         parsed = None
     if not isinstance(parsed, dict):
         raise InvalidAssetInput("user_metadata must be a JSON object", field="user_metadata")

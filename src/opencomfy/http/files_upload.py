@@ -4,7 +4,6 @@ ComfyUI names them; a mask is written into its original image's alpha channel.""
 from __future__ import annotations
 
 import asyncio
-import json
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -13,7 +12,7 @@ from opencomfy.files.images import ImageError, check_upload_limits, merge_mask
 from opencomfy.files.paths import UnsafePath
 from opencomfy.files.uploads import parse_flag, store_upload
 from opencomfy.http.asset_hooks import record_upload
-from opencomfy.http.errors import ApiError
+from opencomfy.http.errors import ApiError, parse_json
 from opencomfy.http.files_common import folder_roots, refuse_oversized
 from opencomfy.http.identity_files import locate_readable
 from opencomfy.http.routing import add_api_routes
@@ -79,8 +78,8 @@ async def upload_mask(request: web.Request) -> web.Response:
     """Store the original image referenced by `original_ref` with the upload's alpha as mask."""
     form, image = await _read_form(request)
     try:
-        ref = json.loads(_text_field(form, "original_ref"))
-    except ValueError:
+        ref = parse_json(_text_field(form, "original_ref"), what="original_ref")
+    except ApiError:  # invalid or too deeply nested (the depth cap keeps it a 400)
         raise ApiError(400, "invalid_original_ref", "original_ref must be a JSON object") from None
     if not isinstance(ref, dict) or not isinstance(ref.get("filename"), str) or not ref["filename"]:
         raise ApiError(400, "invalid_original_ref", "original_ref needs a filename")
