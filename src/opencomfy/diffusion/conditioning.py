@@ -10,7 +10,7 @@ leaves attention unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -99,6 +99,17 @@ def sdxl_time_ids(options: dict, height: int, width: int) -> torch.Tensor:
                         dtype=torch.float32)
 
 
+def _controls(options: dict) -> tuple:
+    """The entry's ControlNet applications, carrying the entry's ControlNet-only text
+    (``cross_attn_controlnet`` from CLIPTextEncodeControlnet) when it has one."""
+    controls = tuple(options.get("control", ()))
+    context = options.get("cross_attn_controlnet")
+    if context is None or not controls:
+        return controls
+    pooled = options.get("pooled_output_controlnet")
+    return tuple(replace(a, context=context, pooled=pooled) for a in controls)
+
+
 def resolve(conditioning, *, schedule, height: int, width: int, needs_pooled: bool = False) -> list[Cond]:
     """CONDITIONING -> :class:`Cond` list for a latent of ``height`` x ``width``."""
     out = []
@@ -113,7 +124,7 @@ def resolve(conditioning, *, schedule, height: int, width: int, needs_pooled: bo
         low = schedule.percent_to_sigma(options.get("end_percent", 1.0))
         cond = Cond(context=tensor, area=area, weight=weight,
                     strength=float(options.get("strength", 1.0)), sigma_range=(high, low),
-                    controls=tuple(options.get("control", ())), options=options)
+                    controls=_controls(options), options=options)
         if needs_pooled:
             pooled = options.get("pooled_output")
             if pooled is None:

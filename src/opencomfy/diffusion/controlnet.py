@@ -53,6 +53,9 @@ class ControlApply:
     start_percent: float = 0.0
     end_percent: float = 1.0
     mask: torch.Tensor | None = None   # [B, 1, H, W] keep-mask appended to the hint (inpainting)
+    # The entry's own text for the ControlNet (CLIPTextEncodeControlnet); None: the prompt's.
+    context: torch.Tensor | None = None   # [1 or B, tokens, dim]
+    pooled: torch.Tensor | None = None    # [1 or B, dim], for ControlNets with a pooled input
 
 
 def controlnet_config(shapes: dict[str, tuple]) -> tuple[dict, str]:
@@ -219,6 +222,12 @@ def prepare_hint(hint: torch.Tensor, batch: int, height: int, width: int) -> tor
     return x.repeat(reps, 1, 1, 1)[:batch]
 
 
+def _to_batch(t: torch.Tensor, batch: int) -> torch.Tensor:
+    """A per-entry tensor ([1 or B, ...]) repeated or cut to ``batch`` rows."""
+    reps = -(-batch // t.shape[0])
+    return t.repeat(reps, *([1] * (t.ndim - 1)))[:batch]
+
+
 def residuals(controls, x, timestep, context, added, sigma, schedule):
     """Sum of the active ControlNets' (down residuals, mid residual) for one batch piece."""
     down_total, mid_total = None, None
@@ -232,8 +241,13 @@ def residuals(controls, x, timestep, context, added, sigma, schedule):
         if apply.mask is not None and apply.control.concat_mask:
             keep = prepare_hint(apply.mask.movedim(1, -1), x.shape[0], hint.shape[-2], hint.shape[-1])
             hint = torch.cat([hint, keep[:, :1]], dim=1)
-        kwargs = {"added_cond_kwargs": added} if added else {}
-        down, mid = model(x.to(model.dtype), timestep, encoder_hidden_states=context.to(model.dtype),
+        ctx, piece_added = context, added
+        if apply.context is not None:
+            ctx = _to_batch(apply.context, x.shape[0]).to(x.device)
+        if apply.pooled is not None and added and "text_embeds" in added:
+            piece_added = {**added, "text_embeds": _to_batch(apply.pooled, x.shape[0]).to(x.device)}
+        kwargs = {"added_cond_kwargs": piece_added} if piece_added else {}
+        down, mid = model(x.to(model.dtype), timestep, encoder_hidden_states=ctx.to(model.dtype),
                           controlnet_cond=hint.to(x.device, model.dtype), conditioning_scale=apply.strength,
                           return_dict=False, **kwargs)
         if down_total is None:
