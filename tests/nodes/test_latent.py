@@ -191,7 +191,7 @@ def test_every_latent_node_is_declared_as_comfyui_does():
     assert categories["LatentInterpolate"] == "latent/advanced"
     empty = EmptyLatentImage.INPUT_TYPES()["required"]
     assert empty["width"][1] == {"default": 512, "min": 16, "max": 16384, "step": 8,
-                                 "tooltip": "The width of the latent images in pixels."}
+                                 "tooltip": "Image width this latent will decode to, in pixels."}
     assert LatentCompositeMasked.INPUT_TYPES()["optional"] == {"mask": ("MASK",)}
     for _, cls, _, _ in latent_nodes.NODES:
         json.dumps(cls.INPUT_TYPES())

@@ -133,7 +133,7 @@ def test_declarations_match_comfyui():
     replace = RegexReplace.INPUT_TYPES()
     assert list(replace["optional"]) == ["case_insensitive", "multiline", "dotall", "count"]
     assert replace["optional"]["count"][1]["default"] == 0
-    assert RegexReplace.DESCRIPTION == "Find and replace text using regex patterns."
+    assert RegexReplace.DESCRIPTION == "Replaces the parts of a string that match a regular expression."
     assert StringLength.RETURN_TYPES == ("INT",) and StringLength.RETURN_NAMES == ("length",)
     assert StringContains.RETURN_NAMES == ("contains",)
     assert RegexMatch.RETURN_NAMES == ("matches",)

@@ -172,7 +172,7 @@ class SaveAudioAdvanced(io.ComfyNode):
             node_id="SaveAudioAdvanced", display_name="Save Audio (Advanced)", category="audio",
             description="Saves audio to the output folder as FLAC, MP3 or Opus.",
             inputs=[
-                AUDIO.Input("audio", tooltip="The audio to save."),
+                AUDIO.Input("audio", tooltip="Clip to write to disk."),
                 io.String.Input("filename_prefix", default="audio/ComfyUI",
                                 tooltip="Name prefix of the saved files; a/b/name saves into "
                                         "the subfolder a/b."),

@@ -22,16 +22,16 @@ class CLIPTextEncode:
     def INPUT_TYPES(cls):
         return {"required": {
             "text": ("STRING", {"multiline": True, "dynamicPrompts": True,
-                                "tooltip": "The text to be encoded."}),
-            "clip": ("CLIP", {"tooltip": "The CLIP model used for encoding the text."}),
+                                "tooltip": "The prompt; (word:1.2) raises or lowers a word's weight."}),
+            "clip": ("CLIP", {"tooltip": "Text encoder that turns the prompt into embeddings."}),
         }}
 
     RETURN_TYPES = ("CONDITIONING",)
-    OUTPUT_TOOLTIPS = ("A conditioning containing the embedded text used to guide the diffusion model.",)
+    OUTPUT_TOOLTIPS = ("Prompt embeddings for a sampler's positive or negative input.",)
     FUNCTION = "encode"
     CATEGORY = "conditioning"
-    DESCRIPTION = ("Encodes a text prompt using a CLIP model into an embedding that can be used to "
-                   "guide the diffusion model towards generating specific images.")
+    DESCRIPTION = ("Runs a prompt through the text encoder; the resulting conditioning tells a sampler "
+                   "what the picture should (or should not) show.")
 
     def encode(self, clip, text):
         if clip is None:
@@ -233,9 +233,9 @@ class InpaintModelConditioning:
             "vae": ("VAE",),
             "pixels": ("IMAGE",),
             "mask": ("MASK",),
-            "noise_mask": ("BOOLEAN", {"default": True, "tooltip": "Add a noise mask to the latent so "
-                                       "sampling will only happen within the mask. Might improve "
-                                       "results or completely break things depending on the model."}),
+            "noise_mask": ("BOOLEAN", {"default": True, "tooltip": "Also attach the mask to the output latent, so the "
+                                       "sampler changes only the masked area. Whether that helps "
+                                       "depends on the model; turn it off if results look wrong."}),
         }}
 
     RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")

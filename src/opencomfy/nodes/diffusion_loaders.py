@@ -19,16 +19,16 @@ class CheckpointLoaderSimple:
     def INPUT_TYPES(cls):
         return {"required": {
             "ckpt_name": (folder_paths.get_filename_list("checkpoints"),
-                          {"tooltip": "The name of the checkpoint (model) to load."}),
+                          {"tooltip": "Checkpoint file from the checkpoints folder."}),
         }}
 
     RETURN_TYPES = ("MODEL", "CLIP", "VAE")
-    OUTPUT_TOOLTIPS = ("The model used for denoising latents.",
-                       "The CLIP model used for encoding text prompts.",
-                       "The VAE model used for encoding and decoding images to and from latent space.")
+    OUTPUT_TOOLTIPS = ("The diffusion network, for samplers.",
+                       "The text encoder, for prompt nodes.",
+                       "The autoencoder that maps pixels to latents and back.")
     FUNCTION = "load_checkpoint"
     CATEGORY = "loaders"
-    DESCRIPTION = "Loads a diffusion model checkpoint, diffusion models are used to denoise latents."
+    DESCRIPTION = "Reads one checkpoint file and gives its diffusion model, text encoder and VAE."
 
     def load_checkpoint(self, ckpt_name):
         from opencomfy.diffusion.loading import load_checkpoint_file
@@ -94,7 +94,7 @@ class CLIPLoader:
     RETURN_TYPES = ("CLIP",)
     FUNCTION = "load_clip"
     CATEGORY = "advanced/loaders"
-    DESCRIPTION = "[Recipes]\n\nstable_diffusion: clip-l"
+    DESCRIPTION = "Loads one text encoder file. For type stable_diffusion pick a CLIP-L file."
 
     def load_clip(self, clip_name, type="stable_diffusion", device="default"):
         from opencomfy.diffusion.loading import load_clip_file
@@ -132,24 +132,23 @@ class LoraLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "The diffusion model the LoRA will be applied to."}),
-            "clip": ("CLIP", {"tooltip": "The CLIP model the LoRA will be applied to."}),
-            "lora_name": (folder_paths.get_filename_list("loras"), {"tooltip": "The name of the LoRA."}),
+            "model": ("MODEL", {"tooltip": "Diffusion model to patch."}),
+            "clip": ("CLIP", {"tooltip": "Text encoder to patch."}),
+            "lora_name": (folder_paths.get_filename_list("loras"), {"tooltip": "LoRA file from the loras folder."}),
             "strength_model": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01,
-                                         "tooltip": "How strongly to modify the diffusion model. "
-                                                    "This value can be negative."}),
+                                         "tooltip": "Scale of the LoRA's change to the diffusion "
+                                                    "model; 0 skips it, negative inverts it."}),
             "strength_clip": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01,
-                                        "tooltip": "How strongly to modify the CLIP model. "
-                                                   "This value can be negative."}),
+                                        "tooltip": "Scale of the LoRA's change to the text "
+                                                   "encoder; 0 skips it, negative inverts it."}),
         }}
 
     RETURN_TYPES = ("MODEL", "CLIP")
-    OUTPUT_TOOLTIPS = ("The modified diffusion model.", "The modified CLIP model.")
+    OUTPUT_TOOLTIPS = ("Diffusion model with the LoRA applied.", "Text encoder with the LoRA applied.")
     FUNCTION = "load_lora"
     CATEGORY = "loaders"
-    DESCRIPTION = ("LoRAs are used to modify diffusion and CLIP models, altering the way in which "
-                   "latents are denoised such as applying styles. Multiple LoRA nodes can be linked "
-                   "together.")
+    DESCRIPTION = ("Adds a LoRA's weight changes to a diffusion model and its text encoder, e.g. to "
+                   "bring in a style or subject. Chain several of these nodes to stack LoRAs.")
 
     def load_lora(self, model, clip, lora_name, strength_model, strength_clip):
         from opencomfy.diffusion.lora import load_lora_file
@@ -235,7 +234,7 @@ class DualCLIPLoader:
     RETURN_TYPES = ("CLIP",)
     FUNCTION = "load_clip"
     CATEGORY = "advanced/loaders"
-    DESCRIPTION = "[Recipes]\n\nsdxl: clip-l, clip-g"
+    DESCRIPTION = "Loads two text encoder files as one. For type sdxl pick a CLIP-L and a CLIP-G file."
 
     def load_clip(self, clip_name1, clip_name2, type, device="default"):
         from opencomfy.diffusion import cache

@@ -45,38 +45,33 @@ class KSampler:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "The model used for denoising the input latent."}),
+            "model": ("MODEL", {"tooltip": "Diffusion model that predicts the noise."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True,
-                             "tooltip": "The random seed used for creating the noise."}),
+                             "tooltip": "Seed of the starting noise; the same seed repeats a result."}),
             "steps": ("INT", {"default": 20, "min": 1, "max": 10000,
-                              "tooltip": "The number of steps used in the denoising process."}),
+                              "tooltip": "How many sampling steps; more is slower."}),
             "cfg": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
-                              "tooltip": "The Classifier-Free Guidance scale balances creativity and "
-                                         "adherence to the prompt. Higher values result in images more "
-                                         "closely matching the prompt however too high values will "
-                                         "negatively impact quality."}),
-            "sampler_name": (SAMPLER_NAMES, {"tooltip": "The algorithm used when sampling, this can "
-                                                        "affect the quality, speed, and style of the "
-                                                        "generated output."}),
-            "scheduler": (SCHEDULER_NAMES, {"tooltip": "The scheduler controls how noise is gradually "
-                                                       "removed to form the image."}),
-            "positive": ("CONDITIONING", {"tooltip": "The conditioning describing the attributes you "
-                                                     "want to include in the image."}),
-            "negative": ("CONDITIONING", {"tooltip": "The conditioning describing the attributes you "
-                                                     "want to exclude from the image."}),
-            "latent_image": ("LATENT", {"tooltip": "The latent image to denoise."}),
+                              "tooltip": "Classifier-free guidance: how hard each step is pushed "
+                                         "from the negative towards the positive prompt. 1 turns it "
+                                         "off; very high values oversaturate and distort."}),
+            "sampler_name": (SAMPLER_NAMES, {"tooltip": "Solver that takes the steps; each trades "
+                                                        "speed, detail and look differently."}),
+            "scheduler": (SCHEDULER_NAMES, {"tooltip": "How the noise level falls from step to "
+                                                       "step."}),
+            "positive": ("CONDITIONING", {"tooltip": "Prompt conditioning to steer towards."}),
+            "negative": ("CONDITIONING", {"tooltip": "Prompt conditioning to steer away from."}),
+            "latent_image": ("LATENT", {"tooltip": "Starting latent: empty for text-to-image, encoded for image-to-image."}),
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
-                                  "tooltip": "The amount of denoising applied, lower values will "
-                                             "maintain the structure of the initial image allowing "
-                                             "for image to image sampling."}),
+                                  "tooltip": "Share of the schedule to run: 1 starts from pure "
+                                             "noise, lower values keep more of the input latent."}),
         }}
 
     RETURN_TYPES = ("LATENT",)
-    OUTPUT_TOOLTIPS = ("The denoised latent.",)
+    OUTPUT_TOOLTIPS = ("The sampled latent; decode it with a VAE.",)
     FUNCTION = "sample"
     CATEGORY = "sampling"
-    DESCRIPTION = ("Uses the provided model, positive and negative conditioning to denoise the "
-                   "latent image.")
+    DESCRIPTION = ("Runs the sampler: starting from noise added to the latent, the model removes it step "
+                   "by step, guided by the positive and negative prompts.")
 
     def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                latent_image, denoise=1.0):

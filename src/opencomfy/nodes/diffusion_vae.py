@@ -12,15 +12,15 @@ class VAEDecode:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "samples": ("LATENT", {"tooltip": "The latent to be decoded."}),
-            "vae": ("VAE", {"tooltip": "The VAE model used for decoding the latent."}),
+            "samples": ("LATENT", {"tooltip": "Latent to turn into pixels."}),
+            "vae": ("VAE", {"tooltip": "Autoencoder matching the model that made the latent."}),
         }}
 
     RETURN_TYPES = ("IMAGE",)
-    OUTPUT_TOOLTIPS = ("The decoded image.",)
+    OUTPUT_TOOLTIPS = ("The image batch.",)
     FUNCTION = "decode"
     CATEGORY = "latent"
-    DESCRIPTION = "Decodes latent images back into pixel space images."
+    DESCRIPTION = "Turns latents into RGB images with the VAE's decoder."
 
     def decode(self, vae, samples):
         return (vae.decode(samples["samples"]),)
@@ -84,11 +84,11 @@ class VAEDecodeTiled:
             "tile_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 32}),
             "overlap": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 32}),
             "temporal_size": ("INT", {"default": 64, "min": 8, "max": 4096, "step": 4,
-                                      "tooltip": "Only used for video VAEs: Amount of frames to decode "
-                                                 "at a time."}),
+                                      "tooltip": "Video VAEs: frames per decoded chunk. Image "
+                                                 "VAEs ignore it."}),
             "temporal_overlap": ("INT", {"default": 8, "min": 4, "max": 4096, "step": 4,
-                                         "tooltip": "Only used for video VAEs: Amount of frames to "
-                                                    "overlap."}),
+                                         "tooltip": "Video VAEs: frames shared by neighbouring "
+                                                    "chunks. Image VAEs ignore it."}),
         }}
 
     RETURN_TYPES = ("IMAGE",)
@@ -110,11 +110,11 @@ class VAEEncodeTiled:
             "tile_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 64}),
             "overlap": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 32}),
             "temporal_size": ("INT", {"default": 64, "min": 8, "max": 4096, "step": 4,
-                                      "tooltip": "Only used for video VAEs: Amount of frames to encode "
-                                                 "at a time."}),
+                                      "tooltip": "Video VAEs: frames per encoded chunk. Image "
+                                                 "VAEs ignore it."}),
             "temporal_overlap": ("INT", {"default": 8, "min": 4, "max": 4096, "step": 4,
-                                         "tooltip": "Only used for video VAEs: Amount of frames to "
-                                                    "overlap."}),
+                                         "tooltip": "Video VAEs: frames shared by neighbouring "
+                                                    "chunks. Image VAEs ignore it."}),
         }}
 
     RETURN_TYPES = ("LATENT",)

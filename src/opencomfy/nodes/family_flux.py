@@ -126,8 +126,8 @@ class ReferenceLatent(_FluxNode):
     NODE_ID = "ReferenceLatent"
     CATEGORY = "advanced/conditioning/edit_models"
     RELATIVE_PYTHON_MODULE = "comfy_extras.nodes_edit_model"
-    DESCRIPTION = ("Adds the reference image latent for an edit model; chain several to give "
-                   "several references to models that take them.")
+    DESCRIPTION = ("Attaches an encoded picture to the conditioning as something for an image-editing "
+                   "model to work from. Models that accept more than one take each such node in a chain.")
 
     @classmethod
     def INPUT_TYPES(cls):

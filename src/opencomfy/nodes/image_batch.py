@@ -114,7 +114,7 @@ class GetImageSize:
     RETURN_NAMES = ("width", "height", "batch_size")
     FUNCTION = "execute"
     CATEGORY = "image"
-    DESCRIPTION = "Returns width and height of the image, and passes it through unchanged."
+    DESCRIPTION = "Reports the width, height and number of images of an image batch."
 
     def execute(self, image, unique_id=None):
         batch_size, height, width = image.shape[0], image.shape[1], image.shape[2]

@@ -32,12 +32,12 @@ class SaveImage:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "images": ("IMAGE", {"tooltip": "The images to save."}),
+                "images": ("IMAGE", {"tooltip": "Images to write as PNG files."}),
                 "filename_prefix": ("STRING", {
                     "default": "ComfyUI",
-                    "tooltip": "The prefix for the file to save. This may include formatting "
-                               "information such as %date:yyyy-MM-dd% or %Empty Latent Image.width% "
-                               "to include values from nodes."}),
+                    "tooltip": "Start of the file names; a/b/name saves into output/a/b. "
+                               "%width%, %height%, %year%, %month%, %day% and the like are filled in; "
+                               "the frontend also fills %date:...% and %Node title.widget%."}),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
@@ -46,7 +46,7 @@ class SaveImage:
     FUNCTION = "save_images"
     OUTPUT_NODE = True
     CATEGORY = "image"
-    DESCRIPTION = "Saves the input images to your ComfyUI output directory."
+    DESCRIPTION = "Writes each image as a numbered PNG file (prompt and workflow in its text chunks) into the output folder."
 
     def save_images(self, images, filename_prefix="ComfyUI", prompt=None, extra_pnginfo=None):
         results = save_png_batch(
@@ -254,9 +254,8 @@ class LoadImageOutput(LoadImage):
             }
         }
 
-    DESCRIPTION = ("Load an image from the output folder. When the refresh button is clicked, "
-                   "the node will update the image list and automatically select the first "
-                   "image, allowing for easy iteration.")
+    DESCRIPTION = ("Loads an image that an earlier run saved in the output folder. Refreshing the list "
+                   "picks its first entry, so newly saved images can be fed back in quickly.")
     EXPERIMENTAL = True
     FUNCTION = "load_image"
 

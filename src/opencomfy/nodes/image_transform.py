@@ -218,9 +218,8 @@ class ImageStitch:
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "execute"
     CATEGORY = "image/transform"
-    DESCRIPTION = ("Stitches image2 to image1 in the specified direction.\n"
-                   "If image2 is not provided, returns image1 unchanged.\n"
-                   "Optional spacing can be added between images.")
+    DESCRIPTION = ("Places image2 beside image1 on the chosen side, with an optional coloured gap "
+                   "between them. Without image2, image1 comes out as it went in.")
 
     _COLORS = {"white": 1.0, "black": 0.0, "red": (1.0, 0.0, 0.0),
                "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}

@@ -24,18 +24,18 @@ class EmptyLatentImage:
     def INPUT_TYPES(cls):
         return {"required": {
             "width": ("INT", {"default": 512, "min": 16, "max": MAX_RESOLUTION, "step": 8,
-                              "tooltip": "The width of the latent images in pixels."}),
+                              "tooltip": "Image width this latent will decode to, in pixels."}),
             "height": ("INT", {"default": 512, "min": 16, "max": MAX_RESOLUTION, "step": 8,
-                               "tooltip": "The height of the latent images in pixels."}),
+                               "tooltip": "Image height this latent will decode to, in pixels."}),
             "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096,
-                                   "tooltip": "The number of latent images in the batch."}),
+                                   "tooltip": "How many latents to make at once."}),
         }}
 
     RETURN_TYPES = ("LATENT",)
-    OUTPUT_TOOLTIPS = ("The empty latent image batch.",)
+    OUTPUT_TOOLTIPS = ("A batch of all-zero latents.",)
     FUNCTION = "generate"
     CATEGORY = "latent"
-    DESCRIPTION = "Create a new batch of empty latent images to be denoised via sampling."
+    DESCRIPTION = "Makes blank latents of a given size, the starting point for text-to-image sampling."
 
     def generate(self, width, height, batch_size=1):
         return ({"samples": torch.zeros([batch_size, 4, height // 8, width // 8])},)

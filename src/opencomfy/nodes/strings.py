@@ -258,7 +258,7 @@ class RegexReplace(_StringNode):
 
     NODE_ID = "RegexReplace"
     DISPLAY_NAME = "Regex Replace"
-    DESCRIPTION = "Find and replace text using regex patterns."
+    DESCRIPTION = "Replaces the parts of a string that match a regular expression."
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -268,14 +268,11 @@ class RegexReplace(_StringNode):
                 "case_insensitive": _flag(True),
                 "multiline": _flag(False),
                 "dotall": ("BOOLEAN", {
-                    "tooltip": "When enabled, the dot (.) character will match any character "
-                               "including newline characters. When disabled, dots won't match "
-                               "newlines.",
+                    "tooltip": "Let . in the pattern also match line breaks (re.DOTALL).",
                     "default": False}),
                 "count": ("INT", {
-                    "tooltip": "Maximum number of replacements to make. Set to 0 to replace all "
-                               "occurrences (default). Set to 1 to replace only the first "
-                               "match, 2 for the first two matches, etc.",
+                    "tooltip": "Replace at most this many matches, first ones first; 0 replaces "
+                               "every match.",
                     "default": 0, "min": 0, "max": 100}),
             },
         }

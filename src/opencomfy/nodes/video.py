@@ -110,7 +110,7 @@ class SaveVideo(io.ComfyNode):
             node_id="SaveVideo", display_name="Save Video", category="image/video",
             description="Saves a video to the output folder.",
             inputs=[
-                VIDEO.Input("video", tooltip="The video to save."),
+                VIDEO.Input("video", tooltip="Video to write to disk."),
                 io.String.Input("filename_prefix", default="video/ComfyUI",
                                 tooltip="Name prefix of the saved file; a/b/name saves into "
                                         "the subfolder a/b."),
