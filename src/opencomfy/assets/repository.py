@@ -47,9 +47,14 @@ async def ensure_content(conn, *, content_hash: str, size: int, mime_type: str |
     return False
 
 
-async def content_by_source_url(conn, url: str) -> dict | None:
-    row = (await conn.execute(select(AssetContent.__table__).where(
-        C.source_url == url, C.in_store.is_(True)).limit(1))).mappings().first()
+async def downloaded_from(conn, *, workspace_id: str, url: str) -> dict | None:
+    """This workspace's earliest record downloaded from `url`, over content in the store.
+
+    Only the workspace's own records count: another workspace's download of the URL (the
+    content's source_url) must not change what this one is answered."""
+    row = (await conn.execute(select(Asset.__table__).join(AssetContent, C.hash == A.content_hash).where(
+        A.workspace_id == workspace_id, A.system_metadata["source_url"].as_string() == url,
+        C.in_store.is_(True)).order_by(A.created_at).limit(1))).mappings().first()
     return dict(row) if row else None
 
 

@@ -199,24 +199,17 @@ class AssetService:
             preview_id=None, file_path=source["file_path"], file_mtime_ns=source["file_mtime_ns"])
         return row, same is None
 
-    async def from_source_url(self, *, workspace_id: str, url: str, tags: Sequence[str],
-                              user_metadata: dict | None) -> tuple[dict, bool] | None:
-        """When content downloaded from `url` is already stored: the workspace's record of it
-        (created False) or a new record over it (created True); None when it is not stored."""
-        async with self.db.read() as conn:
-            content = await repo.content_by_source_url(conn, url)
-            if content is None:
-                return None
-            mine = await repo.find_asset(conn, workspace_id=workspace_id, content_hash=content["hash"])
-            if mine is not None:
-                return asset_to_wire(mine, (await repo.tags_of(conn, [mine["id"]]))[mine["id"]]), False
-        from opencomfy.assets.download import filename_of
+    async def from_source_url(self, *, workspace_id: str, url: str) -> dict | None:
+        """The workspace's own record of a download from `url`, or None.
 
-        row = await self.insert_record(
-            workspace_id=workspace_id, digest=content["hash"], size=content["size_bytes"],
-            name=filename_of(url, None), tags=tags, mime_type=content["mime_type"],
-            user_metadata=user_metadata, preview_id=None, system_metadata={"source_url": url})
-        return row, True
+        Never a new record over content another workspace downloaded: answering that at once
+        would tell this workspace what the other fetched. A workspace without a record of the
+        URL downloads it itself (the store still keeps one copy of the bytes)."""
+        async with self.db.read() as conn:
+            mine = await repo.downloaded_from(conn, workspace_id=workspace_id, url=url)
+            if mine is None:
+                return None
+            return asset_to_wire(mine, (await repo.tags_of(conn, [mine["id"]]))[mine["id"]])
 
     async def register_file(self, *, workspace_id: str, path: Path, name: str, tags: Sequence[str],
                             job_id: str | None = None, copy_to_store: bool = False,

@@ -52,11 +52,11 @@ async def _start_download(request: web.Request, body: dict, *, url_field: str) -
         raise InvalidAssetInput("user_metadata must be an object", field="user_metadata")
     tags = normalize_tags(tags)
     ws = workspace_of(request)
-    existing = await services.assets.from_source_url(workspace_id=ws, url=url, tags=tags,
-                                                     user_metadata=metadata)
+    # Only the workspace's own earlier download is answered at once; a URL only another
+    # workspace fetched starts a task exactly as a fresh one does (no existence oracle).
+    existing = await services.assets.from_source_url(workspace_id=ws, url=url)
     if existing is not None:
-        asset, created_new = existing
-        return asset_response(request, {**asset, "created_new": created_new}, status=200)
+        return asset_response(request, {**existing, "created_new": False}, status=200)
     task, _ = await services.tasks.submit(
         workspace_id=ws, task_name=DOWNLOAD_TASK, idempotency_key=f"download:{url}",
         payload={"source_url": url, "tags": tags}, work=_download_work(
@@ -69,7 +69,7 @@ async def _start_download(request: web.Request, body: dict, *, url_field: str) -
 
 @routes.post("/api/assets/download")
 async def create_download(request: web.Request) -> web.Response:
-    """200 with the asset when the URL's content is already stored, else 202 with a task."""
+    """200 with the workspace's asset when it already downloaded the URL, else 202 with a task."""
     body = json_object(await read_json(request, max_bytes=1 << 20))
     return await _start_download(request, body, url_field="source_url")
 
