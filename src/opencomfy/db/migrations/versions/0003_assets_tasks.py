@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("source_url", sa.String(2048)),
         sa.Column("created_at", sa.BigInteger, nullable=False),
     )
-    # Content lookups by source URL (assets.repository.downloaded_from joins records to contents).
+    # Was for download dedup by URL; downloads now match the workspace's own records instead.
     op.create_index("ix_asset_contents_source_url", "asset_contents", ["source_url"])
     op.create_table(
         "assets",
