@@ -54,6 +54,7 @@ CORE_NODE_MODULES: tuple[str, ...] = (
     "opencomfy.nodes.hooks",             # empty NODES without the optional diffusion extra
     "opencomfy.nodes.sampling_extra",    # empty NODES without the optional diffusion extra
     "opencomfy.nodes.controlnet_extra",  # empty NODES without the optional diffusion extra
+    "opencomfy.nodes.context_windows",   # empty NODES without the optional diffusion extra
     # The model families' conditioning/latent/schedule nodes (torch only: always registered).
     "opencomfy.nodes.family_flux",
     "opencomfy.nodes.family_sd3",
