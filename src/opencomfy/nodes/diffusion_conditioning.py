@@ -35,9 +35,9 @@ class CLIPTextEncode:
 
     def encode(self, clip, text):
         if clip is None:
-            raise RuntimeError("ERROR: clip input is invalid: None\n\nIf the clip is from a checkpoint "
-                               "loader node your checkpoint does not contain a valid clip or text "
-                               "encoder model.")
+            raise RuntimeError("No text encoder reached this node (its clip input is None). When it "
+                               "comes from a checkpoint loader, that checkpoint has no text encoder "
+                               "in it: load one with a CLIP loader instead.")
         out = clip.encode_from_tokens(clip.tokenize(text), return_dict=True)
         cond = out.pop("cond")
         return ([[cond, out]],)
