@@ -7,6 +7,7 @@ import logging
 import sys
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from opencomfy.app import create_app
 from opencomfy.config import Config
@@ -66,8 +67,36 @@ def body_deadline_middleware(timeout: float):
     return body_deadline
 
 
+class BadRequestLogFilter(logging.Filter):
+    """Shortens aiohttp's log of a request it could not parse (a NUL byte in a header, a bad
+    request line: HttpProcessingError) to one INFO line. aiohttp answers those 400 itself but
+    logs each with a full traceback at ERROR, which any client could use to flood the log.
+    Every other record, a handler's real failure included, passes unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            # The reason quotes the client's raw bytes over several lines (with a caret under
+            # the bad byte): one printable, short line of it.
+            parts = [line.strip() for line in str(exc.message).splitlines()]
+            reason = " ".join(p for p in parts if p and p != "^")
+            reason = "".join(ch if ch.isprintable() else "?" for ch in reason)
+            record.msg, record.args = "bad HTTP request from %s: %s", (remote, reason[:200])
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        return True
+
+
+def _quiet_bad_requests() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, BadRequestLogFilter) for f in server_log.filters):
+        server_log.addFilter(BadRequestLogFilter())
+
+
 def serve(config: Config) -> int:
     app = create_app(config)
+    _quiet_bad_requests()
     # Innermost, so the handler's reads are what it guards (the router is not frozen yet).
     app.middlewares.append(body_deadline_middleware(config.body_read_timeout))
     hosts = list(config.listen)
