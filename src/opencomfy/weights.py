@@ -10,7 +10,7 @@ and must never import torch.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from opencomfy.config import ALLOW_PICKLE_ENV, pickle_models_allowed
 
@@ -68,6 +68,18 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
             raise UnsupportedCheckpoint(f"{os.path.basename(path)} holds no state dict")
         return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
     raise UnsupportedCheckpoint(f"unknown checkpoint format: {os.path.basename(path)}")
+
+
+def read_model_file(path: str, read: Callable[[str], dict] | None = None) -> dict:
+    """``read(path)`` (default :func:`read_state_dict`) for a loader node: any failure to read the
+    file becomes an UnsupportedCheckpoint naming it, which the node reports as its error."""
+    name = os.path.basename(path)
+    try:
+        return (read or read_state_dict)(path)
+    except (OSError, ValueError) as exc:
+        raise UnsupportedCheckpoint(f"{name} could not be read: {exc}") from exc
+    except Exception as exc:   # safetensors reports a broken header with its own error type
+        raise UnsupportedCheckpoint(f"{name} is not a readable weights file: {exc}") from exc
 
 
 def assign_weights(module, state_dict: dict, dtype: torch.dtype, device: torch.device | str):

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from opencomfy.diffusion.memory import models_in_use
-from opencomfy.weights import UnsupportedCheckpoint, read_state_dict
+from opencomfy.weights import UnsupportedCheckpoint, read_model_file
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +207,7 @@ def build_clip_vision(state_dict: dict, name: str = "CLIP vision model") -> Clip
 def load_clip_vision_file(path: str) -> ClipVision:
     """CLIP_VISION from a ``models/clip_vision`` file."""
     name = os.path.basename(path)
-    try:
-        state_dict = read_state_dict(path)
-    except (OSError, ValueError) as exc:
-        raise UnsupportedCheckpoint(f"{name} could not be read: {exc}") from exc
-    except Exception as exc:   # safetensors reports a broken header with its own error type
-        raise UnsupportedCheckpoint(f"{name} is not a readable weights file: {exc}") from exc
+    state_dict = read_model_file(path)
     try:
         return build_clip_vision(state_dict, name)
     except UnsupportedCheckpoint as exc:

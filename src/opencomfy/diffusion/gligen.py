@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from opencomfy.weights import UnsupportedCheckpoint, read_state_dict
+from opencomfy.weights import UnsupportedCheckpoint, read_model_file
 
 MAX_OBJECTS = 30
 SD1_PHRASE_DIM = 768
@@ -183,10 +183,5 @@ def build_gligen(state_dict: dict, name: str = "GLIGEN model") -> Gligen:
 def load_gligen_file(path: str) -> Gligen:
     """GLIGEN from a ``models/gligen`` file."""
     name = os.path.basename(path)
-    try:
-        state_dict = read_state_dict(path)
-    except (OSError, ValueError) as exc:
-        raise UnsupportedCheckpoint(f"{name} could not be read: {exc}") from exc
-    except Exception as exc:   # safetensors reports a broken header with its own error type
-        raise UnsupportedCheckpoint(f"{name} is not a readable weights file: {exc}") from exc
+    state_dict = read_model_file(path)
     return build_gligen(state_dict, name)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from opencomfy.diffusion.clip_vision import clip_preprocess, vision_config
 from opencomfy.diffusion.memory import models_in_use
 from opencomfy.diffusion.tokenizer import END_ID
-from opencomfy.weights import UnsupportedCheckpoint, is_pickle_name, load_pickle, read_state_dict
+from opencomfy.weights import UnsupportedCheckpoint, is_pickle_name, load_pickle, read_model_file, read_state_dict
 
 TRIGGER_WORD = "photomaker"
 _TOWER_KEYS = ("vision_model.", "visual_projection.")
@@ -202,12 +202,7 @@ def _id_encoder_weights(path: str) -> dict:
 def load_photomaker_file(path: str) -> PhotoMaker:
     """PHOTOMAKER from a ``models/photomaker`` file."""
     name = os.path.basename(path)
-    try:
-        state_dict = _id_encoder_weights(path)
-    except (OSError, ValueError) as exc:
-        raise UnsupportedCheckpoint(f"{name} could not be read: {exc}") from exc
-    except Exception as exc:   # safetensors reports a broken header with its own error type
-        raise UnsupportedCheckpoint(f"{name} is not a readable weights file: {exc}") from exc
+    state_dict = read_model_file(path, _id_encoder_weights)
     try:
         return build_photomaker(state_dict, name)
     except UnsupportedCheckpoint as exc:
