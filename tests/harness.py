@@ -164,6 +164,26 @@ class Server:
             time.sleep(0.05)
         raise TimeoutError(f"job {prompt_id} did not finish:\n{self.log()}")
 
+    def saved_images(self, graph: dict, timeout: float = 240) -> dict[str, Any]:
+        """Queue `graph`, require success, and fetch the first image each output node saved:
+        `{node id: PIL image in RGB}` (through /api/view, as a client would)."""
+        import io
+
+        from PIL import Image
+
+        r = self.post("/api/prompt", {"prompt": graph})
+        assert r.status == 200, r.body
+        entry = self.wait_for_job(r.json()["prompt_id"], timeout=timeout)
+        assert entry["status"]["status_str"] == "success", entry["status"]
+        images = {}
+        for node_id, output in entry["outputs"].items():
+            image = output["images"][0]
+            view = self.get(f"/api/view?filename={image['filename']}&subfolder={image['subfolder']}"
+                            f"&type={image['type']}")
+            assert view.status == 200, view.body
+            images[node_id] = Image.open(io.BytesIO(view.body)).convert("RGB")
+        return images
+
 
 def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
     """Encode a multipart/form-data body; returns (body, content type)."""

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 
 import pytest
 import torch
-from PIL import Image
 
 from opencomfy.diffusion.conditioning import Cond, predict, resolve
 from opencomfy.diffusion.controlnet import ControlNet, prepare_hint, residuals
@@ -132,15 +130,7 @@ def test_controlnet_text_over_http(server):
                                                                       "vae": ["ckpt", 2]}}
         graph[f"{name}_save"] = {"class_type": "SaveImage", "inputs": {"filename_prefix": name,
                                                                        "images": [f"{name}_dec", 0]}}
-    r = server.post("/api/prompt", {"prompt": graph})
-    assert r.status == 200, r.body
-    entry = server.wait_for_job(r.json()["prompt_id"], timeout=240)
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    pixels = {}
-    for node_id, output in entry["outputs"].items():
-        image = output["images"][0]
-        view = server.get(f"/api/view?filename={image['filename']}&subfolder={image['subfolder']}"
-                          f"&type={image['type']}")
-        pixels[node_id[:-len("_save")]] = Image.open(io.BytesIO(view.body)).convert("RGB").tobytes()
+    pixels = {node_id[:-len("_save")]: image.tobytes()
+              for node_id, image in server.saved_images(graph, timeout=240).items()}
     assert pixels["same"] == pixels["prompt"]
     assert pixels["other"] != pixels["prompt"]

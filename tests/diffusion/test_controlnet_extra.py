@@ -3,12 +3,10 @@ CLIPTextEncodeControlnet, T5TokenizerOptions: direct results, then one HTTP grap
 
 from __future__ import annotations
 
-import io
 import shutil
 
 import pytest
 import torch
-from PIL import Image
 
 from opencomfy.compat import folder_paths
 from opencomfy.diffusion.detect import UnsupportedCheckpoint
@@ -178,16 +176,8 @@ def test_controlnet_extra_over_http(server):
                                                                       "vae": ["ckpt", 2]}}
         graph[f"{name}_save"] = {"class_type": "SaveImage", "inputs": {"filename_prefix": name,
                                                                        "images": [f"{name}_dec", 0]}}
-    r = server.post("/api/prompt", {"prompt": graph})
-    assert r.status == 200, r.body
-    entry = server.wait_for_job(r.json()["prompt_id"], timeout=240)
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    pixels = {}
-    for node_id, output in entry["outputs"].items():
-        image = output["images"][0]
-        view = server.get(f"/api/view?filename={image['filename']}&subfolder={image['subfolder']}"
-                          f"&type={image['type']}")
-        pixels[node_id[:-len("_save")]] = Image.open(io.BytesIO(view.body)).convert("RGB").tobytes()
+    pixels = {node_id[:-len("_save")]: image.tobytes()
+              for node_id, image in server.saved_images(graph, timeout=240).items()}
     # The diff ControlNet made whole acts as the whole one; both change the image.
     assert pixels["whole"] != pixels["plain"]
     assert pixels["diff"] == pixels["whole"]

@@ -4,11 +4,9 @@ server: patched MODELs (and a patched CLIP) through KSampler on the tiny SD 1.x 
 
 from __future__ import annotations
 
-import io
 import shutil
 
 import pytest
-from PIL import Image
 
 from tests.harness import Server
 
@@ -59,17 +57,8 @@ def _graph(patches: dict[str, dict], positives: dict[str, list] | None = None, e
 
 
 def _run(server: Server, graph: dict) -> dict[str, bytes]:
-    r = server.post("/api/prompt", {"prompt": graph})
-    assert r.status == 200, r.body
-    entry = server.wait_for_job(r.json()["prompt_id"], timeout=280)
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    pixels = {}
-    for node_id, output in entry["outputs"].items():
-        image = output["images"][0]
-        view = server.get(f"/api/view?filename={image['filename']}&subfolder={image['subfolder']}"
-                          f"&type={image['type']}")
-        assert view.status == 200
-        pixels[node_id[:-len("_save")]] = Image.open(io.BytesIO(view.body)).convert("RGB").tobytes()
+    pixels = {node_id[:-len("_save")]: image.tobytes()
+              for node_id, image in server.saved_images(graph, timeout=280).items()}
     return pixels
 
 

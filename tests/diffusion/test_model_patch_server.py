@@ -3,11 +3,9 @@ checkpoint, one graph per node module; the unpatched model's image stays the sam
 
 from __future__ import annotations
 
-import io
 import shutil
 
 import pytest
-from PIL import Image
 
 from tests.harness import Server
 
@@ -53,17 +51,8 @@ def _graph(patches: dict[str, dict]) -> dict:
 
 
 def _run(server: Server, graph: dict) -> dict[str, bytes]:
-    r = server.post("/api/prompt", {"prompt": graph})
-    assert r.status == 200, r.body
-    entry = server.wait_for_job(r.json()["prompt_id"], timeout=240)
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    pixels = {}
-    for node_id, output in entry["outputs"].items():
-        image = output["images"][0]
-        view = server.get(f"/api/view?filename={image['filename']}&subfolder={image['subfolder']}"
-                          f"&type={image['type']}")
-        assert view.status == 200
-        pixels[node_id[:-len("_save")]] = Image.open(io.BytesIO(view.body)).convert("RGB").tobytes()
+    pixels = {node_id[:-len("_save")]: image.tobytes()
+              for node_id, image in server.saved_images(graph, timeout=240).items()}
     return pixels
 
 

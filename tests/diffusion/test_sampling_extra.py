@@ -3,7 +3,6 @@ graph over the tiny SD 1.x checkpoint."""
 
 from __future__ import annotations
 
-import io
 import shutil
 
 import pytest
@@ -109,18 +108,8 @@ def server(tmp_path_factory, tiny_checkpoint):
 
 
 def _images(server: Server, graph: dict) -> dict[str, Image.Image]:
-    r = server.post("/api/prompt", {"prompt": graph})
-    assert r.status == 200, r.body
-    entry = server.wait_for_job(r.json()["prompt_id"], timeout=240)
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    out = {}
-    for node_id, output in entry["outputs"].items():
-        image = output["images"][0]
-        view = server.get(f"/api/view?filename={image['filename']}&subfolder={image['subfolder']}"
-                          f"&type={image['type']}")
-        assert view.status == 200
-        out[node_id[:-len("_save")]] = Image.open(io.BytesIO(view.body)).convert("RGB")
-    return out
+    return {node_id[:-len("_save")]: image
+            for node_id, image in server.saved_images(graph, timeout=240).items()}
 
 
 def test_sampling_extra_over_http(server):
