@@ -17,30 +17,13 @@ They apply to any model: the families that need them come with other issues.
 
 from __future__ import annotations
 
-import enum
 import math
 
 import torch
 
+# comfy.model_base's ModelType is defined torch-free beside the compat placeholders: one enum.
+from opencomfy.compat.model_placeholders import ModelType
 from opencomfy.diffusion.model_sampling import DiscreteSchedule
-
-
-try:   # one enum for both names, where compat defines comfy.model_base's
-    from opencomfy.compat.model_placeholders import ModelType  # type: ignore[attr-defined]
-except ImportError:
-    class ModelType(enum.Enum):  # type: ignore[no-redef]
-        """What a model predicts and how its sigmas run (``comfy.model_base.ModelType``)."""
-
-        EPS = 1
-        V_PREDICTION = 2
-        V_PREDICTION_EDM = 3
-        STABLE_CASCADE = 4
-        EDM = 5
-        FLOW = 6
-        V_PREDICTION_CONTINUOUS = 7
-        FLUX = 8
-        IMG_TO_IMG = 9
-        FLOW_COSMOS = 10
 
 
 def _view(sigma, like: torch.Tensor):
